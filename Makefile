@@ -1,0 +1,98 @@
+# netsec.ipsec — the single entry point for development, tests, CI, the demo and benchmarks.
+#
+#   make demo    boot the lab and show IPsec working (ESP on the wire)
+#   make test    unit tests, ansible-test sanity, ansible-lint, kernel and lab tests
+#   make bench   benchmarks in the lab (ratios against baselines run side by side)
+#
+# Everything lands under build/ (git-ignored): the virtualenv, the ansible_collections path
+# ansible-test needs, lab output, benchmark results.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(ROOT)/build
+VENV := $(BUILD)/venv
+VENV_STAMP := $(VENV)/.installed
+BIN := $(VENV)/bin
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/netsec/ipsec
+SANITY_PYTHON := 3.12
+
+# Debian/Ubuntu packages the lab and the kernel tests need.
+APT_PACKAGES := user-mode-linux kmod iproute2 tcpdump iputils-ping openssh-server bc procps util-linux git make
+
+export PYTHONPATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help deps venv collection unit netns sanity lint labtool lab test demo bench clean changelog-lint
+
+help:
+	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
+
+## deps: install the system packages the lab needs (apt; root), when any is missing.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "deps: missing packages: $$missing — run: sudo apt-get install $$missing" >&2; exit 1; fi; \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+## venv: the project virtualenv with pinned tools (needs a Python >= 3.12).
+venv: $(VENV_STAMP) collection
+
+$(VENV_STAMP): requirements-dev.txt tools/find-python
+	@python=$$($(ROOT)/tools/find-python) && echo "venv: using $$python" && \
+	  rm -rf $(VENV) && "$$python" -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	@touch $@
+
+## collection: build/collections/ansible_collections/netsec/ipsec -> the checkout.
+collection:
+	@mkdir -p $(dir $(COLLECTION_DIR))
+	@ln -sfn ../../../.. $(COLLECTION_DIR)
+
+unit: venv
+	cd $(ROOT) && $(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit
+
+# Policies on the host kernel, in throwaway network namespaces (needs root).
+netns: venv
+	cd $(ROOT) && $(BIN)/pytest -q -p no:cacheprovider tests/netns
+
+sanity: venv
+	@$(ROOT)/tools/ansible-test-bootstrap
+	cd $(COLLECTION_DIR) && $(BIN)/ansible-test sanity --venv --python $(SANITY_PYTHON) --color no
+
+lint: venv
+	cd $(ROOT) && $(BIN)/ansible-lint --profile production --offline
+	cd $(ROOT) && $(BIN)/antsibull-changelog lint
+
+# Tests of the lab tool itself (they boot labs from the host).
+labtool: venv deps
+	cd $(ROOT) && $(BIN)/pytest -q -p no:cacheprovider tests/labtool
+
+# Every lab scenario in tests/lab/scenarios, two at a time.
+lab: venv deps
+	cd $(ROOT) && lab/suite tests/lab/scenarios
+
+## test: everything CI runs, in order; exits non-zero on any failure.
+test: deps venv
+	$(MAKE) unit
+	$(MAKE) sanity
+	$(MAKE) lint
+	$(MAKE) netns
+	$(MAKE) labtool
+	$(MAKE) lab
+
+demo: deps venv
+	cd $(ROOT) && lab/demo
+
+bench: deps venv
+	@mkdir -p $(BUILD)/bench
+	cd $(ROOT) && lab/run --nodes 1 --timeout 1500 -- python bench/bench_netlink.py --out build/bench/netlink.json
+
+clean:
+	rm -rf $(BUILD) tests/output

@@ -1,0 +1,266 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Model types for XFRM security associations (SAs) and policies.
+
+These are plain, immutable values shared by every layer: the wire codec turns them into
+netlink messages and back, the kernel adapter returns them from dumps, and the planner
+compares them. Nothing here opens a socket or knows about peers, keys files or Ansible.
+
+Addresses are kept as canonical text (``ipaddress`` formatting), so two objects that mean
+the same thing compare equal whatever the input spelling was. Key material is held as bytes
+on ``Algorithm.key``, which is excluded from ``repr`` so that no exception or log line can
+ever print a key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import socket
+from typing import Optional, Tuple
+
+AF_INET = socket.AF_INET  # 2
+AF_INET6 = socket.AF_INET6  # 10
+
+IPPROTO_ESP = 50
+
+XFRM_INF = (1 << 64) - 1
+ALL_ALGOS = 0xFFFFFFFF
+
+# Policy directions as the kernel numbers them; dumps also carry per-socket policies with
+# dir >= 3, which are never ours and cannot be deleted with DELPOLICY.
+DIR_IN = 0
+DIR_OUT = 1
+DIR_FWD = 2
+DIR_NAMES = {DIR_IN: "in", DIR_OUT: "out", DIR_FWD: "fwd"}
+
+ACTION_ALLOW = 0
+ACTION_BLOCK = 1
+ACTION_NAMES = {ACTION_ALLOW: "allow", ACTION_BLOCK: "block"}
+
+MODE_TRANSPORT = 0
+MODE_TUNNEL = 1
+MODE_NAMES = {MODE_TRANSPORT: "transport", MODE_TUNNEL: "tunnel"}
+
+POLICY_TYPE_MAIN = 0
+POLICY_TYPE_SUB = 1
+
+# usersa_info.flags
+SA_FLAG_ESN = 128
+
+# Algorithm kinds map one to one onto netlink attributes: AEAD (XFRMA_ALG_AEAD), AUTH_TRUNC
+# (XFRMA_ALG_AUTH_TRUNC, carries an explicit truncation length) and CRYPT (XFRMA_ALG_CRYPT).
+ALGO_AEAD = "aead"
+ALGO_AUTH = "auth"
+ALGO_CRYPT = "crypt"
+
+
+def family_of(address: str) -> int:
+    """Return AF_INET or AF_INET6 for an address or network in text form."""
+    return AF_INET6 if ":" in address else AF_INET
+
+
+def canonical_address(address: str) -> str:
+    """Canonical text of an IP address (``ValueError`` if it is not one)."""
+    return str(ipaddress.ip_address(address))
+
+
+def any_address(family: int) -> str:
+    return "::" if family == AF_INET6 else "0.0.0.0"
+
+
+def max_prefixlen(family: int) -> int:
+    return 128 if family == AF_INET6 else 32
+
+
+@dataclasses.dataclass(frozen=True)
+class Mark:
+    """A packet mark and mask (XFRMA_MARK, or XFRMA_SET_MARK/_MASK for output marks)."""
+
+    value: int
+    mask: int = 0xFFFFFFFF
+
+
+@dataclasses.dataclass(frozen=True)
+class Selector:
+    """xfrm_selector: which packets an SA or policy applies to.
+
+    ``saddr``/``daddr`` are network addresses with their host bits cleared: the kernel does
+    not canonicalise selectors, so 10.1.0.1/16 and 10.1.0.0/16 would be two policies.
+    Ports are host-order integers; a port with mask 0 matches any port.
+    """
+
+    family: int
+    saddr: str
+    prefixlen_s: int
+    daddr: str
+    prefixlen_d: int
+    proto: int = 0
+    sport: int = 0
+    sport_mask: int = 0
+    dport: int = 0
+    dport_mask: int = 0
+    ifindex: int = 0
+    user: int = 0
+
+    @classmethod
+    def between(cls, src: str, dst: str, proto: int = 0, sport: int = 0, dport: int = 0) -> "Selector":
+        """Selector from two networks in CIDR text (``10.0.0.0/24``, ``::/0``, ``10.0.0.1``).
+
+        Host bits are cleared; a non-zero port gets the full mask.
+        """
+        src_net = ipaddress.ip_network(src, strict=False)
+        dst_net = ipaddress.ip_network(dst, strict=False)
+        if src_net.version != dst_net.version:
+            raise ValueError("selector mixes address families: %s -> %s" % (src, dst))
+        return cls(
+            family=AF_INET6 if dst_net.version == 6 else AF_INET,
+            saddr=str(src_net.network_address),
+            prefixlen_s=src_net.prefixlen,
+            daddr=str(dst_net.network_address),
+            prefixlen_d=dst_net.prefixlen,
+            proto=proto,
+            sport=sport,
+            sport_mask=0xFFFF if sport else 0,
+            dport=dport,
+            dport_mask=0xFFFF if dport else 0,
+        )
+
+    @property
+    def src(self) -> str:
+        return "%s/%d" % (self.saddr, self.prefixlen_s)
+
+    @property
+    def dst(self) -> str:
+        return "%s/%d" % (self.daddr, self.prefixlen_d)
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """One algorithm of an SA.
+
+    ``bits`` is the ICV length for AEAD and the truncation length for AUTH; 0 for CRYPT.
+    ``key`` is secret: it never appears in repr, and renderers print a fingerprint instead.
+    """
+
+    kind: str
+    name: str
+    key: bytes = dataclasses.field(repr=False)
+    bits: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Lifetime:
+    """xfrm_lifetime_cfg. The defaults are "no limit", as iproute2 sends them."""
+
+    soft_byte_limit: int = XFRM_INF
+    hard_byte_limit: int = XFRM_INF
+    soft_packet_limit: int = XFRM_INF
+    hard_packet_limit: int = XFRM_INF
+    soft_add_expires_seconds: int = 0
+    hard_add_expires_seconds: int = 0
+    soft_use_expires_seconds: int = 0
+    hard_use_expires_seconds: int = 0
+
+
+INFINITE_LIFETIME = Lifetime()
+
+
+@dataclasses.dataclass(frozen=True)
+class StateCounters:
+    """What the kernel counts on an SA; reported, never compared."""
+
+    bytes: int = 0
+    packets: int = 0
+    add_time: int = 0
+    use_time: int = 0
+    replay_window: int = 0
+    replay: int = 0
+    integrity_failed: int = 0
+    oseq: int = 0
+    seq: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class XfrmState:
+    """An SA (xfrm_usersa_info and its attributes).
+
+    Identity in the kernel is ``key()``: (family, dst, spi, proto, mark). ``counters`` is
+    filled from dumps and ignored by equality.
+    """
+
+    src: str
+    dst: str
+    spi: int
+    reqid: int = 0
+    proto: int = IPPROTO_ESP
+    mode: int = MODE_TUNNEL
+    replay_window: int = 0
+    esn: bool = False
+    flags: int = 0
+    selector: Optional[Selector] = None
+    aead: Optional[Algorithm] = None
+    auth: Optional[Algorithm] = None
+    crypt: Optional[Algorithm] = None
+    mark: Optional[Mark] = None
+    output_mark: Optional[Mark] = None
+    if_id: int = 0
+    lifetime: Lifetime = INFINITE_LIFETIME
+    counters: Optional[StateCounters] = dataclasses.field(default=None, compare=False)
+
+    @property
+    def family(self) -> int:
+        return family_of(self.dst)
+
+    def key(self) -> Tuple[object, ...]:
+        return (self.family, self.dst, self.spi, self.proto, self.mark)
+
+    def algorithms(self) -> Tuple[Algorithm, ...]:
+        return tuple(a for a in (self.aead, self.auth, self.crypt) if a is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    """xfrm_user_tmpl: the SA a policy requires. ``optional`` is iproute2's "level use"."""
+
+    src: str
+    dst: str
+    reqid: int = 0
+    spi: int = 0
+    proto: int = IPPROTO_ESP
+    mode: int = MODE_TUNNEL
+    optional: bool = False
+    share: int = 0
+    aalgos: int = ALL_ALGOS
+    ealgos: int = ALL_ALGOS
+    calgos: int = ALL_ALGOS
+
+    @property
+    def family(self) -> int:
+        return family_of(self.dst)
+
+
+@dataclasses.dataclass(frozen=True)
+class XfrmPolicy:
+    """A policy (xfrm_userpolicy_info and its attributes).
+
+    Identity in the kernel is ``key()``: (type, dir, if_id, selector, mark); priority is not
+    part of it, so a priority change is an update, not a new policy. ``index`` is chosen by
+    the kernel and ignored by equality.
+    """
+
+    selector: Selector
+    dir: int
+    action: int = ACTION_ALLOW
+    priority: int = 0
+    templates: Tuple[Template, ...] = ()
+    mark: Optional[Mark] = None
+    ptype: int = POLICY_TYPE_MAIN
+    if_id: int = 0
+    flags: int = 0
+    lifetime: Lifetime = INFINITE_LIFETIME
+    index: int = dataclasses.field(default=0, compare=False)
+
+    def key(self) -> Tuple[object, ...]:
+        return (self.ptype, self.dir, self.if_id, self.selector, self.mark)
