@@ -25,7 +25,8 @@ APT_PACKAGES := user-mode-linux kmod iproute2 tcpdump iputils-ping openssh-serve
 
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
-export PATH := $(BIN):$(PATH)
+# Tools run from the venv find their siblings (ansible-config, ansible-playbook) on PATH.
+WITH_VENV := PATH="$(BIN):$$PATH"
 
 .PHONY: help deps venv collection unit netns sanity lint labtool lab test demo bench clean changelog-lint
 
@@ -56,27 +57,27 @@ collection:
 	@ln -sfn ../../../.. $(COLLECTION_DIR)
 
 unit: venv
-	cd $(ROOT) && $(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit
+	cd $(ROOT) && $(WITH_VENV) $(BIN)/pytest -q -p no:cacheprovider -n 2 tests/unit
 
 # Policies on the host kernel, in throwaway network namespaces (needs root).
 netns: venv
-	cd $(ROOT) && $(BIN)/pytest -q -p no:cacheprovider tests/netns
+	cd $(ROOT) && $(WITH_VENV) $(BIN)/pytest -q -p no:cacheprovider tests/netns
 
 sanity: venv
 	@$(ROOT)/tools/ansible-test-bootstrap
-	cd $(COLLECTION_DIR) && $(BIN)/ansible-test sanity --venv --python $(SANITY_PYTHON) --color no
+	cd "$$($(ROOT)/tools/sanity-tree)" && $(WITH_VENV) $(BIN)/ansible-test sanity --venv --python $(SANITY_PYTHON) --color no
 
 lint: venv
-	cd $(ROOT) && $(BIN)/ansible-lint --profile production --offline
-	cd $(ROOT) && $(BIN)/antsibull-changelog lint
+	cd $(ROOT) && $(WITH_VENV) $(BIN)/ansible-lint --profile production --offline
+	cd $(ROOT) && $(WITH_VENV) $(BIN)/antsibull-changelog lint
 
 # Tests of the lab tool itself (they boot labs from the host).
 labtool: venv deps
-	cd $(ROOT) && $(BIN)/pytest -q -p no:cacheprovider tests/labtool
+	cd $(ROOT) && $(WITH_VENV) $(BIN)/pytest -q -p no:cacheprovider tests/labtool
 
 # Every lab scenario in tests/lab/scenarios, two at a time.
 lab: venv deps
-	cd $(ROOT) && lab/suite tests/lab/scenarios
+	cd $(ROOT) && $(WITH_VENV) lab/suite tests/lab/scenarios
 
 ## test: everything CI runs, in order; exits non-zero on any failure.
 test: deps venv
@@ -88,11 +89,11 @@ test: deps venv
 	$(MAKE) lab
 
 demo: deps venv
-	cd $(ROOT) && lab/demo
+	cd $(ROOT) && $(WITH_VENV) lab/demo
 
 bench: deps venv
 	@mkdir -p $(BUILD)/bench
-	cd $(ROOT) && lab/run --nodes 1 --timeout 1500 -- python bench/bench_netlink.py --out build/bench/netlink.json
+	cd $(ROOT) && $(WITH_VENV) lab/run --nodes 1 --timeout 1500 -- python bench/bench_netlink.py --out build/bench/netlink.json
 
 clean:
 	rm -rf $(BUILD) tests/output
