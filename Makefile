@@ -66,6 +66,11 @@ netns: venv
 sanity: venv
 	@$(ROOT)/tools/ansible-test-bootstrap
 	cd "$$($(ROOT)/tools/sanity-tree)" && $(WITH_VENV) $(BIN)/ansible-test sanity --venv --python $(SANITY_PYTHON) --color no
+	@# Modules run on targets with older Pythons: compile and import there too.
+	versions=$$($(ROOT)/tools/target-pythons) && cd $(BUILD)/sanity/ansible_collections/netsec/ipsec && \
+	  for version in $$versions; do \
+	    PATH="$(BUILD)/pythons:$(BIN):$$PATH" $(BIN)/ansible-test sanity --venv --python $$version --test compile --test import --color no; \
+	  done
 
 lint: venv
 	cd $(ROOT) && $(WITH_VENV) $(BIN)/ansible-lint --profile production --offline
