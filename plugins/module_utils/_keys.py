@@ -652,6 +652,14 @@ def _decode_field(token: str, field_number: int, what: str) -> bytes:
 
 def load_keys_file(path: Union[str, "os.PathLike[str]"]) -> KeysFile:
     """Read and parse a keys file, reading at most ``MAX_FILE_BYTES`` + 1 bytes."""
+    return parse_keys_text(read_keys_bytes(path), os.fspath(path))
+
+
+def read_keys_bytes(path: Union[str, "os.PathLike[str]"]) -> bytes:
+    """The raw content of a keys file, at most ``MAX_FILE_BYTES`` + 1 bytes of it.
+
+    Errors name the path; a missing file raises ``KeysFileError`` with reason "no such file".
+    """
     source = os.fspath(path)
     # O_NONBLOCK: opening a FIFO by mistake must fail below, not hang.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -680,7 +688,7 @@ def load_keys_file(path: Union[str, "os.PathLike[str]"]) -> KeysFile:
     finally:
         if descriptor >= 0:
             os.close(descriptor)
-    return parse_keys_text(data, source)
+    return data
 
 
 _DICT_FIELDS_AEAD = ("aead", "aead_key", "icv_bits")

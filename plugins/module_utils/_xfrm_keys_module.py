@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The logic of module ``netsec.ipsec.xfrm_keys``; the module file holds docs and arguments.
+
+The file is only ever replaced whole: the new content goes to a temporary file created with
+mode 0600 in the same directory, is flushed to disk, gets its final mode and owner, and is
+renamed over the old one. So a reader sees the old file or the new one, never a mix, and the
+key material never sits in a file with looser permissions.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Dict, Optional, Tuple
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
+    KeysFile,
+    KeysFileError,
+    all_secrets,
+    describe,
+    keys_from_dicts,
+    overhead,
+    parse_keys_text,
+    read_keys_bytes,
+    render_keys_file,
+    render_masked_keys_file,
+)
+
+KEYS_DIRECTORY_MODE = 0o700
+MISSING_FILE_REASON = "no such file"
+
+
+class _Outcome:
+    """What the module reports, gathered while it works."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.changed = False
+        self.keys_file: Optional[KeysFile] = None
+        self.before_text = ""
+        self.after_text = ""
+
+    def result(self, with_diff: bool) -> Dict[str, Any]:
+        current = self.keys_file.current if self.keys_file else None
+        result: Dict[str, Any] = dict(
+            changed=self.changed,
+            path=self.path,
+            spi=current.spi if current else None,
+            overhead=overhead(current) if current else None,
+            keys=[describe(key) for key in self.keys_file.keys] if self.keys_file else [],
+        )
+        if with_diff:
+            result["diff"] = dict(
+                before=self.before_text,
+                after=self.after_text,
+                before_header=self.path,
+                after_header=self.path,
+            )
+        return result
+
+
+def run_module(module: Any) -> None:
+    """Entry point called by the module's ``main()``."""
+    params = module.params
+    outcome = _Outcome(params["path"])
+    try:
+        _run(module, params, outcome)
+    except KeysFileError as error:
+        module.fail_json(msg=str(error), **outcome.result(False))
+    except OSError as error:
+        module.fail_json(msg="%s: %s" % (error.filename or outcome.path, error.strerror or error),
+                         **outcome.result(False))
+    module.exit_json(**outcome.result(module._diff))  # pylint: disable=protected-access
+
+
+def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
+    path = params["path"]
+    existing_bytes, existing_file = _read_existing(module, path)
+    outcome.before_text = _masked_text(existing_bytes, existing_file, path)
+
+    if params["state"] == "absent":
+        outcome.after_text = ""
+        if existing_bytes is not None:
+            outcome.changed = True
+            if not module.check_mode:
+                os.unlink(path)
+        return
+
+    desired = _desired_content(params)
+    if desired is None:
+        # Neither content nor keys: report on the file that is there, change nothing.
+        if existing_bytes is None:
+            raise KeysFileError(path, MISSING_FILE_REASON)
+        if existing_file is None:
+            parse_keys_text(existing_bytes, path)  # raises the error that names the line
+        outcome.keys_file = existing_file
+        outcome.after_text = outcome.before_text
+        _warn_all(module, existing_file)
+        return
+
+    desired_file, desired_bytes = desired
+    module.no_log_values.update(all_secrets(desired_file))
+    _warn_all(module, desired_file)
+    outcome.keys_file = desired_file
+    outcome.after_text = render_masked_keys_file(desired_file)
+
+    if existing_bytes != desired_bytes:
+        outcome.changed = True
+        if not module.check_mode:
+            _write_atomically(path, desired_bytes, _mode_bits(params["mode"]))
+    # On an existing or just-written file; in check mode on a missing file nothing is checked.
+    if os.path.exists(path):
+        outcome.changed = module.set_mode_if_different(path, params["mode"], outcome.changed)
+        outcome.changed = module.set_owner_if_different(path, params["owner"], outcome.changed)
+        outcome.changed = module.set_group_if_different(path, params["group"], outcome.changed)
+
+
+def _read_existing(module: Any, path: str) -> Tuple[Optional[bytes], Optional[KeysFile]]:
+    """The file's bytes and, when they parse, its keys; (None, None) when there is no file."""
+    try:
+        existing_bytes = read_keys_bytes(path)
+    except KeysFileError as error:
+        if error.reason == MISSING_FILE_REASON:
+            return None, None
+        raise
+    try:
+        existing_file = parse_keys_text(existing_bytes, path)
+    except KeysFileError:
+        return existing_bytes, None
+    module.no_log_values.update(all_secrets(existing_file))
+    return existing_bytes, existing_file
+
+
+def _masked_text(existing_bytes: Optional[bytes], existing_file: Optional[KeysFile], path: str) -> str:
+    if existing_bytes is None:
+        return ""
+    if existing_file is None:
+        # Never show content that did not parse: it may hold a key we cannot recognise.
+        return "# %s is not a valid keys file (%d bytes, not shown)\n" % (path, len(existing_bytes))
+    return render_masked_keys_file(existing_file)
+
+
+def _desired_content(params: Dict[str, Any]) -> Optional[Tuple[KeysFile, bytes]]:
+    """The keys and the exact bytes the file should hold, or None for "only report"."""
+    if params["content"] is not None:
+        text = params["content"]
+        if not text.endswith("\n"):
+            text += "\n"
+        return parse_keys_text(text, "option content"), text.encode("ascii")
+    if params["keys"] is not None:
+        keys_file = keys_from_dicts(params["keys"], "option keys")
+        return keys_file, render_keys_file(keys_file).encode("ascii")
+    return None
+
+
+def _warn_all(module: Any, keys_file: KeysFile) -> None:
+    for warning in keys_file.warnings:
+        module.warn(warning)
+
+
+def _mode_bits(mode: Any) -> int:
+    """The mode as permission bits, for the temporary file before it is renamed into place.
+
+    A symbolic mode (``u=rw``) is applied by Ansible once the file exists; until then the
+    file keeps mkstemp's 0600, the safest choice.
+    """
+    if isinstance(mode, int):
+        return mode
+    text = str(mode)
+    return int(text, 8) if text.isdigit() else 0o600
+
+
+def _write_atomically(path: str, content: bytes, mode: int) -> None:
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        os.makedirs(directory, KEYS_DIRECTORY_MODE)
+    descriptor, temporary_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary_path, mode)
+        os.replace(temporary_path, path)
+    except BaseException:
+        _remove_quietly(temporary_path)
+        raise
+    directory_descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(directory_descriptor)
+    finally:
+        os.close(directory_descriptor)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+

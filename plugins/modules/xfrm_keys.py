@@ -1,0 +1,266 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xfrm_keys
+short_description: Install, validate and report on an IPsec keys file in Cilium's format
+version_added: 0.1.0
+description:
+  - Manages the keys file that M(netsec.ipsec.xfrm_endpoint) reads on the node. The file holds
+    one key per line in the grammar of Cilium's IPsec keys file; the last line is the
+    B(current) key. Keys never travel back: results and diffs carry a short SHA-256
+    fingerprint of each key instead.
+  - With O(content) or O(keys), writes the file atomically (a temporary file in the same
+    directory, then a rename) with mode O(mode).
+  - With neither O(content) nor O(keys), only validates the existing file and reports on it;
+    the file is never changed.
+  - Every rejection names the source and the line (or the list item) and what is wrong, and
+    changes nothing.
+  - 'Accepted line forms: C(N[+] rfcNNNN(...) HEXKEY ICVBITS) (AEAD) and
+    C(N[+] AUTH-ALGO HEXKEY ENC-ALGO HEXKEY), where V(N) is the key id (SPI) 1-15, the V(+)
+    suffix is accepted and ignored (keys are always per pair), HEXKEY may start with C(0x)
+    and C("") is an empty key. The 2019 form without the leading key id is read as key id 1
+    with a deprecation warning.'
+  - Consecutive lines must change the key id and keep the key length, as a rotation requires.
+author:
+  - netsec.ipsec contributors
+extends_documentation_fragment:
+  - netsec.ipsec.attributes
+  - netsec.ipsec.attributes.FILES
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff shows the file with every key replaced by its fingerprint.
+  platform:
+    platforms: posix
+  safe_file_operations:
+    support: full
+options:
+  path:
+    description:
+      - Path of the keys file on the node.
+    type: path
+    default: /etc/ipsec/keys
+  content:
+    description:
+      - The whole file, as lines in the keys-file grammar. Normally from an
+        ansible-vault encrypted variable.
+      - Mutually exclusive with O(keys).
+    type: str
+  keys:
+    description:
+      - The keys as a list, oldest first; the last item is the current key.
+      - The key suboptions are masked in Ansible's output; the algorithm names and numbers are not.
+      - Mutually exclusive with O(content).
+    type: list
+    elements: dict
+    suboptions:
+      spi:
+        description: Key id, used as the SPI of the SAs (1-15).
+        type: int
+        required: true
+      aead:
+        description:
+          - AEAD algorithm, for example V(rfc4106(gcm(aes))). The name must start with C(rfc).
+          - Requires O(keys[].aead_key) and O(keys[].icv_bits); excludes O(keys[].auth) and O(keys[].enc).
+        type: str
+      aead_key:
+        description: AEAD key in hex (optionally with C(0x)); for RFC 4106 the AES key plus a 4-byte salt.
+        type: str
+      icv_bits:
+        description: Length of the AEAD integrity check value in bits.
+        type: int
+        choices: [96, 128, 256]
+      auth:
+        description: Authentication algorithm, for example V(hmac(sha256)). Requires O(keys[].enc).
+        type: str
+      auth_key:
+        description: Authentication key in hex.
+        type: str
+      enc:
+        description: Encryption algorithm, for example V(cbc(aes)).
+        type: str
+      enc_key:
+        description: Encryption key in hex.
+        type: str
+  state:
+    description:
+      - V(present) writes (or only validates) the file; V(absent) removes it.
+    type: str
+    choices: [present, absent]
+    default: present
+  mode:
+    description:
+      - Permissions of the keys file, as for M(ansible.builtin.file).
+    type: raw
+    default: '0600'
+  owner:
+    description: Owner of the keys file; unchanged when not given.
+    type: str
+  group:
+    description: Group of the keys file; unchanged when not given.
+    type: str
+notes:
+  - Every key the module reads or writes is added to the values Ansible masks in its output.
+  - Use the P(netsec.ipsec.xfrm_key_line#lookup) lookup to make a fresh key line on the controller.
+seealso:
+  - module: netsec.ipsec.xfrm_endpoint
+  - plugin: netsec.ipsec.xfrm_key_line
+    plugin_type: lookup
+requirements:
+  - Python 3.9 or newer on the target.
+"""
+
+EXAMPLES = r"""
+- name: Install the keys from a vaulted variable
+  netsec.ipsec.xfrm_keys:
+    content: "{{ vault_ipsec_keys }}"
+
+- name: Install keys given as a list (the last item is the current key)
+  netsec.ipsec.xfrm_keys:
+    path: /etc/ipsec/keys
+    keys:
+      - spi: 3
+        aead: rfc4106(gcm(aes))
+        aead_key: "{{ vault_ipsec_aead_key }}"
+        icv_bits: 128
+
+- name: Only validate the keys file that is there, and report on it
+  netsec.ipsec.xfrm_keys:
+  register: keys_report
+
+- name: Show the current key id and the MTU overhead
+  ansible.builtin.debug:
+    msg: "SPI {{ keys_report.spi }}, overhead {{ keys_report.overhead }} bytes"
+
+- name: Remove the keys file
+  netsec.ipsec.xfrm_keys:
+    state: absent
+"""
+
+RETURN = r"""
+path:
+  description: Path of the keys file.
+  returned: always
+  type: str
+  sample: /etc/ipsec/keys
+spi:
+  description: Key id of the current key (the last line); V(null) when the file is absent.
+  returned: always
+  type: int
+  sample: 3
+overhead:
+  description:
+    - Authentication overhead in bytes of the current key as Cilium computes it for the MTU.
+    - ICV bits divided by 8 for AEAD keys; for authentication plus encryption keys, the number
+      of hex digits of the authentication key (Cilium's historical quirk, kept for parity).
+  returned: always
+  type: int
+  sample: 16
+keys:
+  description: One entry per key, oldest first. Never contains key material.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    spi:
+      description: Key id.
+      type: int
+      sample: 3
+    form:
+      description: V(aead) or V(auth_enc).
+      type: str
+      sample: aead
+    plus_marker:
+      description: Whether the line carried Cilium's C(+) suffix (accepted and ignored).
+      type: bool
+      sample: true
+    aead:
+      description: AEAD algorithm name.
+      returned: for AEAD keys
+      type: str
+      sample: rfc4106(gcm(aes))
+    icv_bits:
+      description: ICV length in bits.
+      returned: for AEAD keys
+      type: int
+      sample: 128
+    auth:
+      description: Authentication algorithm name.
+      returned: for authentication plus encryption keys
+      type: str
+      sample: hmac(sha256)
+    auth_key_bits:
+      description: Authentication key length in bits.
+      returned: for authentication plus encryption keys
+      type: int
+      sample: 256
+    enc:
+      description: Encryption algorithm name.
+      returned: for authentication plus encryption keys
+      type: str
+      sample: cbc(aes)
+    enc_key_bits:
+      description: Encryption key length in bits.
+      returned: for authentication plus encryption keys
+      type: int
+      sample: 128
+    key_bits:
+      description: Total key length in bits (for RFC 4106, including the 32-bit salt).
+      type: int
+      sample: 160
+    overhead:
+      description: Authentication overhead of this key in bytes (see RV(overhead)).
+      type: int
+      sample: 16
+    fingerprint:
+      description: Short SHA-256 fingerprint of the key material.
+      type: str
+      sample: sha256:3f1c9a0b7e2d
+    line:
+      description: Line number in the file (or item number in O(keys)).
+      type: int
+      sample: 1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import run_module
+
+
+def main() -> None:
+    key_argument_spec = dict(
+        spi=dict(type="int", required=True),
+        aead=dict(type="str"),
+        aead_key=dict(type="str", no_log=True),
+        icv_bits=dict(type="int", choices=[96, 128, 256]),
+        auth=dict(type="str"),
+        auth_key=dict(type="str", no_log=True),
+        enc=dict(type="str"),
+        enc_key=dict(type="str", no_log=True),
+    )
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", default="/etc/ipsec/keys"),
+            content=dict(type="str", no_log=True),
+            keys=dict(type="list", elements="dict", options=key_argument_spec, no_log=False),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            mode=dict(type="raw", default="0600"),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+        ),
+        mutually_exclusive=[("content", "keys")],
+        supports_check_mode=True,
+    )
+    run_module(module)
+
+
+if __name__ == "__main__":
+    main()

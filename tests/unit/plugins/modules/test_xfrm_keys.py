@@ -1,0 +1,159 @@
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Drive module xfrm_keys end to end (AnsibleModule, no kernel needed) on temporary files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.netsec.ipsec.plugins.modules import xfrm_keys
+
+GCM = "rfc4106(gcm(aes))"
+KEY_A = "3db536c1f0e7a9b2c4d5e6f708192a3b4c5d6e7f"
+KEY_B = "0cd31990a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
+def run(capsys: pytest.CaptureFixture, check: bool = False, diff: bool = True, **args: Any) -> Dict[str, Any]:
+    module_args = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+    with patch_module_args(module_args):
+        with pytest.raises(SystemExit):
+            xfrm_keys.main()
+    output = capsys.readouterr().out
+    return json.loads(output)
+
+
+def secret_spellings(hex_key: str):
+    raw = bytes.fromhex(hex_key)
+    return [hex_key, hex_key.upper(), base64.b64encode(raw).decode()]
+
+
+def assert_no_secret(result: Dict[str, Any], *hex_keys: str) -> None:
+    text = json.dumps(result)
+    for hex_key in hex_keys:
+        for spelling in secret_spellings(hex_key):
+            assert spelling not in text
+
+
+def test_writes_the_file_atomically_with_mode_0600(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "ipsec" / "keys"
+    result = run(capsys, path=str(path), content="3+ %s 0x%s 128" % (GCM, KEY_A))
+    assert result["changed"] is True
+    assert path.read_text() == "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [name for name in os.listdir(path.parent)] == ["keys"]  # no temporary file left
+    assert result["spi"] == 3 and result["overhead"] == 16
+    assert result["keys"][0]["fingerprint"].startswith("sha256:")
+    assert result["diff"]["before"] == ""
+    assert result["diff"]["after"] == "3+ %s %s 128\n" % (GCM, result["keys"][0]["fingerprint"])
+    assert_no_secret(result, KEY_A)
+
+
+def test_second_run_reports_no_change(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    content = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    run(capsys, path=str(path), content=content)
+    result = run(capsys, path=str(path), content=content)
+    assert result["changed"] is False
+
+
+def test_check_mode_changes_nothing_and_shows_the_masked_delta(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    path.chmod(0o600)
+    before = path.read_bytes()
+    new = "3+ %s 0x%s 128\n4+ %s 0x%s 128\n" % (GCM, KEY_A, GCM, KEY_B)
+    result = run(capsys, check=True, path=str(path), content=new)
+    assert result["changed"] is True
+    assert path.read_bytes() == before
+    assert result["diff"]["before"].count("\n") == 1 and result["diff"]["after"].count("\n") == 2
+    assert result["spi"] == 4
+    assert_no_secret(result, KEY_A, KEY_B)
+
+
+def test_a_rejected_content_changes_nothing_and_names_the_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    before = path.read_bytes()
+    result = run(capsys, path=str(path), content="3+ %s 0x%s 128\n3+ %s 0x%s 128\n" % (GCM, KEY_A, GCM, KEY_B))
+    assert result["failed"] is True
+    assert "option content, line 2" in result["msg"] and "key ID (SPI) 3" in result["msg"]
+    assert path.read_bytes() == before
+    assert_no_secret(result, KEY_A, KEY_B)
+
+
+def test_keys_list_is_rendered_canonically(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    keys = [dict(spi=1, aead=GCM, aead_key=KEY_A, icv_bits=128),
+            dict(spi=2, auth=None, aead=GCM, aead_key="0x" + KEY_B, icv_bits=128)]
+    result = run(capsys, path=str(path), keys=keys)
+    assert result["changed"] is True and result["spi"] == 2
+    assert path.read_text() == "1+ %s 0x%s 128\n2+ %s 0x%s 128\n" % (GCM, KEY_A, GCM, KEY_B)
+    assert_no_secret(result, KEY_A, KEY_B)
+
+
+def test_bad_keys_item_names_the_item(tmp_path: Path, capsys) -> None:
+    result = run(capsys, path=str(tmp_path / "keys"), keys=[dict(spi=1, aead="gcm(aes)", aead_key=KEY_A, icv_bits=128)])
+    assert result["failed"] is True and "keys[0]" in result["msg"]
+    assert not (tmp_path / "keys").exists()
+
+
+def test_report_only_never_changes_the_file(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("7 %s 0x%s 96\n" % (GCM, KEY_A))
+    path.chmod(0o644)
+    result = run(capsys, path=str(path))
+    assert result["changed"] is False
+    assert result["spi"] == 7 and result["overhead"] == 12
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert_no_secret(result, KEY_A)
+
+
+def test_report_only_on_a_missing_file_fails_clearly(tmp_path: Path, capsys) -> None:
+    result = run(capsys, path=str(tmp_path / "nope"))
+    assert result["failed"] is True and "nope: no such file" in result["msg"]
+
+
+def test_report_only_on_a_bad_file_names_the_file_and_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n\n" % (GCM, KEY_A))
+    result = run(capsys, path=str(path))
+    assert result["failed"] is True and "%s, line 2" % path in result["msg"]
+    assert_no_secret(result, KEY_A)
+
+
+def test_replacing_an_invalid_file_does_not_show_its_content(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("garbage %s\n" % KEY_B)
+    result = run(capsys, path=str(path), content="1+ %s 0x%s 128\n" % (GCM, KEY_A))
+    assert result["changed"] is True
+    assert "not a valid keys file" in result["diff"]["before"]
+    assert_no_secret(result, KEY_A, KEY_B)
+
+
+def test_mode_change_alone_is_a_change(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    content = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    path.write_text(content)
+    path.chmod(0o644)
+    result = run(capsys, path=str(path), content=content)
+    assert result["changed"] is True
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_absent_removes_and_check_mode_keeps(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    result = run(capsys, check=True, path=str(path), state="absent")
+    assert result["changed"] is True and path.exists()
+    assert_no_secret(result, KEY_A)
+    result = run(capsys, path=str(path), state="absent")
+    assert result["changed"] is True and not path.exists()
+    assert run(capsys, path=str(path), state="absent")["changed"] is False
