@@ -19,11 +19,13 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     KeysFile,
     KeysFileError,
     all_secrets,
+    check_successor,
     describe,
     keys_from_dicts,
     overhead,
     parse_keys_text,
     read_keys_bytes,
+    render_key_line,
     render_keys_file,
     render_masked_keys_file,
 )
@@ -39,6 +41,7 @@ class _Outcome:
         self.path = path
         self.changed = False
         self.keys_file: Optional[KeysFile] = None
+        self.previous_spi: Optional[int] = None
         self.before_text = ""
         self.after_text = ""
 
@@ -48,6 +51,7 @@ class _Outcome:
             changed=self.changed,
             path=self.path,
             spi=current.spi if current else None,
+            previous_spi=self.previous_spi,
             overhead=overhead(current) if current else None,
             keys=[describe(key) for key in self.keys_file.keys] if self.keys_file else [],
         )
@@ -79,6 +83,7 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
     path = params["path"]
     existing_bytes, existing_file = _read_existing(module, path)
     outcome.before_text = _masked_text(existing_bytes, existing_file, path)
+    outcome.previous_spi = existing_file.current.spi if existing_file else None
 
     if params["state"] == "absent":
         outcome.after_text = ""
@@ -102,6 +107,8 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
 
     desired_file, desired_bytes = desired
     module.no_log_values.update(all_secrets(desired_file))
+    if params["retain_previous"] and existing_file is not None:
+        desired_file, desired_bytes = _retaining_previous(existing_file, existing_bytes, desired_file, desired_bytes)
     _warn_all(module, desired_file)
     outcome.keys_file = desired_file
     outcome.after_text = render_masked_keys_file(desired_file)
@@ -153,6 +160,24 @@ def _desired_content(params: Dict[str, Any]) -> Optional[Tuple[KeysFile, bytes]]
         keys_file = keys_from_dicts(params["keys"], "option keys")
         return keys_file, render_keys_file(keys_file).encode("ascii")
     return None
+
+
+def _retaining_previous(existing_file: KeysFile, existing_bytes: Optional[bytes],
+                        desired_file: KeysFile, desired_bytes: bytes) -> Tuple[KeysFile, bytes]:
+    """The desired keys preceded by the file's current key: the first step of a rotation.
+
+    When the file already ends with the desired keys (the rotation's first step is done, or
+    the old key has already been dropped) it stays as it is, so re-runs change nothing.
+    """
+    desired_count = len(desired_file.keys)
+    if existing_file.keys[-desired_count:] == desired_file.keys and existing_bytes is not None:
+        return existing_file, existing_bytes
+    try:
+        check_successor(existing_file, desired_file.keys[0])
+    except KeysFileError as error:
+        raise KeysFileError("rotation from %s" % existing_file.source, error.reason) from None
+    combined_text = render_key_line(existing_file.current) + "\n" + desired_bytes.decode("ascii")
+    return parse_keys_text(combined_text, "option content after the retained key"), combined_text.encode("ascii")
 
 
 def _warn_all(module: Any, keys_file: KeysFile) -> None:

@@ -90,6 +90,14 @@ options:
       enc_key:
         description: Encryption key in hex.
         type: str
+  retain_previous:
+    description:
+      - Keep the existing file's current key in front of the given keys, the first step of a
+        make-before-break rotation; the new key must have another key id and the same key
+        length, or the module fails and changes nothing.
+      - Once the file ends with the given keys it is left as it is.
+    type: bool
+    default: false
   state:
     description:
       - V(present) writes (or only validates) the file; V(absent) removes it.
@@ -156,6 +164,11 @@ spi:
   returned: always
   type: int
   sample: 3
+previous_spi:
+  description: Key id of the current key of the file as it was before the module ran; V(null) when there was no valid file.
+  returned: always
+  type: int
+  sample: 2
 overhead:
   description:
     - Authentication overhead in bytes of the current key as Cilium computes it for the MTU.
@@ -251,6 +264,7 @@ def main() -> None:
             path=dict(type="path", default="/etc/ipsec/keys"),
             content=dict(type="str", no_log=True),
             keys=dict(type="list", elements="dict", options=key_argument_spec, no_log=False),
+            retain_previous=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             mode=dict(type="raw", default="0600"),
             owner=dict(type="str"),

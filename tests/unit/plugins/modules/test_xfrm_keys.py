@@ -157,3 +157,30 @@ def test_absent_removes_and_check_mode_keeps(tmp_path: Path, capsys) -> None:
     result = run(capsys, path=str(path), state="absent")
     assert result["changed"] is True and not path.exists()
     assert run(capsys, path=str(path), state="absent")["changed"] is False
+
+
+def test_retain_previous_keeps_the_current_key_then_settles(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    new_line = "4+ %s 0x%s 128\n" % (GCM, KEY_B)
+    result = run(capsys, path=str(path), content=new_line, retain_previous=True)
+    assert result["changed"] is True and result["previous_spi"] == 3 and result["spi"] == 4
+    assert path.read_text() == "3+ %s 0x%s 128\n" % (GCM, KEY_A) + new_line
+    assert_no_secret(result, KEY_A, KEY_B)
+    assert run(capsys, path=str(path), content=new_line, retain_previous=True)["changed"] is False
+    # The rotation's last step drops the old line; re-running the first step then keeps it so.
+    assert run(capsys, path=str(path), content=new_line)["changed"] is True
+    assert run(capsys, path=str(path), content=new_line, retain_previous=True)["changed"] is False
+    assert path.read_text() == new_line
+
+
+def test_retain_previous_refuses_a_reused_spi_or_a_new_length(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    before = path.read_bytes()
+    result = run(capsys, path=str(path), content="3+ %s 0x%s 128\n" % (GCM, KEY_B), retain_previous=True)
+    assert result["failed"] is True and "key ID (SPI) 3" in result["msg"]
+    result = run(capsys, path=str(path), content="4+ %s 0x%s 128\n" % (GCM, KEY_B + "00112233" * 2), retain_previous=True)
+    assert result["failed"] is True and "key length must not change" in result["msg"]
+    assert path.read_bytes() == before
+    assert_no_secret(result, KEY_A, KEY_B)
