@@ -109,6 +109,10 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
     module.no_log_values.update(all_secrets(desired_file))
     if params["retain_previous"] and existing_file is not None:
         desired_file, desired_bytes = _retaining_previous(existing_file, existing_bytes, desired_file, desired_bytes)
+    if not params["allow_rotation"] and existing_file is not None and existing_file.current.spi != desired_file.current.spi:
+        raise KeysFileError(path, "the new content changes the current key ID from %d to %d, which is a key "
+                            "rotation: run the netsec.ipsec.rotate playbook, which switches every node "
+                            "without dropping or leaking traffic" % (existing_file.current.spi, desired_file.current.spi))
     _warn_all(module, desired_file)
     outcome.keys_file = desired_file
     outcome.after_text = render_masked_keys_file(desired_file)

@@ -98,6 +98,13 @@ options:
       - Once the file ends with the given keys it is left as it is.
     type: bool
     default: false
+  allow_rotation:
+    description:
+      - V(false) refuses, changing nothing, content whose current key id differs from the
+        existing file's: switching keys safely needs every node in step (see the
+        C(netsec.ipsec.rotate) playbook). A missing or invalid file may always be written.
+    type: bool
+    default: true
   state:
     description:
       - V(present) writes (or only validates) the file; V(absent) removes it.
@@ -265,6 +272,7 @@ def main() -> None:
             content=dict(type="str", no_log=True),
             keys=dict(type="list", elements="dict", options=key_argument_spec, no_log=False),
             retain_previous=dict(type="bool", default=False),
+            allow_rotation=dict(type="bool", default=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             mode=dict(type="raw", default="0600"),
             owner=dict(type="str"),

@@ -184,3 +184,15 @@ def test_retain_previous_refuses_a_reused_spi_or_a_new_length(tmp_path: Path, ca
     assert result["failed"] is True and "key length must not change" in result["msg"]
     assert path.read_bytes() == before
     assert_no_secret(result, KEY_A, KEY_B)
+
+
+def test_allow_rotation_false_refuses_a_new_current_key(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    old_line = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    path.write_text(old_line)
+    path.chmod(0o600)
+    result = run(capsys, path=str(path), content="4+ %s 0x%s 128\n" % (GCM, KEY_B), allow_rotation=False)
+    assert result["failed"] is True and "netsec.ipsec.rotate" in result["msg"] and "from 3 to 4" in result["msg"]
+    assert path.read_text() == old_line
+    assert run(capsys, path=str(path), content=old_line, allow_rotation=False)["changed"] is False
+    assert run(capsys, path=str(tmp_path / "fresh"), content=old_line, allow_rotation=False)["changed"] is True
