@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the mesh role uses to turn the inventory into module arguments."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
+    MeshInventoryError,
+    boot_ids_from_results,
+    forwarding_needs,
+    mesh_peers,
+)
+
+
+def _mesh_peers(members, hostvars, local_host, boot_ids, inbound_ready_hosts=(), encrypting_hosts=(),
+                overrides=None, unmanaged_peers=None):
+    try:
+        return mesh_peers(members, hostvars, local_host, boot_ids, inbound_ready_hosts, encrypting_hosts,
+                          overrides, unmanaged_peers)
+    except MeshInventoryError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+def _mesh_boot_ids(play_hosts, hostvars, variable, outside_results=None):
+    return boot_ids_from_results(play_hosts, hostvars, variable, outside_results)
+
+
+def _mesh_forwarding(addresses, subnets=()):
+    try:
+        return forwarding_needs(addresses, subnets or [])
+    except MeshInventoryError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+class FilterModule:
+    """netsec.ipsec filters."""
+
+    def filters(self):
+        return {
+            "mesh_peers": _mesh_peers,
+            "mesh_boot_ids": _mesh_boot_ids,
+            "mesh_forwarding": _mesh_forwarding,
+        }

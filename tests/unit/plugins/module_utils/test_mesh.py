@@ -1,0 +1,94 @@
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The inventory contract: peers from the group, trust from the run's progress."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
+    MeshInventoryError,
+    boot_ids_from_results,
+    forwarding_needs,
+    mesh_peers,
+)
+
+BOOT = {"node%d" % i: "%08d-0000-4000-8000-000000000000" % i for i in range(1, 5)}
+HOSTVARS = {
+    "node1": {"ipsec_addresses": ["10.77.0.1"]},
+    "node2": {"ipsec_addresses": ["10.77.0.2", "fd77::2"], "ipsec_subnets": ["10.244.2.0/24"]},
+    "node3": {"ipsec_addresses": "10.77.0.3"},
+    "node4": {"ipsec_addresses": ["10.77.0.4"]},
+}
+MEMBERS = ["node1", "node2", "node3", "node4"]
+
+
+def peers_of(local, **kwargs):
+    return {peer["name"]: peer for peer in mesh_peers(MEMBERS, HOSTVARS, local, BOOT, **kwargs)}
+
+
+def test_peers_are_the_whole_group_whatever_the_play():
+    peers = peers_of("node1")
+    assert sorted(peers) == ["node2", "node3", "node4"]
+    assert peers["node2"]["addresses"] == ["10.77.0.2", "fd77::2"]
+    assert peers["node2"]["subnets"] == ["10.244.2.0/24"]
+    assert peers["node3"]["addresses"] == ["10.77.0.3"]
+    assert "subnets" not in peers["node4"]
+    assert peers["node4"]["boot_id"] == BOOT["node4"]
+
+
+def test_trust_follows_the_phases_completed_in_this_run():
+    peers = peers_of("node1", inbound_ready_hosts=["node1", "node2"], encrypting_hosts=["node2"])
+    assert peers["node2"]["outbound"] == "enable" and peers["node2"]["inbound_level"] == "required"
+    # node3 failed or is outside --limit: what exists towards it is kept, nothing is added.
+    assert peers["node3"]["outbound"] == "keep" and peers["node3"]["inbound_level"] == "keep"
+
+
+def test_a_peer_without_a_boot_id_is_passed_without_one():
+    peers = mesh_peers(MEMBERS, HOSTVARS, "node1", {"node2": BOOT["node2"]})
+    assert [peer.get("boot_id") for peer in peers] == [BOOT["node2"], None, None]
+
+
+def test_overrides_and_unmanaged_peers():
+    peers = {peer["name"]: peer for peer in mesh_peers(
+        MEMBERS, HOSTVARS, "node1", BOOT,
+        overrides={"node3": {"subnets": ["10.3.0.0/16"], "inbound_level": "use"}},
+        unmanaged_peers=[{"name": "edge", "addresses": ["192.0.2.9"], "boot_id": BOOT["node1"]}])}
+    assert peers["node3"]["subnets"] == ["10.3.0.0/16"] and peers["node3"]["inbound_level"] == "use"
+    assert peers["edge"] == {"name": "edge", "addresses": ["192.0.2.9"], "boot_id": BOOT["node1"]}
+
+
+@pytest.mark.parametrize("hostvars, message", [
+    ({"ipsec_addresses": []}, "host node2: ipsec_addresses must be a non-empty list"),
+    ({"ipsec_addresses": ["10.77.0.300"]}, "host node2: ipsec_addresses has '10.77.0.300'"),
+    ({"ipsec_addresses": ["10.77.0.2"], "ipsec_subnets": ["10.0.0.0/33"]}, "host node2: ipsec_subnets has '10.0.0.0/33'"),
+])
+def test_bad_inventory_names_host_and_variable(hostvars, message):
+    with pytest.raises(MeshInventoryError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        mesh_peers(["node1", "node2"], {"node1": HOSTVARS["node1"], "node2": hostvars}, "node1", BOOT)
+
+
+def test_unknown_override_field_is_refused():
+    with pytest.raises(MeshInventoryError, match=r"ipsec_peer_overrides\[node2\] has unknown fields colour"):
+        mesh_peers(MEMBERS, HOSTVARS, "node1", BOOT, overrides={"node2": {"colour": "red"}})
+
+
+def test_boot_ids_from_the_two_reads():
+    encoded = base64.b64encode(b"%s\n" % BOOT["node1"].encode()).decode()
+    hostvars = {"node1": {"ipsec_boot_id_read": {"content": encoded}},
+                "node2": {"ipsec_boot_id_read": {"failed": True, "msg": "boom"}}}
+    outside = {"results": [
+        {"item": "node3", "content": base64.b64encode(BOOT["node3"].encode()).decode()},
+        {"item": "node4", "unreachable": True},
+    ]}
+    assert boot_ids_from_results(["node1", "node2"], hostvars, "ipsec_boot_id_read", outside) == {
+        "node1": BOOT["node1"], "node3": BOOT["node3"]}
+
+
+def test_forwarding_needs():
+    assert forwarding_needs(["10.0.0.1"], []) == {"ipv6": False, "ipv4": False}
+    assert forwarding_needs(["10.0.0.1"], ["10.0.0.1/32"]) == {"ipv6": False, "ipv4": False}
+    assert forwarding_needs(["10.0.0.1"], ["10.244.1.0/24"]) == {"ipv6": False, "ipv4": True}
+    assert forwarding_needs(["10.0.0.1", "fd00::1"], []) == {"ipv6": True, "ipv4": False}
