@@ -1,0 +1,489 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""IP forwarding sysctls: plan, read and write the live values and the persisted drop-in file.
+
+This is the logic behind the ``sysctl_ipv6_forward`` module, kept free of Ansible so that
+tests can run it against a directory that stands in for ``/proc/sys``. Every function takes
+the ``/proc/sys`` root and the drop-in file path as arguments.
+
+The module manages only its own keys, ``net.<family>.conf.<interface>.forwarding``:
+- live values are written one by one under ``/proc/sys`` (never ``sysctl -p`` of a file,
+  which would re-apply whatever else that file holds);
+- the drop-in file belongs to this module: it holds exactly the keys of the last run, one
+  ``key = value`` line each, under a header that marks it as managed. A file without that
+  header is never overwritten, so pointing the module at a shared file fails instead of
+  destroying the file.
+
+Planning reads everything and validates everything before anything is written, so a run
+that fails on a bad interface or a read-only ``/proc/sys`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import tempfile
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+PROC_SYS_ROOT = "/proc/sys"
+DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/60-netsec-ipsec.conf"
+
+FAMILY_IPV6 = "ipv6"
+FAMILY_IPV4 = "ipv4"
+
+# The pseudo-interfaces under net/<family>/conf: "all" also rewrites every interface and
+# "default" when written, "default" is what interfaces created later start with.
+INTERFACE_ALL = "all"
+INTERFACE_DEFAULT = "default"
+
+VALUE_ENABLED = "1"
+VALUE_DISABLED = "0"
+
+# Where systemd-sysctl and `sysctl --system` look for drop-ins, highest priority first: a file
+# name found in several of them is read only from the first; all names then apply in
+# lexical order, so a later name overrides an earlier one. procps reads /etc/sysctl.conf last.
+SYSCTL_D_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
+SYSCTL_CONF = "/etc/sysctl.conf"
+SYSCTL_D_SUFFIX = ".conf"
+# Older names for the same kernel setting, as they may appear in other sysctl.d files.
+KEY_ALIASES = {"net.ipv4.ip_forward": "net.ipv4.conf.all.forwarding"}
+
+FILE_MODE = 0o644
+DIRECTORY_MODE = 0o755
+
+# The first line of every file this module writes; a file that does not start with it is
+# not ours and is never overwritten.
+MANAGED_MARKER = "# Managed by netsec.ipsec"
+FILE_HEADER = (
+    MANAGED_MARKER + " (module netsec.ipsec.sysctl_ipv6_forward); do not edit.\n"
+    "# Every run rewrites this file to hold exactly the forwarding keys of that run.\n"
+    "# Files that sort later in sysctl.d order can override these values.\n"
+)
+
+PROC_SYS_READ_ONLY_HINT = " (containers usually mount /proc/sys read-only; set the value on the host or in the container's runtime settings)"
+
+# Linux's own limit (IFNAMSIZ 16, including the terminating NUL).
+INTERFACE_NAME_MAX_BYTES = 15
+# Characters dev_valid_name() in the kernel rejects besides whitespace.
+INTERFACE_NAME_FORBIDDEN = "/:"
+
+ReplaceFile = Callable[[str, str], None]
+
+
+class SysctlError(Exception):
+    """A problem that stops the run before (or, rarely, while) anything is written.
+
+    ``problems`` holds one human-readable line per problem found; the message joins them.
+    """
+
+    def __init__(self, problems: Sequence[str], written: Sequence[str] = ()) -> None:
+        self.problems = list(problems)
+        # Keys already written when the error happened (only apply_live can have written any).
+        self.written = list(written)
+        super().__init__("; ".join(self.problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardingKey:
+    """One forwarding sysctl: ``net.<family>.conf.<interface>.forwarding``."""
+
+    family: str
+    interface: str
+
+    @property
+    def name(self) -> str:
+        """The sysctl name, with dots in the interface name written as ``/`` (sysctl's rule)."""
+        return "net.%s.conf.%s.forwarding" % (self.family, self.interface.replace(".", "/"))
+
+    def path(self, proc_root: str) -> str:
+        return os.path.join(self.interface_dir(proc_root), "forwarding")
+
+    def interface_dir(self, proc_root: str) -> str:
+        return os.path.join(proc_root, "net", self.family, "conf", self.interface)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueChange:
+    before: Optional[str]
+    after: Optional[str]
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclasses.dataclass(frozen=True)
+class FileChange:
+    path: str
+    before: Optional[str]  # None: the file does not exist
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a run will do, computed from the live values and the file as they are now."""
+
+    keys: Tuple[ForwardingKey, ...]
+    value: str
+    live: Dict[str, ValueChange]
+    file: Optional[FileChange]  # None when the values are not persisted
+    persisted: Optional[Dict[str, ValueChange]]
+    # Interfaces (or all/default) whose IPv6 is switched off by disable_ipv6 = 1.
+    ipv6_disabled_on: Tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return any(change.changed for change in self.live.values()) or bool(self.file and self.file.changed)
+
+
+def interface_name_problem(interface: str) -> Optional[str]:
+    """Why ``interface`` cannot be a Linux interface name (the kernel's dev_valid_name), or None."""
+    if not interface:
+        return "an interface name must not be empty"
+    if len(interface.encode("utf-8")) > INTERFACE_NAME_MAX_BYTES:
+        return "interface name %r is longer than %d bytes" % (interface, INTERFACE_NAME_MAX_BYTES)
+    if interface in (".", ".."):
+        return "interface name %r is not allowed" % interface
+    if any(char in INTERFACE_NAME_FORBIDDEN or char.isspace() for char in interface):
+        return "interface name %r contains '/', ':' or whitespace" % interface
+    return None
+
+
+def forwarding_keys(interfaces: Sequence[str], ipv6: bool, ipv4: bool) -> Tuple[ForwardingKey, ...]:
+    """The keys to manage, in the order they are written and persisted.
+
+    ``all`` comes first and ``default`` second for each family: writing ``all`` rewrites
+    every interface, so an interface listed after it keeps the last word, both now and when
+    sysctl.d applies the file at boot. IPv6 keys come before IPv4 keys.
+    """
+    problems = [problem for problem in (interface_name_problem(name) for name in interfaces) if problem]
+    if not interfaces:
+        problems.append("interfaces must name at least one interface, all or default")
+    if not (ipv6 or ipv4):
+        problems.append("nothing to manage: at least one of ipv6 and ipv4 must be true")
+    if problems:
+        raise SysctlError(problems)
+    unique = list(dict.fromkeys(interfaces))
+    pseudo = [name for name in (INTERFACE_ALL, INTERFACE_DEFAULT) if name in unique]
+    ordered = pseudo + [name for name in unique if name not in pseudo]
+    families = [family for family, wanted in ((FAMILY_IPV6, ipv6), (FAMILY_IPV4, ipv4)) if wanted]
+    return tuple(ForwardingKey(family, name) for family in families for name in ordered)
+
+
+def canonical_key(name: str) -> str:
+    """A sysctl name in dotted form, whichever form a sysctl.d line used.
+
+    sysctl.d accepts ``net/ipv6/conf/eth0.100/forwarding`` as well as
+    ``net.ipv6.conf.eth0/100.forwarding``: when the first separator is ``/``, dots and
+    slashes swap roles (sysctl.d(5)).
+    """
+    name = name.strip()
+    first_dot, first_slash = name.find("."), name.find("/")
+    if first_slash != -1 and (first_dot == -1 or first_slash < first_dot):
+        return name.translate(str.maketrans("./", "/."))
+    return name
+
+
+def parse_sysctl_text(text: str) -> Dict[str, str]:
+    """``key = value`` assignments of a sysctl.d file, by canonical key; the last one wins."""
+    values: Dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        # A leading "-" tells systemd-sysctl to ignore a failure to set the key.
+        values[canonical_key(key.lstrip("-"))] = value.strip()
+    return values
+
+
+def render_sysctl_file(assignments: Sequence[Tuple[str, str]]) -> str:
+    return FILE_HEADER + "".join("%s = %s\n" % (key, value) for key, value in assignments)
+
+
+def is_managed_file(text: str) -> bool:
+    """A file we may rewrite: ours (it starts with the marker) or empty."""
+    return not text.strip() or text.startswith(MANAGED_MARKER)
+
+
+def read_value(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
+
+
+def write_value(path: str, value: str) -> None:
+    # No O_CREAT: a key that does not exist must fail, never appear as a new file.
+    descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(descriptor, (value + "\n").encode("ascii"))
+    finally:
+        os.close(descriptor)
+
+
+def not_writable_reason(path: str) -> Optional[str]:
+    """Why the current process cannot write ``path`` (an existing file or directory), or None."""
+    if os.access(path, os.W_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        return "read-only file system"
+    return "permission denied (run as root, for example with become: true)"
+
+
+def nearest_existing_directory(path: str) -> str:
+    directory = os.path.dirname(path)
+    while not os.path.isdir(directory):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    return directory
+
+
+def _non_directory_ancestor(path: str) -> Optional[str]:
+    """The first parent of ``path`` that exists but is not a directory (so cannot be created), or None."""
+    directory = os.path.dirname(path)
+    while not os.path.isdir(directory):
+        if os.path.lexists(directory):
+            return directory
+        directory = os.path.dirname(directory)
+    return None
+
+
+def _read_file(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _check_file(path: str, problems: List[str]) -> Optional[str]:
+    """Validate the drop-in file for a rewrite; return its current text (None when absent)."""
+    if not os.path.isabs(path):
+        problems.append("sysctl_file %s must be an absolute path" % path)
+        return None
+    if os.path.isdir(path):
+        problems.append("sysctl_file %s is a directory" % path)
+        return None
+    blocker = _non_directory_ancestor(path)
+    if blocker:
+        problems.append("sysctl_file %s: %s exists and is not a directory" % (path, blocker))
+        return None
+    try:
+        text = _read_file(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append("cannot read sysctl_file %s: %s" % (path, exc))
+        return None
+    if text is not None and not is_managed_file(text):
+        problems.append(
+            "refusing to overwrite %s: it does not start with %r, so it is not a file this module manages "
+            "(it may be shared, like /etc/sysctl.conf); remove it or choose another sysctl_file" % (path, MANAGED_MARKER)
+        )
+    return text
+
+
+def plan_forwarding(
+    proc_root: str,
+    sysctl_file: str,
+    interfaces: Sequence[str],
+    enabled: bool,
+    persist: bool,
+    ipv6: bool = True,
+    ipv4: bool = False,
+) -> Plan:
+    """Read the current state and decide what changes; raise SysctlError listing every problem.
+
+    Writability is checked only for what will actually be written, so a run that has nothing
+    to do succeeds even where ``/proc/sys`` is read-only.
+    """
+    keys = forwarding_keys(interfaces, ipv6, ipv4)
+    value = VALUE_ENABLED if enabled else VALUE_DISABLED
+    problems: List[str] = []
+
+    live: Dict[str, ValueChange] = {}
+    ipv6_disabled_on: List[str] = []
+    for family in sorted({key.family for key in keys}):
+        family_dir = os.path.join(proc_root, "net", family)
+        if not os.path.isdir(family_dir):
+            if family == FAMILY_IPV6:
+                problems.append(
+                    "IPv6 is disabled in this kernel: %s does not exist (booted with ipv6.disable=1, "
+                    "or IPv6 support not loaded); set ipv6: false to manage IPv4 forwarding only" % family_dir
+                )
+            else:
+                problems.append("%s does not exist: this kernel has no %s support" % (family_dir, family))
+    if problems:
+        raise SysctlError(problems)
+
+    for key in keys:
+        path = key.path(proc_root)
+        if not os.path.isdir(key.interface_dir(proc_root)):
+            problems.append(
+                "cannot manage %s: interface %r does not exist in this network namespace (no %s)"
+                % (key.name, key.interface, key.interface_dir(proc_root))
+            )
+            continue
+        try:
+            before = read_value(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append("cannot read %s from %s: %s" % (key.name, path, exc))
+            continue
+        live[key.name] = ValueChange(before, value)
+        if before != value:
+            reason = not_writable_reason(path)
+            if reason:
+                problems.append("cannot write %s to %s: %s%s" % (key.name, path, reason, PROC_SYS_READ_ONLY_HINT if "read-only" in reason else ""))
+        if key.family == FAMILY_IPV6 and _ipv6_disabled(key.interface_dir(proc_root)):
+            ipv6_disabled_on.append(key.interface)
+
+    file_change: Optional[FileChange] = None
+    persisted: Optional[Dict[str, ValueChange]] = None
+    if persist:
+        file_before = _check_file(sysctl_file, problems)
+        before_values = parse_sysctl_text(file_before or "")
+        persisted = {key.name: ValueChange(before_values.get(key.name), value) for key in keys}
+        file_change = FileChange(sysctl_file, file_before, render_sysctl_file([(key.name, value) for key in keys]))
+        if file_change.changed and os.path.isabs(sysctl_file):
+            directory = nearest_existing_directory(sysctl_file)
+            reason = not_writable_reason(directory) if os.path.isdir(directory) else None
+            if reason:
+                problems.append("cannot write sysctl_file %s: directory %s: %s" % (sysctl_file, directory, reason))
+
+    if problems:
+        raise SysctlError(problems)
+    return Plan(keys, value, live, file_change, persisted, tuple(ipv6_disabled_on))
+
+
+def _ipv6_disabled(interface_dir: str) -> bool:
+    try:
+        return read_value(os.path.join(interface_dir, "disable_ipv6")) == VALUE_ENABLED
+    except OSError:
+        return False
+
+
+def apply_live(proc_root: str, plan: Plan) -> Dict[str, str]:
+    """Write the keys whose value differs, in plan order; return every key's value read back.
+
+    Each key is re-read just before writing: writing ``all`` may already have set it.
+    """
+    written: List[str] = []
+    for key in plan.keys:
+        path = key.path(proc_root)
+        try:
+            if read_value(path) != plan.value:
+                write_value(path, plan.value)
+                written.append(key.name)
+        except OSError as exc:
+            raise SysctlError(
+                ["cannot write %s to %s: %s (already written in this run: %s)" % (key.name, path, _describe(exc), ", ".join(written) or "nothing")],
+                written,
+            ) from exc
+    return {key.name: read_value(key.path(proc_root)) for key in plan.keys}
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def make_directories(directory: str) -> None:
+    """Create ``directory`` and its missing parents, each with mode 0755 whatever the umask."""
+    missing: List[str] = []
+    while not os.path.isdir(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for path in reversed(missing):
+        os.mkdir(path, DIRECTORY_MODE)
+        os.chmod(path, DIRECTORY_MODE)
+
+
+def write_file_atomically(path: str, text: str, replace: ReplaceFile = os.replace) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename.
+
+    Readers see the old or the new file, never a partial one. ``replace`` performs the
+    rename (Ansible's ``atomic_move`` in the module, to keep SELinux contexts right). A
+    symbolic link at ``path`` is kept: its target is replaced.
+    """
+    target = os.path.realpath(path)
+    make_directories(os.path.dirname(target))
+    descriptor, temporary = tempfile.mkstemp(prefix=".netsec-ipsec-", suffix=".tmp", dir=os.path.dirname(target))
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, FILE_MODE)
+        replace(temporary, target)
+        # atomic_move copies the old file's mode or applies the umask; the file is always 0644.
+        os.chmod(target, FILE_MODE)
+    finally:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+
+
+def boot_overrides(sysctl_file: str, assignments: Dict[str, str], search_dirs: Sequence[str], sysctl_conf: str) -> List[str]:
+    """Warnings for other sysctl.d files that would undo ``assignments`` at boot.
+
+    Only meaningful when ``sysctl_file`` is in one of ``search_dirs``. Reports a file that
+    masks ours (same name, higher-priority directory) and every later file (or
+    ``sysctl_conf``) that sets one of our keys to another value. Unreadable files are skipped:
+    this is advice, not validation.
+    """
+    directory, name = os.path.split(os.path.normpath(sysctl_file))
+    search_dirs = [os.path.normpath(path) for path in search_dirs]
+    if directory not in search_dirs or not name.endswith(SYSCTL_D_SUFFIX):
+        return []
+    effective: Dict[str, str] = {}
+    for search_dir in search_dirs:
+        try:
+            names = os.listdir(search_dir)
+        except OSError:
+            continue
+        for entry in names:
+            if entry.endswith(SYSCTL_D_SUFFIX):
+                effective.setdefault(entry, os.path.join(search_dir, entry))
+    warnings: List[str] = []
+    winner = effective.get(name)
+    if winner and os.path.realpath(winner) != os.path.realpath(sysctl_file):
+        warnings.append("%s masks %s at boot: sysctl.d reads a file name only from its highest-priority directory" % (winner, sysctl_file))
+    later = [effective[entry] for entry in sorted(effective) if entry > name]
+    if os.path.isfile(sysctl_conf):
+        later.append(sysctl_conf)
+    seen = {os.path.realpath(sysctl_file)}
+    for path in later:
+        # Debian links /etc/sysctl.d/99-sysctl.conf to /etc/sysctl.conf: report it once.
+        if os.path.realpath(path) in seen:
+            continue
+        seen.add(os.path.realpath(path))
+        try:
+            values = parse_sysctl_text(_read_file(path) or "")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for alias, key in KEY_ALIASES.items():
+            if alias in values:
+                values.setdefault(key, values[alias])
+        for key, value in assignments.items():
+            if key in values and values[key] != value:
+                warnings.append(
+                    "%s sets %s = %s and is applied after %s, so at boot it overrides %s = %s"
+                    % (path, key, values[key], sysctl_file, key, value)
+                )
+    return warnings
+
+
+def render_live_values(values: Dict[str, Optional[str]]) -> str:
+    """The live values as text lines, for a readable diff."""
+    return "".join("%s = %s\n" % (key, value) for key, value in values.items())

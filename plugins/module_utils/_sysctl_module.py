@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible glue for the sysctl_ipv6_forward module: parameters in, result (and diff) out.
+
+The logic lives in ``_sysctl``; this file only maps the module's parameters onto it and
+its plan onto the module result, honouring check mode and diff mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
+
+LIVE_DIFF_HEADER = "live values (/proc/sys, this network namespace)"
+
+
+def _values_result(changes: Optional[Dict[str, _sysctl.ValueChange]]) -> Optional[Dict[str, Dict[str, Optional[str]]]]:
+    if changes is None:
+        return None
+    return {key: {"before": change.before, "after": change.after} for key, change in changes.items()}
+
+
+def _diff(plan: _sysctl.Plan, live: Dict[str, _sysctl.ValueChange]) -> List[Dict[str, str]]:
+    diff = [
+        {
+            "before_header": LIVE_DIFF_HEADER,
+            "after_header": LIVE_DIFF_HEADER,
+            "before": _sysctl.render_live_values({key: change.before for key, change in live.items()}),
+            "after": _sysctl.render_live_values({key: change.after for key, change in live.items()}),
+        }
+    ]
+    if plan.file is not None:
+        diff.append(
+            {
+                "before_header": plan.file.path if plan.file.before is not None else "%s (absent)" % plan.file.path,
+                "after_header": plan.file.path,
+                "before": plan.file.before or "",
+                "after": plan.file.after,
+            }
+        )
+    return diff
+
+
+def run(module: AnsibleModule) -> None:
+    """Plan, apply unless in check mode, and exit the module with the result."""
+    params = module.params
+    # Read at call time so that tests can point the module at a fake /proc/sys and sysctl.d.
+    proc_root = _sysctl.PROC_SYS_ROOT
+    try:
+        plan = _sysctl.plan_forwarding(
+            proc_root,
+            params["sysctl_file"],
+            params["interfaces"],
+            enabled=params["enabled"],
+            persist=params["persist"],
+            ipv6=params["ipv6"],
+            ipv4=params["ipv4"],
+        )
+    except _sysctl.SysctlError as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems, changed=False)
+
+    for interface in plan.ipv6_disabled_on:
+        module.warn(
+            "IPv6 is disabled on %r (disable_ipv6 = 1): its forwarding value is set, but takes effect only once IPv6 is enabled there" % interface
+        )
+    if plan.file is not None:
+        for warning in _sysctl.boot_overrides(
+            plan.file.path, {key: plan.value for key in plan.live}, _sysctl.SYSCTL_D_DIRS, _sysctl.SYSCTL_CONF
+        ):
+            module.warn(warning)
+
+    live = plan.live
+    if not module.check_mode:
+        try:
+            after = _sysctl.apply_live(proc_root, plan)
+        except _sysctl.SysctlError as exc:
+            module.fail_json(msg=str(exc), problems=exc.problems, changed=bool(exc.written))
+        live = {key: _sysctl.ValueChange(change.before, after[key]) for key, change in plan.live.items()}
+        if plan.file is not None and plan.file.changed:
+            try:
+                _sysctl.write_file_atomically(plan.file.path, plan.file.after, replace=module.atomic_move)
+            # atomic_move raises plain Exception for its failed fallbacks, not only OSError.
+            except Exception as exc:
+                module.fail_json(
+                    msg="cannot write sysctl_file %s: %s (live values already applied)" % (plan.file.path, exc),
+                    changed=True,
+                    live=_values_result(live),
+                )
+        mismatched = sorted(key for key, change in live.items() if change.after != plan.value)
+        if mismatched:
+            module.fail_json(
+                msg="the kernel did not keep the value %s for: %s" % (plan.value, ", ".join(mismatched)),
+                changed=True,
+                live=_values_result(live),
+            )
+
+    result: Dict[str, Any] = {
+        "changed": plan.changed,
+        "live": _values_result(live),
+        "persisted": _values_result(plan.persisted),
+        "sysctl_file": params["sysctl_file"],
+    }
+    if module._diff:
+        result["diff"] = _diff(plan, live)
+    module.exit_json(**result)

@@ -1,0 +1,236 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: sysctl_ipv6_forward
+short_description: Enable or disable IP forwarding, live and persistently, for IPsec gateways
+version_added: 0.1.0
+description:
+  - Sets the kernel's forwarding switches C(net.ipv6.conf.<interface>.forwarding) (and, with O(ipv4=true),
+    C(net.ipv4.conf.<interface>.forwarding)) for the interfaces listed in O(interfaces), so that a node can route the
+    subnets behind it through its IPsec tunnels.
+  - Only these keys are touched. The live values are written one by one under C(/proc/sys); the module never runs
+    C(sysctl -p) or C(sysctl --system), which would re-apply every other key of the files read.
+  - With O(persist=true) the same keys are written to O(sysctl_file), a drop-in file that this module owns. It holds
+    exactly the keys of the last run as stable C(key = value) lines below a header comment starting with
+    C(# Managed by netsec.ipsec). Keys of an earlier run that are no longer requested are removed from the file, but
+    their live values are left as they are.
+  - Everything is read and validated before anything is written. A missing interface, a kernel without IPv6, a
+    read-only C(/proc/sys) (as in most containers) or a O(sysctl_file) that this module does not own fails the task
+    with a message naming each key and path concerned, and changes nothing.
+  - The values are per network namespace. The module sets them in the namespace that it runs in; other namespaces,
+    such as containers on the same host, keep their own values.
+  - At boot, systemd-sysctl (or C(sysctl --system)) applies the sysctl.d files in the lexical order of their names, so
+    a file named later (for example C(99-custom.conf)) that sets the same key overrides this one. The default name uses
+    the C(60-) prefix for that reason. The module warns when it finds such a file, or when a file of the same name in a
+    directory of higher priority masks O(sysctl_file).
+  - Writing the C(all) interface makes the kernel copy the value to C(default) and to every existing interface. The
+    module writes C(all) first, then C(default), then the other interfaces, and uses the same order in the file.
+author:
+  - netsec.ipsec contributors (@netsec)
+extends_documentation_fragment:
+  - netsec.ipsec.attributes
+  - netsec.ipsec.attributes.FILES
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff shows the live values before and after, and the text of O(sysctl_file) before and after.
+  platform:
+    platforms: linux
+  safe_file_operations:
+    support: full
+options:
+  enabled:
+    description:
+      - Whether forwarding is switched on (V(1)) or off (V(0)).
+      - With O(enabled=false) the module writes V(0) to the live keys and, with O(persist=true), persists V(0) as
+        well, rather than removing the keys from O(sysctl_file). Disabling forwarding on the C(all) interface also
+        disables it on every existing interface.
+    type: bool
+    default: true
+  interfaces:
+    description:
+      - The interfaces whose forwarding switch is set.
+      - V(all) sets every existing interface and C(default); V(default) sets the value that interfaces created later
+        start with; any other name is an existing network interface, such as V(eth0) or the VLAN interface V(eth0.100).
+      - The interface must exist in the network namespace that the module runs in.
+      - A name that contains dots is written with slashes in the sysctl key, as C(sysctl) does
+        (C(net.ipv6.conf.eth0/100.forwarding)); its C(/proc/sys) path keeps the dots.
+    type: list
+    elements: str
+    default: [all]
+  ipv6:
+    description:
+      - Manage the IPv6 forwarding keys C(net.ipv6.conf.<interface>.forwarding).
+      - When the kernel has no IPv6 (no C(/proc/sys/net/ipv6), for example after booting with C(ipv6.disable=1)), the
+        task fails unless this is V(false).
+      - An interface whose IPv6 is switched off with C(disable_ipv6 = 1) is not an error. Its forwarding value is still
+        set, and the module warns that the value takes effect only once IPv6 is enabled there.
+    type: bool
+    default: true
+  ipv4:
+    description:
+      - Also manage the IPv4 forwarding keys C(net.ipv4.conf.<interface>.forwarding), needed when the node routes IPv4
+        subnets (for example container networks) through its tunnels.
+      - C(net.ipv4.conf.all.forwarding) is the same setting as C(net.ipv4.ip_forward).
+    type: bool
+    default: false
+  persist:
+    description:
+      - Write the values to O(sysctl_file) so that they are applied again at boot.
+      - With O(persist=false) the file is neither read nor written. Keys that an earlier run persisted stay in the
+        file.
+    type: bool
+    default: true
+  sysctl_file:
+    description:
+      - The drop-in file that holds the persisted values. It must be an absolute path.
+      - The file belongs to this module. Every run that changes it rewrites it completely, through a temporary file in
+        the same directory that is renamed over it. The file gets mode V(0644), and missing parent directories are
+        created with mode V(0755).
+      - An existing file that does not start with the C(# Managed by netsec.ipsec) header is never overwritten; the task
+        fails instead. This protects shared files such as C(/etc/sysctl.conf).
+      - Give each task its own file when several tasks manage different interfaces, otherwise each run undoes the
+        other's file.
+    type: path
+    default: /etc/sysctl.d/60-netsec-ipsec.conf
+notes:
+  - Run the module as root (for example with C(become=true)). A non-root user cannot write to C(/proc/sys).
+  - Unlike M(ansible.posix.sysctl), the module handles several interfaces in one task. It supports diff mode, reports
+    the live and the persisted values separately, and leaves every other key of every sysctl file alone.
+seealso:
+  - module: ansible.posix.sysctl
+    description: Sets any single sysctl key, optionally through a shared file.
+  - name: sysctl.d(5)
+    description: The drop-in directories and the order in which their files are applied.
+    link: https://www.freedesktop.org/software/systemd/man/latest/sysctl.d.html
+"""
+
+EXAMPLES = r"""
+- name: Forward IPv6 on every interface, now and after reboots
+  netsec.ipsec.sysctl_ipv6_forward:
+  become: true
+
+- name: Forward IPv6 and IPv4 between the tunnel interface and a VLAN interface only
+  netsec.ipsec.sysctl_ipv6_forward:
+    interfaces:
+      - eth0
+      - eth0.100
+    ipv4: true
+  become: true
+
+- name: Forward IPv4 only, on a host booted with ipv6.disable=1
+  netsec.ipsec.sysctl_ipv6_forward:
+    ipv6: false
+    ipv4: true
+  become: true
+
+- name: Switch forwarding on for this boot only, without touching any file
+  netsec.ipsec.sysctl_ipv6_forward:
+    persist: false
+  become: true
+
+- name: Switch forwarding off again, live and persisted
+  netsec.ipsec.sysctl_ipv6_forward:
+    enabled: false
+  become: true
+
+- name: Keep the persisted values in a file of your own naming scheme
+  netsec.ipsec.sysctl_ipv6_forward:
+    sysctl_file: /etc/sysctl.d/70-mesh-forwarding.conf
+  become: true
+  register: forwarding
+
+- name: Show what the kernel reports now
+  ansible.builtin.debug:
+    msg: "{{ forwarding.live['net.ipv6.conf.all.forwarding'].after }}"
+"""
+
+RETURN = r"""
+live:
+  description:
+    - The live value of each managed key, before and after the run, as the kernel reports it.
+    - In check mode, C(after) is the value that the run would set.
+    - Keys are sysctl names; dots in interface names appear as slashes.
+  returned: success
+  type: dict
+  sample:
+    net.ipv6.conf.all.forwarding:
+      before: "0"
+      after: "1"
+    net.ipv6.conf.eth0/100.forwarding:
+      before: "0"
+      after: "1"
+persisted:
+  description:
+    - The value of each managed key in O(sysctl_file), before and after the run.
+    - V(null) as C(before) means the key was not in the file, or the file did not exist.
+    - V(null) as a whole when O(persist=false).
+  returned: success
+  type: dict
+  sample:
+    net.ipv6.conf.all.forwarding:
+      before: null
+      after: "1"
+sysctl_file:
+  description:
+    - The path of the drop-in file, as given in O(sysctl_file). It is neither read nor written when O(persist=false).
+  returned: success
+  type: str
+  sample: /etc/sysctl.d/60-netsec-ipsec.conf
+diff:
+  description:
+    - In diff mode, first the live values, then (when O(persist=true)) the text of O(sysctl_file), each before and
+      after the run.
+  returned: success and diff mode
+  type: list
+  elements: dict
+  contains:
+    before_header:
+      description: What is compared. For the file, its path, with the word C(absent) in parentheses after it when it did not exist.
+      type: str
+      sample: live values (/proc/sys, this network namespace)
+    after_header:
+      description: What is compared, after the run.
+      type: str
+      sample: live values (/proc/sys, this network namespace)
+    before:
+      description: The live values as C(key = value) lines, or the text of the file (empty when it did not exist).
+      type: str
+      sample: net.ipv6.conf.all.forwarding = 0
+    after:
+      description: The same after the run, or in check mode, as the run would leave it.
+      type: str
+      sample: net.ipv6.conf.all.forwarding = 1
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import DEFAULT_SYSCTL_FILE, INTERFACE_ALL
+from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl_module import run
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "enabled": {"type": "bool", "default": True},
+            "interfaces": {"type": "list", "elements": "str", "default": [INTERFACE_ALL]},
+            "ipv6": {"type": "bool", "default": True},
+            "ipv4": {"type": "bool", "default": False},
+            "persist": {"type": "bool", "default": True},
+            "sysctl_file": {"type": "path", "default": DEFAULT_SYSCTL_FILE},
+        },
+        supports_check_mode=True,
+    )
+    run(module)
+
+
+if __name__ == "__main__":
+    main()

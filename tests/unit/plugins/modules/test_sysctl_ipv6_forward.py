@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The real sysctl_ipv6_forward module, driven with module arguments against a fake /proc/sys.
+
+The module has no option for another /proc/sys root; the tests redirect the module_utils
+constants it reads at run time (the /proc/sys root and the sysctl.d search path) instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterable, List
+
+import pytest
+
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
+from ansible_collections.netsec.ipsec.plugins.modules import sysctl_ipv6_forward
+
+ALL6 = "net.ipv6.conf.all.forwarding"
+
+
+class Host:
+    """A fake target: /proc/sys and /etc under a temporary directory."""
+
+    def __init__(self, root: Path, interfaces: Iterable[str] = ("all", "default", "lo", "eth0", "eth0.100")) -> None:
+        self.proc = root / "proc/sys"
+        self.etc = root / "etc"
+        self.conf = self.etc / "sysctl.d/60-netsec-ipsec.conf"
+        for family in ("ipv6", "ipv4"):
+            for interface in interfaces:
+                directory = self.proc / "net" / family / "conf" / interface
+                directory.mkdir(parents=True)
+                (directory / "forwarding").write_text("0\n")
+                if family == "ipv6":
+                    (directory / "disable_ipv6").write_text("0\n")
+
+    def live(self, interface: str = "all", family: str = "ipv6") -> str:
+        return (self.proc / "net" / family / "conf" / interface / "forwarding").read_text().strip()
+
+    def files(self) -> Dict[str, str]:
+        return {str(path): path.read_text() for path in sorted(self.proc.parent.parent.rglob("*")) if path.is_file()}
+
+    def run(self, capsys: pytest.CaptureFixture, check: bool = False, diff: bool = False, **params: Any) -> Dict[str, Any]:
+        params.setdefault("sysctl_file", str(self.conf))
+        args = dict(params, _ansible_check_mode=check, _ansible_diff=diff)
+        with patch_module_args(args), pytest.raises(SystemExit):
+            sysctl_ipv6_forward.main()
+        return json.loads(capsys.readouterr().out)
+
+
+def warnings(result: Dict[str, Any]) -> List[str]:
+    """Warning texts; ansible-core 2.19+ sends each warning as a structured event."""
+    return [warning["event"]["msg"] if isinstance(warning, dict) else warning for warning in result.get("warnings", [])]
+
+
+@pytest.fixture
+def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
+    fake = Host(tmp_path)
+    monkeypatch.setattr(_sysctl, "PROC_SYS_ROOT", str(fake.proc))
+    monkeypatch.setattr(_sysctl, "SYSCTL_D_DIRS", (str(fake.etc / "sysctl.d"), str(tmp_path / "usr/lib/sysctl.d")))
+    monkeypatch.setattr(_sysctl, "SYSCTL_CONF", str(fake.etc / "sysctl.conf"))
+    return fake
+
+
+def test_defaults_enable_ipv6_forwarding_on_all_and_persist(host: Host, capsys: pytest.CaptureFixture) -> None:
+    result = host.run(capsys)
+    assert result["changed"] is True
+    assert result["live"] == {ALL6: {"before": "0", "after": "1"}}
+    assert result["persisted"] == {ALL6: {"before": None, "after": "1"}}
+    assert result["sysctl_file"] == str(host.conf)
+    assert "diff" not in result
+    assert host.live("all") == "1"
+    assert host.live("all", "ipv4") == "0"
+    assert host.conf.read_text() == _sysctl.FILE_HEADER + ALL6 + " = 1\n"
+
+
+def test_second_run_is_not_changed(host: Host, capsys: pytest.CaptureFixture) -> None:
+    params = {"interfaces": ["all", "eth0.100"], "ipv4": True}
+    host.run(capsys, **params)
+    files = host.files()
+    result = host.run(capsys, **params)
+    assert result["changed"] is False
+    assert all(value == {"before": "1", "after": "1"} for value in result["live"].values())
+    assert all(value == {"before": "1", "after": "1"} for value in result["persisted"].values())
+    assert host.files() == files
+
+
+def test_check_mode_predicts_and_writes_nothing(host: Host, capsys: pytest.CaptureFixture) -> None:
+    files = host.files()
+    result = host.run(capsys, check=True, diff=True, interfaces=["all", "eth0"])
+    assert result["changed"] is True
+    assert result["live"] == {ALL6: {"before": "0", "after": "1"}, "net.ipv6.conf.eth0.forwarding": {"before": "0", "after": "1"}}
+    assert result["diff"][1]["after"].endswith("net.ipv6.conf.eth0.forwarding = 1\n")
+    assert host.files() == files
+    assert not host.conf.parent.exists()
+
+
+def test_diff_shows_live_values_and_file(host: Host, capsys: pytest.CaptureFixture) -> None:
+    result = host.run(capsys, diff=True, interfaces=["eth0.100"])
+    live_diff, file_diff = result["diff"]
+    assert live_diff == {
+        "before_header": "live values (/proc/sys, this network namespace)",
+        "after_header": "live values (/proc/sys, this network namespace)",
+        "before": "net.ipv6.conf.eth0/100.forwarding = 0\n",
+        "after": "net.ipv6.conf.eth0/100.forwarding = 1\n",
+    }
+    assert file_diff == {
+        "before_header": "%s (absent)" % host.conf,
+        "after_header": str(host.conf),
+        "before": "",
+        "after": _sysctl.FILE_HEADER + "net.ipv6.conf.eth0/100.forwarding = 1\n",
+    }
+    again = host.run(capsys, diff=True, interfaces=["eth0.100"], enabled=False)
+    assert again["diff"][1]["before_header"] == str(host.conf)
+    assert again["diff"][1]["before"] == file_diff["after"]
+    assert again["diff"][1]["after"].endswith("net.ipv6.conf.eth0/100.forwarding = 0\n")
+
+
+def test_dotted_interface_uses_its_proc_directory(host: Host, capsys: pytest.CaptureFixture) -> None:
+    result = host.run(capsys, interfaces=["eth0.100"], ipv4=True)
+    assert sorted(result["live"]) == ["net.ipv4.conf.eth0/100.forwarding", "net.ipv6.conf.eth0/100.forwarding"]
+    assert host.live("eth0.100") == host.live("eth0.100", "ipv4") == "1"
+    assert host.live("eth0") == "0"
+
+
+def test_persist_false_touches_no_file(host: Host, capsys: pytest.CaptureFixture) -> None:
+    result = host.run(capsys, diff=True, persist=False)
+    assert result["changed"] is True
+    assert result["persisted"] is None
+    assert len(result["diff"]) == 1
+    assert host.live("all") == "1"
+    assert not host.conf.parent.exists()
+
+
+def test_disabled_writes_and_persists_zero(host: Host, capsys: pytest.CaptureFixture) -> None:
+    host.run(capsys)
+    result = host.run(capsys, enabled=False)
+    assert result["changed"] is True
+    assert result["live"] == {ALL6: {"before": "1", "after": "0"}}
+    assert result["persisted"] == {ALL6: {"before": "1", "after": "0"}}
+    assert host.conf.read_text().endswith(ALL6 + " = 0\n")
+
+
+def test_missing_interface_fails_and_changes_nothing(host: Host, capsys: pytest.CaptureFixture) -> None:
+    files = host.files()
+    result = host.run(capsys, interfaces=["all", "eth9"])
+    assert result["failed"] is True
+    assert result["changed"] is False
+    assert "net.ipv6.conf.eth9.forwarding" in result["msg"]
+    assert str(host.proc / "net/ipv6/conf/eth9") in result["msg"]
+    assert result["problems"] == [result["msg"]]
+    assert host.files() == files
+    assert not host.conf.parent.exists()
+
+
+def test_bad_interface_name_fails(host: Host, capsys: pytest.CaptureFixture) -> None:
+    result = host.run(capsys, interfaces=["../../../etc"])
+    assert result["failed"] is True
+    assert "contains '/'" in result["msg"]
+
+
+def test_kernel_without_ipv6(tmp_path: Path, host: Host, capsys: pytest.CaptureFixture) -> None:
+    for path in sorted((host.proc / "net/ipv6").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (host.proc / "net/ipv6").rmdir()
+    result = host.run(capsys)
+    assert result["failed"] is True
+    assert "IPv6 is disabled in this kernel" in result["msg"]
+    result = host.run(capsys, ipv6=False, ipv4=True)
+    assert result["live"] == {"net.ipv4.conf.all.forwarding": {"before": "0", "after": "1"}}
+
+
+def test_ipv6_switched_off_on_an_interface_warns(host: Host, capsys: pytest.CaptureFixture) -> None:
+    (host.proc / "net/ipv6/conf/eth0/disable_ipv6").write_text("1\n")
+    result = host.run(capsys, interfaces=["eth0"])
+    assert result["changed"] is True
+    assert host.live("eth0") == "1"
+    assert [warning for warning in warnings(result) if "disable_ipv6 = 1" in warning and "'eth0'" in warning]
+
+
+def test_a_later_sysctl_d_file_is_reported(host: Host, capsys: pytest.CaptureFixture) -> None:
+    host.conf.parent.mkdir(parents=True)
+    (host.conf.parent / "99-hardening.conf").write_text("net.ipv6.conf.all.forwarding = 0\n")
+    result = host.run(capsys)
+    assert result["changed"] is True
+    assert any("99-hardening.conf sets net.ipv6.conf.all.forwarding = 0" in warning for warning in warnings(result))
+
+
+def test_foreign_file_is_refused(host: Host, capsys: pytest.CaptureFixture) -> None:
+    host.conf.parent.mkdir(parents=True)
+    host.conf.write_text("vm.swappiness = 10\n")
+    result = host.run(capsys)
+    assert result["failed"] is True
+    assert "refusing to overwrite" in result["msg"]
+    assert host.live("all") == "0"
+    assert host.conf.read_text() == "vm.swappiness = 10\n"
+
+
+def test_file_write_failure_after_live_change_is_reported(host: Host, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing_write(path: str, text: str, replace: Any = None) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_sysctl, "write_file_atomically", failing_write)
+    result = host.run(capsys)
+    assert result["failed"] is True
+    assert result["changed"] is True
+    assert result["msg"].startswith("cannot write sysctl_file %s: " % host.conf)
+    assert result["live"] == {ALL6: {"before": "0", "after": "1"}}
+
+
+def test_kernel_refusing_the_value_is_an_error(host: Host, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sysctl, "write_value", lambda path, value: None)
+    result = host.run(capsys, persist=False)
+    assert result["failed"] is True
+    assert result["msg"] == "the kernel did not keep the value 1 for: " + ALL6
