@@ -14,7 +14,7 @@ description:
   - Runs on the controller. Store the result encrypted (for example with
     C(ansible-vault encrypt_string)); never print it.
 author:
-  - netsec.ipsec contributors
+  - netsec.ipsec contributors (@netsec)
 options:
   _terms:
     description: The key id (SPI) of the new line, 1-15. Use the current key id plus one for a rotation (15 wraps to 1).

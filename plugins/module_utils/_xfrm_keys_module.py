@@ -53,7 +53,7 @@ class _Outcome:
             spi=current.spi if current else None,
             previous_spi=self.previous_spi,
             overhead=overhead(current) if current else None,
-            keys=[describe(key) for key in self.keys_file.keys] if self.keys_file else [],
+            keys_info=[describe(key) for key in self.keys_file.keys] if self.keys_file else [],
         )
         if with_diff:
             result["diff"] = dict(

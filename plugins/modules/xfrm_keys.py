@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Manages the keys file that M(netsec.ipsec.xfrm_endpoint) reads on the node. The file holds
     one key per line in the grammar of Cilium's IPsec keys file; the last line is the
-    B(current) key. Keys never travel back: results and diffs carry a short SHA-256
+    B(current) key. Keys never travel back; results and diffs carry a short SHA-256
     fingerprint of each key instead.
   - With O(content) or O(keys), writes the file atomically (a temporary file in the same
     directory, then a rename) with mode O(mode).
@@ -27,7 +27,7 @@ description:
     with a deprecation warning.'
   - Consecutive lines must change the key id and keep the key length, as a rotation requires.
 author:
-  - netsec.ipsec contributors
+  - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
   - netsec.ipsec.attributes
   - netsec.ipsec.attributes.FILES
@@ -101,7 +101,7 @@ options:
   allow_rotation:
     description:
       - V(false) refuses, changing nothing, content whose current key id differs from the
-        existing file's: switching keys safely needs every node in step (see the
+        existing file's, because switching keys safely needs every node in step (see the
         C(netsec.ipsec.rotate) playbook). A missing or invalid file may always be written.
     type: bool
     default: true
@@ -184,7 +184,7 @@ overhead:
   returned: always
   type: int
   sample: 16
-keys:
+keys_info:
   description: One entry per key, oldest first. Never contains key material.
   returned: always
   type: list

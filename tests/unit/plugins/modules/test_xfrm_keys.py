@@ -50,9 +50,9 @@ def test_writes_the_file_atomically_with_mode_0600(tmp_path: Path, capsys) -> No
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [name for name in os.listdir(path.parent)] == ["keys"]  # no temporary file left
     assert result["spi"] == 3 and result["overhead"] == 16
-    assert result["keys"][0]["fingerprint"].startswith("sha256:")
+    assert result["keys_info"][0]["fingerprint"].startswith("sha256:")
     assert result["diff"]["before"] == ""
-    assert result["diff"]["after"] == "3+ %s %s 128\n" % (GCM, result["keys"][0]["fingerprint"])
+    assert result["diff"]["after"] == "3+ %s %s 128\n" % (GCM, result["keys_info"][0]["fingerprint"])
     assert_no_secret(result, KEY_A)
 
 
