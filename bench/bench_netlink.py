@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netsec.ipsec contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -227,14 +227,14 @@ def time_ip_each(operations: Sequence[Operation], sample: int) -> Dict[str, floa
 def median_of(runs: int, measure: Callable[[], Dict[str, float]]) -> Dict[str, object]:
     measure()  # warm-up: page cache, module loading, pyroute2 helper paths
     samples: Dict[str, List[float]] = {}
-    for _ in range(runs):
+    for _run in range(runs):
         for key, value in measure().items():
             samples.setdefault(key, []).append(value)
     return {key: {"median": statistics.median(values), "runs": values} for key, values in samples.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--count", type=int, default=2000, help="SAs and policies each (default 2000)")
     parser.add_argument("--runs", type=int, default=5, help="measured runs after one warm-up (default 5)")
     parser.add_argument("--sample", type=int, default=200, help="objects run as one ip process each (default 200)")

@@ -367,7 +367,7 @@ def test_namespace_by_proc_path(netns_name: str) -> None:
     holder = subprocess.Popen(["ip", "netns", "exec", netns_name, "sleep", "30"])
     try:
         path = "/proc/%d/ns/net" % holder.pid
-        for _ in range(100):
+        for _attempt in range(100):
             if os.path.exists(path) and os.readlink(path) != os.readlink("/proc/self/ns/net"):
                 break
             time.sleep(0.02)

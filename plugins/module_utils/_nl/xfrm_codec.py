@@ -566,7 +566,7 @@ def encode_delsa(state: XfrmState) -> bytes:
 
 def encode_allocspi(state: XfrmState, spi_min: int, spi_max: int) -> bytes:
     """ALLOCSPI payload (creates a larval SA; used by tests on kernels without ESP)."""
-    info, _ = _usersa_info(state)
+    info = _usersa_info(state)[0]
     return info + struct.pack("=II", spi_min, spi_max) + _mark_attr(state.mark)
 
 

@@ -176,7 +176,7 @@ class Layout:
         self.struct = struct.Struct("=" + "".join(fast_codes))
         self.member_names: Tuple[str, ...] = tuple(member_names)
         self.swapped: FrozenSet[str] = frozenset(swapped)
-        pyroute2_size = struct.calcsize("=" + "".join(fmt.lstrip(">") for _, fmt in self.pyroute2_fields))
+        pyroute2_size = struct.calcsize("=" + "".join(fmt.lstrip(">") for _name, fmt in self.pyroute2_fields))
         if self.struct.size != size or pyroute2_size != size:
             raise AssertionError(
                 "layout %s: compiled %d/%d bytes, C sizeof is %d" % (c_name, self.struct.size, pyroute2_size, size)

@@ -43,7 +43,6 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     next_spi,
     overhead,
     parse_keys_text,
-    render_key_line,
     render_keys_file,
     render_masked_keys_file,
 )
@@ -181,8 +180,7 @@ def test_hmac_accepts_any_length_up_to_64_bytes(length: int) -> None:
     (GCM, 256, True),
     (GCM, 96, False),
 ])
-def test_icv_the_kernel_refuses_is_accepted_with_a_warning(name: str, icv: int,
-                                                            warns: bool) -> None:
+def test_icv_the_kernel_refuses_is_accepted_with_a_warning(name: str, icv: int, warns: bool) -> None:
     keys_file = parse_keys_text("1+ %s 0x%s %d\n" % (name, KEY20, icv), "t")
     assert keys_file.current.icv_bits == icv
     assert bool(keys_file.warnings) is warns
@@ -213,19 +211,39 @@ def test_algorithm_lookup_rejects_unknown_names() -> None:
 
 BAD_INDEX: Dict[str, Dict[str, Any]] = json.loads((DATA / "bad" / "index.json").read_text())
 GOOD_INDEX: Dict[str, Dict[str, Any]] = json.loads((DATA / "good" / "index.json").read_text())
+# Files whose bytes the repository should not hold as they are (CR, NUL, a byte order
+# mark, invalid UTF-8) are stored base64-encoded as NAME.b64.
+ENCODED_SUFFIX = ".b64"
+
+
+def corpus_bytes(directory: str, name: str) -> bytes:
+    path = DATA / directory / name
+    if path.exists():
+        return path.read_bytes()
+    return base64.decodebytes((DATA / directory / (name + ENCODED_SUFFIX)).read_bytes())
+
+
+def corpus_file(directory: str, name: str, tmp_path: Path) -> Path:
+    """A path holding the corpus entry's exact bytes."""
+    path = DATA / directory / name
+    if path.exists():
+        return path
+    decoded = tmp_path / name
+    decoded.write_bytes(corpus_bytes(directory, name))
+    return decoded
 
 
 def test_corpus_index_matches_the_files() -> None:
     for directory, index in (("bad", BAD_INDEX), ("good", GOOD_INDEX)):
-        on_disk = {path.name for path in (DATA / directory).iterdir()
-                   if path.name != "index.json"}
+        on_disk = {path.name[:-len(ENCODED_SUFFIX)] if path.name.endswith(ENCODED_SUFFIX) else path.name
+                   for path in (DATA / directory).iterdir() if path.name != "index.json"}
         assert on_disk == set(index)
     assert len(BAD_INDEX) >= 40
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INDEX))
-def test_bad_corpus_file_is_rejected_with_its_reason(name: str) -> None:
-    path = DATA / "bad" / name
+def test_bad_corpus_file_is_rejected_with_its_reason(name: str, tmp_path: Path) -> None:
+    path = corpus_file("bad", name, tmp_path)
     expected = BAD_INDEX[name]
     with pytest.raises(KeysFileError) as caught:
         load_keys_file(path)
@@ -241,7 +259,7 @@ def test_bad_corpus_file_is_rejected_with_its_reason(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(BAD_INDEX))
 def test_bad_corpus_content_names_the_option(name: str) -> None:
-    content = (DATA / "bad" / name).read_bytes()
+    content = corpus_bytes("bad", name)
     with pytest.raises(KeysFileError) as caught:
         parse_keys_text(content, "option content")
     assert str(caught.value).startswith("option content")
@@ -378,7 +396,7 @@ def test_load_unreadable_file_names_the_path(tmp_path: Path) -> None:
         except BaseException:  # pylint: disable=broad-except
             status = 3
         os._exit(status)  # pylint: disable=protected-access
-    _, wait_status = os.waitpid(child, 0)
+    wait_status = os.waitpid(child, 0)[1]
     assert os.WEXITSTATUS(wait_status) == 0
 
 

@@ -48,7 +48,7 @@ def test_writes_the_file_atomically_with_mode_0600(tmp_path: Path, capsys) -> No
     assert result["changed"] is True
     assert path.read_text() == "3+ %s 0x%s 128\n" % (GCM, KEY_A)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [name for name in os.listdir(path.parent)] == ["keys"]  # no temporary file left
+    assert os.listdir(path.parent) == ["keys"]  # no temporary file left
     assert result["spi"] == 3 and result["overhead"] == 16
     assert result["keys_info"][0]["fingerprint"].startswith("sha256:")
     assert result["diff"]["before"] == ""
