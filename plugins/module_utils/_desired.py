@@ -1,0 +1,682 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The desired XFRM object set of one node: pure, no kernel, no Ansible.
+
+Given the local node L, its peers, the keys and the options, ``build_desired`` returns every
+SA and policy L must hold (DESIGN §3). Decisions, each one final for this collection:
+
+**Pairings.** A node has at most one tunnel address per family. For each peer P and each
+family both L and P have (IPv4 first), L and P are paired by those addresses. A pairing
+whose two addresses are equal is skipped (Cilium's rule: no SA from a node to itself); a
+peer named like L is L itself listed in its own group and is skipped silently, any other
+peer sharing L's address is skipped for that family with a warning.
+
+**Keys.** IN SAs and OUT SAs are installed for every key of the keys file, so a rotation is
+make-before-break: the new key's IN SAs exist everywhere before anybody sends with it.
+Egress uses exactly one key, ``out_spi`` (default: the current key, the last one), because
+the OUT policy's template pins that key's wire SPI. Without the pin the kernel would pick
+the SA it finds for (reqid, src, dst), which is the newest one added, so egress would switch
+keys as soon as the new key's OUT SA appeared, before the peers have its IN SA.
+
+**Per-pair keys** (default): the OUT SA L→P gets ``derive_key(K, L, P, bootL, bootP)`` and the
+IN SA P→L ``derive_key(K, P, L, bootP, bootL)``, so L's OUT SA to P carries exactly the key
+of P's IN SA from L. For auth+enc keys both keys are derived. A peer without a boot id
+cannot be keyed: it gets no desired objects and is **frozen** — its owned entries in the
+kernel are left exactly as they are (not purged), and a warning names it. With
+``per_pair_keys: false`` every SA carries the master key (interop only) and boot ids are
+not needed.
+
+**Wire SPIs.** The kernel identifies an inbound SA by (dst, SPI, proto, mark) only, not by
+its source; two peers sending to L with the same SPI would need the same slot. So with
+``marks: none`` the SPI on the wire is ``key_id << 28 | sender_id(sender address)``, where
+``sender_id`` is the first 28 bits of SHA-256(``WIRE_SPI_DOMAIN`` ‖ packed address). Both
+ends compute it from public data. Top nibble = key id (1-15), so a wire SPI is never in the
+reserved range 0-255. Two nodes of the same family whose sender ids collide are refused
+with an error naming both (among n nodes the chance is about n²/2²⁹: 0.2 % for 1000 nodes);
+changing one tunnel address resolves it. With ``marks: cilium`` the SPI is the key id, as in
+Cilium, and the packet mark (which carries a per-peer id) tells inbound SAs apart.
+
+**Marks** (``marks: cilium``, off by default). Cilium's layout: OUT SA and OUT policy mark
+``0xE00 | spi << 12 | peer_id << 16`` / ``0xFFFFFF00``; IN SA mark ``0xD00 | peer_id << 16`` /
+``0xFFFF0F00``; output marks ``0xE00`` (OUT SA) and ``0xD00`` (IN SA) / ``0xFFFFFF00``. IN and
+FWD policies carry no mark. ``peer_id`` is 1-65535, ``Peer.mark_id`` when given, otherwise
+derived from the peer's name (SHA-256 of ``MARK_ID_DOMAIN`` ‖ name, mod 65535, plus 1) so every
+node and the datapath compute the same value; collisions among L's peers are an error
+naming both (set ``mark_id`` on one). This mode only works with a datapath (BPF,
+nftables) that sets these marks on packets: unmarked packets match no OUT policy and leave
+in plaintext. Since the datapath, not the planner, picks the key id in the mark, this mode
+installs one OUT policy per key (the mark differs by the SPI nibble, so they are distinct
+policies, as in Cilium); ``out_spi`` then only has to name a key of the file.
+
+**Policies.** OUT per peer subnet: ``any → subnet``, template L→P, required (no SA means drop,
+never plaintext). IN per peer subnet: ``subnet → any``, template P→L with SPI 0 (any of P's
+keys), optional when the level is ``use`` (per-peer ``inbound_level`` overrides the option).
+FWD as IN, only when L's subnets are routed (any of L's subnets is not one of L's own
+addresses as a host prefix). All at ``PRIORITY_ENCRYPT``.
+``outbound: false`` builds only the IN side (IN SAs, IN/FWD policies, bypass); see
+``_reconcile`` for why existing OUT entries are then left alone rather than purged.
+
+**Bypass** (management; default tcp/22): per family L has and per (proto, port), four
+template-less allow policies at ``PRIORITY_BYPASS`` (numerically lower, so they win over
+every encrypt policy): out sport=port, out dport=port, in sport=port, in dport=port. No FWD
+bypass: the connection to keep alive is Ansible's own, which ends on this host (in/out); a
+fwd bypass would send forwarded SSH between peer subnets in plaintext for nothing. An empty
+list installs none.
+
+**No default-drop policy.** An explicit block policy per peer subnet below the OUT policy is
+not implemented: without marks it would have the OUT policy's selector and hence its kernel
+identity (the kernel refuses a second policy differing only in priority), and it would
+protect nothing here, because the OUT policy's template is required (no SA → drop) and
+policies are changed in place (UPDPOLICY), never deleted and re-added.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._derive import (
+    KeyDerivationError,
+    address_bytes,
+    derive_key,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
+    FORM_AEAD,
+    SPI_MAX,
+    SPI_MIN,
+    Key,
+    KeysFile,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import (
+    DEFAULT_REQID,
+    PRIORITY_BYPASS,
+    PRIORITY_ENCRYPT,
+    PlanError,
+    check_reqid,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._render import render
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+    ACTION_ALLOW,
+    AF_INET,
+    AF_INET6,
+    ALGO_AEAD,
+    ALGO_AUTH,
+    ALGO_CRYPT,
+    DIR_FWD,
+    DIR_IN,
+    DIR_OUT,
+    IPPROTO_ESP,
+    MODE_TUNNEL,
+    Algorithm,
+    Mark,
+    Selector,
+    Template,
+    XfrmPolicy,
+    XfrmState,
+    any_address,
+    canonical_address,
+    family_of,
+    max_prefixlen,
+)
+
+FAMILIES = (AF_INET, AF_INET6)  # pairing order: IPv4 first
+FAMILY_NAMES = {AF_INET: "IPv4", AF_INET6: "IPv6"}
+
+LEVEL_USE = "use"
+LEVEL_REQUIRED = "required"
+LEVELS = (LEVEL_USE, LEVEL_REQUIRED)
+
+MARKS_NONE = "none"
+MARKS_CILIUM = "cilium"
+MARKS_MODES = (MARKS_NONE, MARKS_CILIUM)
+
+STATE_PRESENT = "present"
+STATE_ABSENT = "absent"
+STATES = (STATE_PRESENT, STATE_ABSENT)
+
+# ESN with a 1024-packet replay window, as Cilium installs its per-pair SAs. OUT SAs get the
+# same shape (the window means nothing for egress) so that every SA has one uniform form.
+REPLAY_WINDOW = 1024
+USE_ESN = True
+
+# Wire SPI (marks: none): key id in the top nibble, 28 bits of sender id below it.
+WIRE_SPI_DOMAIN = b"netsec.ipsec/wire-spi/v1\x00"
+SENDER_ID_BITS = 28
+KEY_ID_SHIFT = SENDER_ID_BITS
+
+# Cilium's mark layout (reference cilium-ipsec.md §2.1/2.2).
+MARK_MAGIC_ENCRYPT = 0x0E00
+MARK_MAGIC_DECRYPT = 0x0D00
+MARK_SPI_SHIFT = 12
+MARK_PEER_ID_SHIFT = 16
+MARK_MASK_OUT = 0xFFFFFF00
+MARK_MASK_IN = 0xFFFF0F00
+OUTPUT_MARK_MASK = 0xFFFFFF00
+MARK_ID_DOMAIN = b"netsec.ipsec/mark-id/v1\x00"
+MARK_ID_MIN = 1
+MARK_ID_MAX = 0xFFFF
+
+# Truncation of the ICV for auth algorithms, sent explicitly as XFRMA_ALG_AUTH_TRUNC: the
+# RFC values (RFC 2404 md5/sha1 96, RFC 4868 sha2 = half the digest, RFC 3566 xcbc 96).
+# Cilium sends XFRMA_ALG_AUTH and so gets the kernel's legacy default of 96 for
+# hmac(sha256); an auth+enc key therefore does not interoperate with Cilium's SAs.
+AUTH_TRUNCATION_BITS = {
+    "hmac(md5)": 96,
+    "hmac(sha1)": 96,
+    "hmac(sha256)": 128,
+    "hmac(sha384)": 192,
+    "hmac(sha512)": 256,
+    "xcbc(aes)": 96,
+    "digest_null": 0,
+}
+
+# Management bypass: protocols by name, and the default list.
+BYPASS_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
+DEFAULT_BYPASS: Tuple[Tuple[str, int], ...] = (("tcp", 22),)
+PORT_MIN = 1
+PORT_MAX = 0xFFFF
+
+# Object roles: what an entry does for the local node, which decides where its operations
+# go in the safe order (see ``_reconcile``).
+ROLE_IN_SA = "in-sa"
+ROLE_OUT_SA = "out-sa"
+ROLE_IN_POLICY = "in-policy"  # IN and FWD
+ROLE_OUT_POLICY = "out-policy"
+ROLE_BYPASS = "bypass"  # any template-less policy
+
+BypassEntry = Tuple[Union[str, int], int]
+XfrmObject = Union[XfrmState, XfrmPolicy]
+
+
+# --------------------------------------------------------------------------------------
+# Inputs
+
+
+def _canonical_addresses(owner: str, addresses: Iterable[str]) -> Tuple[str, ...]:
+    if isinstance(addresses, str):
+        addresses = [addresses]
+    canonical: List[str] = []
+    seen_families: Dict[int, str] = {}
+    for address in addresses:
+        try:
+            text = canonical_address(str(address))
+        except ValueError:
+            raise PlanError("%s: tunnel address %r is not an IP address" % (owner, address)) from None
+        family = family_of(text)
+        if family in seen_families:
+            raise PlanError("%s has two %s tunnel addresses (%s and %s); one per family is "
+                            "supported" % (owner, FAMILY_NAMES[family], seen_families[family], text))
+        seen_families[family] = text
+        canonical.append(text)
+    return tuple(canonical)
+
+
+def _canonical_subnets(owner: str, subnets: Iterable[str]) -> Tuple[str, ...]:
+    if isinstance(subnets, str):
+        subnets = [subnets]
+    canonical: List[str] = []
+    for subnet in subnets:
+        try:
+            # Host bits are cleared: the kernel does not canonicalise selectors, so
+            # 10.1.0.1/16 would be a policy distinct from 10.1.0.0/16.
+            text = str(ipaddress.ip_network(str(subnet), strict=False))
+        except ValueError:
+            raise PlanError("%s: subnet %r is not an IP network" % (owner, subnet)) from None
+        if text not in canonical:
+            canonical.append(text)
+    return tuple(canonical)
+
+
+def host_prefix(address: str) -> str:
+    """An address as a one-host network (``/32`` or ``/128``)."""
+    return "%s/%d" % (address, max_prefixlen(family_of(address)))
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalNode:
+    """The node being planned. ``subnets`` default to its addresses as host prefixes."""
+
+    name: str
+    addresses: Tuple[str, ...]
+    subnets: Tuple[str, ...] = ()
+    boot_id: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        owner = "local node %s" % self.name
+        addresses = _canonical_addresses(owner, self.addresses)
+        if not addresses:
+            raise PlanError("%s has no tunnel address" % owner)
+        subnets = _canonical_subnets(owner, self.subnets) or tuple(host_prefix(a) for a in addresses)
+        object.__setattr__(self, "addresses", addresses)
+        object.__setattr__(self, "subnets", subnets)
+
+    def address(self, family: int) -> Optional[str]:
+        return next((a for a in self.addresses if family_of(a) == family), None)
+
+    @property
+    def routes_subnets(self) -> bool:
+        """True when a subnet is more than one of its own addresses (FWD policies needed)."""
+        own = {host_prefix(address) for address in self.addresses}
+        return any(subnet not in own for subnet in self.subnets)
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """A peer of the local node.
+
+    ``subnets`` default to its addresses as host prefixes. ``inbound_level`` overrides the
+    option for this peer. ``mark_id`` (``marks: cilium`` only) overrides the derived id.
+    """
+
+    name: str
+    addresses: Tuple[str, ...]
+    subnets: Tuple[str, ...] = ()
+    boot_id: Optional[str] = None
+    inbound_level: Optional[str] = None
+    mark_id: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        owner = "peer %s" % self.name
+        addresses = _canonical_addresses(owner, self.addresses)
+        if not addresses:
+            raise PlanError("%s has no tunnel address" % owner)
+        subnets = _canonical_subnets(owner, self.subnets) or tuple(host_prefix(a) for a in addresses)
+        object.__setattr__(self, "addresses", addresses)
+        object.__setattr__(self, "subnets", subnets)
+        if self.inbound_level is not None and self.inbound_level not in LEVELS:
+            raise PlanError("%s: inbound_level must be one of %s" % (owner, ", ".join(LEVELS)))
+        if self.mark_id is not None and (isinstance(self.mark_id, bool) or not isinstance(self.mark_id, int)
+                                         or not MARK_ID_MIN <= self.mark_id <= MARK_ID_MAX):
+            raise PlanError("%s: mark_id must be %d-%d" % (owner, MARK_ID_MIN, MARK_ID_MAX))
+
+    def address(self, family: int) -> Optional[str]:
+        return next((a for a in self.addresses if family_of(a) == family), None)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanOptions:
+    """The options of the planner (module options of the same names)."""
+
+    per_pair_keys: bool = True
+    out_spi: Optional[int] = None
+    outbound: bool = True
+    inbound_level: str = LEVEL_REQUIRED
+    bypass: Tuple[BypassEntry, ...] = DEFAULT_BYPASS
+    marks: str = MARKS_NONE
+    reqid: int = DEFAULT_REQID
+    state: str = STATE_PRESENT
+    purge: bool = True
+
+    def __post_init__(self) -> None:
+        check_reqid(self.reqid)
+        if self.inbound_level not in LEVELS:
+            raise PlanError("inbound_level must be one of %s" % ", ".join(LEVELS))
+        if self.marks not in MARKS_MODES:
+            raise PlanError("marks must be one of %s" % ", ".join(MARKS_MODES))
+        if self.state not in STATES:
+            raise PlanError("state must be one of %s" % ", ".join(STATES))
+        object.__setattr__(self, "bypass", normalise_bypass(self.bypass))
+
+
+def normalise_bypass(entries: Iterable[Sequence[object]]) -> Tuple[Tuple[int, int], ...]:
+    """(protocol number, port) pairs, duplicates dropped, order kept."""
+    result: List[Tuple[int, int]] = []
+    for entry in entries:
+        if isinstance(entry, str) or len(entry) != 2:
+            raise PlanError("bypass entries are (protocol, port) pairs, e.g. ('tcp', 22)")
+        proto, port = entry
+        if isinstance(proto, str):
+            number = BYPASS_PROTOCOLS.get(proto.lower())
+            if number is None:
+                raise PlanError("bypass protocol %r: use one of %s" % (proto, ", ".join(BYPASS_PROTOCOLS)))
+        elif isinstance(proto, int) and not isinstance(proto, bool) and proto in BYPASS_PROTOCOLS.values():
+            number = proto
+        else:
+            raise PlanError("bypass protocol %r: use one of %s" % (proto, ", ".join(BYPASS_PROTOCOLS)))
+        if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
+            raise PlanError("bypass port %r must be %d-%d" % (port, PORT_MIN, PORT_MAX))
+        if (number, port) not in result:
+            result.append((number, port))
+    return tuple(result)
+
+
+# --------------------------------------------------------------------------------------
+# Identifiers
+
+
+def sender_id(address: str) -> int:
+    """28-bit id of a sender's tunnel address (the low bits of its wire SPIs)."""
+    digest = hashlib.sha256(WIRE_SPI_DOMAIN + address_bytes(address)).digest()
+    return int.from_bytes(digest[:4], "big") >> (32 - SENDER_ID_BITS)
+
+
+def wire_spi(key_id: int, sender_address: str, marks: str = MARKS_NONE) -> int:
+    """The SPI on the wire of key ``key_id`` for SAs sent by ``sender_address``."""
+    if not SPI_MIN <= key_id <= SPI_MAX:
+        raise PlanError("key id %r is out of range %d-%d" % (key_id, SPI_MIN, SPI_MAX))
+    if marks == MARKS_CILIUM:
+        return key_id
+    return key_id << KEY_ID_SHIFT | sender_id(sender_address)
+
+
+def key_id_of_wire_spi(spi: int, marks: str = MARKS_NONE) -> int:
+    return spi if marks == MARKS_CILIUM else spi >> KEY_ID_SHIFT
+
+
+def derived_mark_id(peer_name: str) -> int:
+    """A stable 16-bit id (1-65535) for a peer, from its name."""
+    digest = hashlib.sha256(MARK_ID_DOMAIN + peer_name.encode("utf-8")).digest()
+    return MARK_ID_MIN + int.from_bytes(digest[:4], "big") % MARK_ID_MAX
+
+
+def mark_id_of(peer: Peer) -> int:
+    return peer.mark_id if peer.mark_id is not None else derived_mark_id(peer.name)
+
+
+def out_mark(key_id: int, peer_mark_id: int) -> Mark:
+    return Mark(MARK_MAGIC_ENCRYPT | key_id << MARK_SPI_SHIFT | peer_mark_id << MARK_PEER_ID_SHIFT,
+                MARK_MASK_OUT)
+
+
+def in_mark(peer_mark_id: int) -> Mark:
+    return Mark(MARK_MAGIC_DECRYPT | peer_mark_id << MARK_PEER_ID_SHIFT, MARK_MASK_IN)
+
+
+OUT_OUTPUT_MARK = Mark(MARK_MAGIC_ENCRYPT, OUTPUT_MARK_MASK)
+IN_OUTPUT_MARK = Mark(MARK_MAGIC_DECRYPT, OUTPUT_MARK_MASK)
+
+
+def _check_sender_ids(local: LocalNode, peers: Sequence[Peer]) -> None:
+    """Refuse two nodes whose sender ids collide (they would share inbound SA slots)."""
+    for family in FAMILIES:
+        seen: Dict[int, Tuple[str, str]] = {}
+        nodes = [(local.name, local.address(family))] + [(p.name, p.address(family)) for p in peers]
+        for name, address in nodes:
+            if address is None:
+                continue
+            ident = sender_id(address)
+            other = seen.get(ident)
+            if other is not None and other[1] != address:
+                raise PlanError(
+                    "wire SPI collision: %s (%s) and %s (%s) have the same sender id 0x%07x, so "
+                    "their SAs would share SPIs at every receiver; change one tunnel address or "
+                    "use marks: cilium" % (other[0], other[1], name, address, ident))
+            seen.setdefault(ident, (name, address))
+
+
+def _check_mark_ids(peers: Sequence[Peer]) -> Dict[str, int]:
+    ids: Dict[str, int] = {}
+    owner_of: Dict[int, str] = {}
+    for peer in peers:
+        ident = mark_id_of(peer)
+        if ident in owner_of:
+            raise PlanError("mark id collision: peers %s and %s both have mark id %d; set "
+                            "mark_id on one of them" % (owner_of[ident], peer.name, ident))
+        owner_of[ident] = peer.name
+        ids[peer.name] = ident
+    return ids
+
+
+# --------------------------------------------------------------------------------------
+# The desired set
+
+
+@dataclasses.dataclass(frozen=True)
+class DesiredSet:
+    """What the local node must hold, and what the reconciler needs to know about it.
+
+    ``peer_of_address``
+    maps every peer tunnel address (frozen peers' too) to the peer's name, for ordering and
+    messages. ``frozen_peer_addresses`` are the addresses of peers whose entries must be left
+    alone. ``keep_outbound`` is True when ``outbound`` was off (OUT entries are left alone).
+    ``teardown`` is True for ``state: absent``: every owned entry goes, whatever ``purge``.
+    """
+
+    states: Tuple[XfrmState, ...] = ()
+    policies: Tuple[XfrmPolicy, ...] = ()
+    local_addresses: Tuple[str, ...] = ()
+    peer_of_address: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    frozen_peers: Tuple[str, ...] = ()
+    frozen_peer_addresses: FrozenSet[str] = frozenset()
+    keep_outbound: bool = False
+    reqid: int = DEFAULT_REQID
+    warnings: Tuple[str, ...] = ()
+    teardown: bool = False
+
+
+def _keys_tuple(keys: Union[KeysFile, Sequence[Key]]) -> Tuple[Key, ...]:
+    key_list = tuple(keys.keys) if isinstance(keys, KeysFile) else tuple(keys)
+    seen: Dict[int, int] = {}
+    for position, key in enumerate(key_list, 1):
+        if key.spi in seen:
+            raise PlanError("keys %d and %d both have key id %d; key ids must be unique"
+                            % (seen[key.spi], position, key.spi))
+        seen[key.spi] = position
+    return key_list
+
+
+def _algorithms(key: Key, material: Tuple[bytes, ...]) -> Dict[str, Algorithm]:
+    if key.form == FORM_AEAD:
+        return {"aead": Algorithm(ALGO_AEAD, key.aead_name or "", material[0], key.icv_bits or 0)}
+    auth_name = key.auth_name or ""
+    if auth_name not in AUTH_TRUNCATION_BITS:
+        raise PlanError("key id %d: no truncation length known for %s (known: %s)"
+                        % (key.spi, auth_name, ", ".join(sorted(AUTH_TRUNCATION_BITS))))
+    return {"auth": Algorithm(ALGO_AUTH, auth_name, material[0], AUTH_TRUNCATION_BITS[auth_name]),
+            "crypt": Algorithm(ALGO_CRYPT, key.enc_name or "", material[1], 0)}
+
+
+class _Builder:
+    """Accumulates desired objects, refusing two with one kernel identity."""
+
+    def __init__(self) -> None:
+        self.objects: Dict[Tuple[object, ...], Tuple[XfrmObject, str]] = {}
+
+    def add(self, obj: XfrmObject, owner: str) -> None:
+        identity = (type(obj).__name__,) + obj.key()
+        previous = self.objects.get(identity)
+        if previous is not None:
+            if previous[0] == obj:
+                return
+            raise PlanError("two desired objects have the same kernel identity: %s (for %s) and "
+                            "%s (for %s); do two peers share a subnet or an address?"
+                            % (render(previous[0]), previous[1], render(obj), owner))
+        self.objects[identity] = (obj, owner)
+
+    def states(self) -> Tuple[XfrmState, ...]:
+        return tuple(entry[0] for entry in self.objects.values() if isinstance(entry[0], XfrmState))
+
+    def policies(self) -> Tuple[XfrmPolicy, ...]:
+        return tuple(entry[0] for entry in self.objects.values() if isinstance(entry[0], XfrmPolicy))
+
+
+def _any_selector(family: int) -> Selector:
+    """The selector the kernel reports for an SA installed without one (family copied in)."""
+    anywhere = "%s/0" % any_address(family)
+    return Selector.between(anywhere, anywhere)
+
+
+def _bypass_policies(family: int, bypass: Sequence[Tuple[int, int]]) -> List[XfrmPolicy]:
+    anywhere = "%s/0" % any_address(family)
+    policies = []
+    for proto, port in bypass:
+        for direction in (DIR_OUT, DIR_IN):
+            for selector in (Selector.between(anywhere, anywhere, proto, sport=port),
+                             Selector.between(anywhere, anywhere, proto, dport=port)):
+                policies.append(XfrmPolicy(selector=selector, dir=direction, action=ACTION_ALLOW,
+                                           priority=PRIORITY_BYPASS))
+    return policies
+
+
+def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile, Sequence[Key]],
+                  options: PlanOptions = PlanOptions()) -> DesiredSet:
+    """Every SA and policy ``local`` must hold (see the module docstring for the rules)."""
+    reqid = options.reqid
+    names = [peer.name for peer in peers]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise PlanError("peer names must be unique: %s listed more than once" % ", ".join(duplicates))
+    # The local node listed in its own peer group is not a peer.
+    peers = [peer for peer in peers if peer.name != local.name]
+    peer_of_address: Dict[str, str] = {}
+    for peer in peers:
+        for address in peer.addresses:
+            if address in peer_of_address:
+                raise PlanError("peers %s and %s have the same tunnel address %s"
+                                % (peer_of_address[address], peer.name, address))
+            peer_of_address[address] = peer.name
+    if options.state == STATE_ABSENT:
+        # Teardown removes every owned entry; nothing is desired, nobody is frozen.
+        return DesiredSet(local_addresses=local.addresses, peer_of_address=peer_of_address, reqid=reqid,
+                          teardown=True)
+
+    key_list = _keys_tuple(keys)
+    if not key_list:
+        raise PlanError("no keys: the keys file must hold at least one key")
+    out_key_id = options.out_spi if options.out_spi is not None else key_list[-1].spi
+    if out_key_id not in [key.spi for key in key_list]:
+        raise PlanError("out_spi %r is not the key id of any key in the keys file (%s)"
+                        % (out_key_id, ", ".join(str(key.spi) for key in key_list)))
+
+    warnings: List[str] = []
+    if options.marks == MARKS_NONE:
+        _check_sender_ids(local, peers)
+        mark_ids: Dict[str, int] = {}
+    else:
+        mark_ids = _check_mark_ids(peers)
+
+    builder = _Builder()
+    frozen: List[str] = []
+    frozen_addresses: List[str] = []
+    for family in FAMILIES:
+        if local.address(family) is not None:
+            for policy in _bypass_policies(family, options.bypass):
+                builder.add(policy, "management bypass")
+    for peer in peers:
+        if options.per_pair_keys and not peer.boot_id:
+            frozen.append(peer.name)
+            frozen_addresses.extend(peer.addresses)
+            warnings.append("peer %s has no boot id, so no per-pair keys can be derived for it: "
+                            "its SAs and policies are left as they are" % peer.name)
+            continue
+        for family in FAMILIES:
+            local_address = local.address(family)
+            peer_address = peer.address(family)
+            if local_address is None or peer_address is None:
+                continue
+            if local_address == peer_address:
+                warnings.append("peer %s has the local node's %s address %s; that pairing is "
+                                "skipped" % (peer.name, FAMILY_NAMES[family], peer_address))
+                continue
+            _add_pairing(builder, local, peer, family, local_address, peer_address, key_list,
+                         out_key_id, options, mark_ids.get(peer.name, 0))
+    return DesiredSet(
+        states=builder.states(),
+        policies=builder.policies(),
+        local_addresses=local.addresses,
+        peer_of_address=peer_of_address,
+        frozen_peers=tuple(frozen),
+        frozen_peer_addresses=frozenset(frozen_addresses),
+        keep_outbound=not options.outbound,
+        reqid=reqid,
+        warnings=tuple(warnings),
+    )
+
+
+def _pair_material(key: Key, options: PlanOptions, src: str, dst: str, src_boot: Optional[str],
+                   dst_boot: Optional[str], peer: Peer) -> Tuple[bytes, ...]:
+    if not options.per_pair_keys:
+        return key.key_material
+    try:
+        return tuple(derive_key(part, src, dst, src_boot or "", dst_boot or "")
+                     for part in key.key_material)
+    except KeyDerivationError as error:
+        raise PlanError("cannot derive the keys between the local node and peer %s: %s"
+                        % (peer.name, error)) from None
+
+
+def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, local_address: str,
+                 peer_address: str, key_list: Sequence[Key], out_key_id: int,
+                 options: PlanOptions, peer_mark_id: int) -> None:
+    reqid = options.reqid
+    marks = options.marks == MARKS_CILIUM
+    owner = "peer %s" % peer.name
+    if options.per_pair_keys and not local.boot_id:
+        raise PlanError("local node %s has no boot id; per-pair keys need it" % local.name)
+    selector = _any_selector(family)
+    for key in key_list:
+        if options.outbound:
+            out_material = _pair_material(key, options, local_address, peer_address,
+                                          local.boot_id, peer.boot_id, peer)
+            builder.add(XfrmState(
+                src=local_address, dst=peer_address, spi=wire_spi(key.spi, local_address, options.marks),
+                reqid=reqid, proto=IPPROTO_ESP, mode=MODE_TUNNEL, replay_window=REPLAY_WINDOW,
+                esn=USE_ESN, selector=selector,
+                mark=out_mark(key.spi, peer_mark_id) if marks else None,
+                output_mark=OUT_OUTPUT_MARK if marks else None,
+                **_algorithms(key, out_material)), owner)
+        in_material = _pair_material(key, options, peer_address, local_address,
+                                     peer.boot_id, local.boot_id, peer)
+        builder.add(XfrmState(
+            src=peer_address, dst=local_address, spi=wire_spi(key.spi, peer_address, options.marks),
+            reqid=reqid, proto=IPPROTO_ESP, mode=MODE_TUNNEL, replay_window=REPLAY_WINDOW,
+            esn=USE_ESN, selector=selector,
+            mark=in_mark(peer_mark_id) if marks else None,
+            output_mark=IN_OUTPUT_MARK if marks else None,
+            **_algorithms(key, in_material)), owner)
+
+    anywhere = "%s/0" % any_address(family)
+    level = peer.inbound_level or options.inbound_level
+    in_template = Template(src=peer_address, dst=local_address, reqid=reqid, spi=0,
+                           proto=IPPROTO_ESP, mode=MODE_TUNNEL, optional=level == LEVEL_USE)
+    # With marks the datapath chooses the key id per packet, so every key needs its policy;
+    # without marks the one OUT policy pins out_spi's SA.
+    out_key_ids = [key.spi for key in key_list] if marks else [out_key_id]
+    for subnet in peer.subnets:
+        if family_of(subnet) != family:
+            continue
+        if options.outbound:
+            for key_id in out_key_ids:
+                # The template pins the SPI: the kernel's SA lookup for a template matches
+                # (reqid, addresses, mode, proto) and, only when the template names one, the
+                # SPI; among several matches it takes the newest SA. Unpinned, egress would
+                # jump to a new key's OUT SA the moment it is added, before peers can read it.
+                out_template = Template(src=local_address, dst=peer_address, reqid=reqid,
+                                        spi=wire_spi(key_id, local_address, options.marks),
+                                        proto=IPPROTO_ESP, mode=MODE_TUNNEL, optional=False)
+                builder.add(XfrmPolicy(selector=Selector.between(anywhere, subnet), dir=DIR_OUT,
+                                       action=ACTION_ALLOW, priority=PRIORITY_ENCRYPT,
+                                       templates=(out_template,),
+                                       mark=out_mark(key_id, peer_mark_id) if marks else None),
+                            owner)
+        directions = (DIR_IN, DIR_FWD) if local.routes_subnets else (DIR_IN,)
+        for direction in directions:
+            builder.add(XfrmPolicy(selector=Selector.between(subnet, anywhere), dir=direction,
+                                   action=ACTION_ALLOW, priority=PRIORITY_ENCRYPT,
+                                   templates=(in_template,)), owner)
+
+
+def role_of(obj: XfrmObject, local_addresses: Iterable[str]) -> str:
+    """The ``ROLE_*`` of a desired or installed entry on the node with ``local_addresses``.
+
+    An SA is OUT when it is sent from a local address, IN otherwise. A policy without a
+    template is a bypass; otherwise its direction decides (FWD counts as IN).
+    """
+    if isinstance(obj, XfrmState):
+        return ROLE_OUT_SA if obj.src in set(local_addresses) else ROLE_IN_SA
+    if not obj.templates:
+        return ROLE_BYPASS
+    return ROLE_OUT_POLICY if obj.dir == DIR_OUT else ROLE_IN_POLICY
+
+
+def remote_address(obj: XfrmObject, local_addresses: Iterable[str]) -> str:
+    """The peer end of an entry (the tunnel address that is not local), or "" for a bypass."""
+    if isinstance(obj, XfrmState):
+        return obj.dst if obj.src in set(local_addresses) else obj.src
+    if not obj.templates:
+        return ""
+    template = obj.templates[0]
+    return template.dst if obj.dir == DIR_OUT else template.src

@@ -1,0 +1,436 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""From the kernel's SAD/SPD to the desired set: the delta on owned entries, safely ordered.
+
+**Comparison.** Entries are paired by kernel identity (``XfrmState.key()``: family, dst, SPI,
+proto, mark; ``XfrmPolicy.key()``: type, dir, if_id, selector, mark), then compared by content
+after ``normalise_state``/``normalise_policy`` (the one place that lists how a dumped
+object may differ from a built one). Kernel-filled fields (counters, policy index) are not
+part of equality.
+
+**Decisions per entry.**
+
+* desired, not in the kernel → ``add``.
+* desired, in the kernel, owned, equal → unchanged (no operation).
+* desired, in the kernel, owned, different: a policy → ``update`` (UPDPOLICY replaces it in
+  place, keeping traffic covered; a policy is never deleted and re-added); an SA →
+  ``delete`` then ``add``, adjacent, because UPDSA cannot change keys, algorithms, reqid or
+  mode. The gap between the two is drop-only: OUT templates are required (no SA → drop)
+  and an inbound packet without its SA is dropped too.
+* desired, and its identity is held by a **foreign** entry → ``PlanError`` naming both
+  (masked): never overwrite someone else's entry.
+* an SA whose kernel lookup would collide with an installed SA of another mark (the kernel
+  matches ``(new.v & new.m & old.m) == old.v`` when adding) is treated like an identity
+  match: foreign → ``PlanError``, owned → the old one is deleted right before the add.
+* owned, in the kernel, not desired → ``delete`` when ``purge`` is on, except entries that
+  are **kept**: those of frozen peers (an SA whose src or dst, or a policy whose template src
+  or dst, is an address of a peer without boot id), and, when ``outbound`` is off, OUT SAs
+  and OUT policies (that mode is the first phase of a rollout: re-running it on a node that
+  already encrypts must not strip its encryption, since deleting an OUT policy sends
+  plaintext). With ``purge`` off, every such entry is kept.
+* ``state: absent`` (``_desired`` returns an empty ``teardown`` set with nobody frozen):
+  every owned entry is deleted, ``purge``, frozen peers and ``outbound`` notwithstanding:
+  teardown means teardown.
+* foreign entries are never touched, whatever their content.
+
+**Safe order** (DESIGN §4), one flat list in phases; within a phase, sorted by peer name,
+then address family, peer address, SPI, then the masked line (deterministic):
+
+1. bypass policies (add/update) — first of all, so that no encrypt policy added later in
+   the run (an IN policy at level required, an OUT policy) can ever cover the management
+   connection that carries this very run, even if the run stops half-way;
+2. IN SAs (add, re-create) — a peer may start sending as soon as its OUT side exists;
+3. IN/FWD policies (add/update);
+4. OUT SAs (add, re-create) — before anything refers to them;
+5. OUT policies (add/update) — egress switches only once its SA exists;
+6. removals: OUT policies, OUT SAs, IN/FWD policies, IN SAs, bypass policies last (so the
+   management connection stays exempt until every encrypt policy is gone). OUT before IN:
+   nothing is sent that the other side can no longer read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._desired import (
+    ROLE_BYPASS,
+    ROLE_IN_POLICY,
+    ROLE_IN_SA,
+    ROLE_OUT_POLICY,
+    ROLE_OUT_SA,
+    DesiredSet,
+    remote_address,
+    role_of,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import (
+    DEFAULT_REQID,
+    PlanError,
+    is_owned_policy,
+    is_owned_state,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._render import render
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+    DIR_OUT,
+    SA_FLAG_ESN,
+    Mark,
+    Selector,
+    XfrmPolicy,
+    XfrmState,
+    any_address,
+    family_of,
+)
+
+XfrmObject = Union[XfrmState, XfrmPolicy]
+
+VERB_ADD = "add"
+VERB_UPDATE = "update"
+VERB_DELETE = "delete"
+
+CHANGE_ADD = "add"
+CHANGE_UPDATE = "update"  # a policy replaced in place
+CHANGE_REPLACE = "replace"  # an SA deleted and re-added
+CHANGE_DELETE = "delete"
+
+# The kernel's flag meaning "this SA's selector is deliberately family 0": without it an
+# all-zero selector gets the SA's family copied in (XFRM_STATE_AF_UNSPEC).
+SA_FLAG_AF_UNSPEC = 32
+
+# Phases of the safe order.
+_ADD_PHASES = {ROLE_BYPASS: 0, ROLE_IN_SA: 1, ROLE_IN_POLICY: 2, ROLE_OUT_SA: 3, ROLE_OUT_POLICY: 4}
+_DELETE_PHASES = {ROLE_OUT_POLICY: 5, ROLE_OUT_SA: 6, ROLE_IN_POLICY: 7, ROLE_IN_SA: 8, ROLE_BYPASS: 9}
+_OUT_ROLES = (ROLE_OUT_SA, ROLE_OUT_POLICY)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedOperation:
+    """One kernel operation; the module converts it to the adapter's ``Operation``."""
+
+    verb: str
+    obj: XfrmObject
+
+    def __repr__(self) -> str:  # masked: the default repr would be long, this one is readable
+        return "PlannedOperation(%s %s)" % (self.verb, render(self.obj))
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One entry's change, for reporting: ``before``/``after`` are None for add/delete."""
+
+    kind: str
+    role: str
+    before: Optional[XfrmObject] = None
+    after: Optional[XfrmObject] = None
+
+    @property
+    def is_state(self) -> bool:
+        return isinstance(self.after if self.after is not None else self.before, XfrmState)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The ordered operations, and what the module reports about them.
+
+    ``before``: owned entries in the kernel now; ``after``: owned entries once the plan is
+    applied; ``unchanged``: desired entries already in place; ``kept``: owned entries that
+    are not desired but stay (frozen peers, ``purge`` off, ``outbound`` off).
+    ``foreign_states``/``foreign_policies`` count entries that were left alone as foreign.
+    """
+
+    operations: Tuple[PlannedOperation, ...] = ()
+    changes: Tuple[Change, ...] = ()
+    before: Tuple[XfrmObject, ...] = ()
+    after: Tuple[XfrmObject, ...] = ()
+    unchanged: Tuple[XfrmObject, ...] = ()
+    kept: Tuple[XfrmObject, ...] = ()
+    foreign_states: int = 0
+    foreign_policies: int = 0
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.operations)
+
+    def counts(self) -> Dict[str, Dict[str, int]]:
+        """``{"sas"|"policies": {"added", "updated", "removed", "unchanged", "kept"}}``.
+        An SA re-created (delete + add) counts as updated."""
+        counts = {kind: {"added": 0, "updated": 0, "removed": 0, "unchanged": 0, "kept": 0}
+                  for kind in ("sas", "policies")}
+        names = {CHANGE_ADD: "added", CHANGE_UPDATE: "updated", CHANGE_REPLACE: "updated",
+                 CHANGE_DELETE: "removed"}
+        for change in self.changes:
+            counts["sas" if change.is_state else "policies"][names[change.kind]] += 1
+        for obj in self.unchanged:
+            counts["sas" if isinstance(obj, XfrmState) else "policies"]["unchanged"] += 1
+        for obj in self.kept:
+            counts["sas" if isinstance(obj, XfrmState) else "policies"]["kept"] += 1
+        return counts
+
+
+# --------------------------------------------------------------------------------------
+# Normalisation: how a dumped entry can differ from a built one while meaning the same.
+
+
+def _no_empty_mark(mark: Optional[Mark]) -> Optional[Mark]:
+    # The kernel only reports XFRMA_MARK / XFRMA_SET_MARK when value or mask is non-zero, and
+    # a mark 0/0 matches every packet exactly like no mark.
+    if mark is not None and mark.value == 0 and mark.mask == 0:
+        return None
+    return mark
+
+
+def normalise_state(state: XfrmState) -> XfrmState:
+    """The canonical form of an SA. Rules (every one of them):
+
+    * selector None (all-zero, family 0, as sent) → the zero selector of the SA's family, as
+      the kernel stores it (it copies the SA family in unless flag af-unspec is set);
+    * mark / output mark 0/0 → None (not reported by the kernel, means the same);
+    * the ESN bit in ``flags`` → the ``esn`` field (the model keeps ESN out of ``flags``);
+    * counters → None (kernel-filled; already outside equality, dropped so that reported
+      objects are stable).
+    """
+    selector = state.selector
+    if selector is None and not state.flags & SA_FLAG_AF_UNSPEC:
+        anywhere = any_address(state.family)
+        selector = Selector(state.family, anywhere, 0, anywhere, 0)
+    esn = state.esn or bool(state.flags & SA_FLAG_ESN)
+    return dataclasses.replace(state, selector=selector, mark=_no_empty_mark(state.mark),
+                               output_mark=_no_empty_mark(state.output_mark), esn=esn,
+                               flags=state.flags & ~SA_FLAG_ESN, counters=None)
+
+
+def normalise_policy(policy: XfrmPolicy) -> XfrmPolicy:
+    """The canonical form of a policy. Rules (every one of them):
+
+    * mark 0/0 → None (as for SAs);
+    * template ``share`` → 0 (validated by the kernel but not stored; dumps report 0).
+
+    Template family needs no rule (the model derives it from the template addresses), and
+    the index is outside equality and kept, since the adapter may delete by it.
+    """
+    templates = tuple(dataclasses.replace(t, share=0) if t.share else t for t in policy.templates)
+    return dataclasses.replace(policy, mark=_no_empty_mark(policy.mark), templates=templates)
+
+
+def normalise(obj: XfrmObject) -> XfrmObject:
+    return normalise_state(obj) if isinstance(obj, XfrmState) else normalise_policy(obj)
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+
+
+def _identity(obj: XfrmObject) -> Tuple[object, ...]:
+    return (type(obj).__name__,) + obj.key()
+
+
+def _mark_pair(mark: Optional[Mark]) -> Tuple[int, int]:
+    return (0, 0) if mark is None else (mark.value, mark.mask)
+
+
+def _sa_slot(state: XfrmState) -> Tuple[object, ...]:
+    """What the kernel's SA lookup matches exactly; the mark is matched under masks."""
+    return (state.family, state.dst, state.spi, state.proto)
+
+
+def sa_add_collides(new: XfrmState, installed: XfrmState) -> bool:
+    """True when the kernel would refuse ``new`` with EEXIST because of ``installed``.
+
+    The NEWSA duplicate check looks up (family, dst, SPI, proto) with the new SA's mark
+    reduced to ``value & mask`` and finds an SA when ``(that & its mask) == its value``.
+    """
+    if _sa_slot(new) != _sa_slot(installed):
+        return False
+    new_value, new_mask = _mark_pair(new.mark)
+    old_value, old_mask = _mark_pair(installed.mark)
+    return (new_value & new_mask & old_mask) == old_value
+
+
+def belongs_to(obj: XfrmObject, addresses: FrozenSet[str]) -> bool:
+    """True when an SA's src/dst or a policy's template src/dst is one of ``addresses``."""
+    if isinstance(obj, XfrmState):
+        return obj.src in addresses or obj.dst in addresses
+    return any(t.src in addresses or t.dst in addresses for t in obj.templates)
+
+
+def _infer_local_addresses(policies: Iterable[XfrmPolicy], reqid: int) -> Tuple[str, ...]:
+    found: Set[str] = set()
+    for policy in policies:
+        for template in policy.templates:
+            if template.reqid == reqid:
+                found.add(template.src if policy.dir == DIR_OUT else template.dst)
+    return tuple(sorted(found))
+
+
+def _unique(objects: Iterable[XfrmObject]) -> Dict[Tuple[object, ...], XfrmObject]:
+    unique: Dict[Tuple[object, ...], XfrmObject] = {}
+    for obj in objects:
+        unique.setdefault(_identity(obj), obj)
+    return unique
+
+
+def _refuse_duplicates(wanted: Sequence[XfrmObject]) -> None:
+    seen: Dict[Tuple[object, ...], XfrmObject] = {}
+    for obj in wanted:
+        previous = seen.setdefault(_identity(obj), obj)
+        if previous is not obj:
+            raise PlanError("two desired entries have the same kernel identity: %s and %s"
+                            % (render(previous), render(obj)))
+
+
+def _refuse_foreign(desired: XfrmObject, current: XfrmObject, owned_ids: Set[int]) -> None:
+    if id(current) not in owned_ids:
+        raise PlanError("cannot install %s: its place in the kernel is taken by an entry that "
+                        "netsec.ipsec does not own: %s. Remove that entry or change the "
+                        "addresses, subnets or reqid." % (render(desired), render(current)))
+
+
+class _Orderer:
+    """Places operations into phases and sorts each phase deterministically."""
+
+    def __init__(self, local_addresses: Sequence[str], peer_of_address: Mapping[str, str]) -> None:
+        self.local_addresses = tuple(local_addresses)
+        self.peer_of_address = peer_of_address
+        self.phases: Dict[int, List[Tuple[Tuple[object, ...], List[PlannedOperation], Change]]] = {}
+
+    def role(self, obj: XfrmObject) -> str:
+        return role_of(obj, self.local_addresses)
+
+    def sort_key(self, obj: XfrmObject) -> Tuple[object, ...]:
+        remote = remote_address(obj, self.local_addresses)
+        peer = self.peer_of_address.get(remote, "") if remote else ""
+        family = family_of(remote) if remote else (obj.selector.family if isinstance(obj, XfrmPolicy) else 0)
+        if isinstance(obj, XfrmState):
+            spi = obj.spi
+        else:
+            spi = obj.templates[0].spi if obj.templates else 0
+        return (peer, family, remote, spi, render(obj))
+
+    def put(self, phase: int, obj: XfrmObject, operations: List[PlannedOperation], change: Change) -> None:
+        self.phases.setdefault(phase, []).append((self.sort_key(obj), operations, change))
+
+    def result(self) -> Tuple[Tuple[PlannedOperation, ...], Tuple[Change, ...]]:
+        operations: List[PlannedOperation] = []
+        changes: List[Change] = []
+        for phase in sorted(self.phases):
+            for _sort_key, phase_operations, change in sorted(self.phases[phase], key=lambda item: item[0]):
+                operations.extend(phase_operations)
+                changes.append(change)
+        return tuple(operations), tuple(changes)
+
+
+# --------------------------------------------------------------------------------------
+# The planner
+
+
+def plan(current_states: Iterable[XfrmState], current_policies: Iterable[XfrmPolicy],
+         desired_states: Iterable[XfrmState], desired_policies: Iterable[XfrmPolicy],
+         frozen_peer_addresses: Iterable[str] = (), purge: bool = True, *,
+         reqid: int = DEFAULT_REQID, local_addresses: Optional[Sequence[str]] = None,
+         peer_of_address: Optional[Mapping[str, str]] = None, keep_outbound: bool = False,
+         warnings: Sequence[str] = ()) -> Plan:
+    """The ordered operations that take the kernel's owned entries to the desired set.
+
+    ``local_addresses`` (the node's tunnel addresses) tell OUT SAs from IN SAs for ordering;
+    when not given they are inferred from the templates of owned and desired policies.
+    ``peer_of_address`` names peers for sorting. ``keep_outbound``: leave owned OUT entries
+    that are not desired alone (``outbound: false``). Raises ``PlanError`` when a desired
+    entry would replace a foreign one.
+    """
+    frozen = frozenset(frozen_peer_addresses)
+    # One entry per kernel identity (the kernel holds no two; a dump read twice might).
+    states = list(_unique(normalise_state(s) for s in current_states).values())
+    policies = list(_unique(normalise_policy(p) for p in current_policies).values())
+    wanted: List[XfrmObject] = [normalise_state(s) for s in desired_states]
+    wanted += [normalise_policy(p) for p in desired_policies]
+    _refuse_duplicates(wanted)
+    owned_states = [s for s in states if is_owned_state(s, reqid)]
+    owned_policies = [p for p in policies if is_owned_policy(p, reqid)]
+    if local_addresses is None:
+        local_addresses = _infer_local_addresses(
+            owned_policies + [p for p in wanted if isinstance(p, XfrmPolicy)], reqid)
+    orderer = _Orderer(local_addresses, peer_of_address or {})
+
+    installed: Dict[Tuple[object, ...], XfrmObject] = {_identity(o): o for o in states + policies}
+    owned_ids = {id(obj) for obj in owned_states + owned_policies}
+    consumed: Set[int] = set()  # ids of installed owned entries already accounted for
+    unchanged: List[XfrmObject] = []
+    after: List[XfrmObject] = []
+
+    # Exact identity matches first, so that a kernel-lookup collision (second pass) can
+    # only claim an entry that no desired entry matches exactly.
+    matches: List[Optional[XfrmObject]] = []
+    for desired in wanted:
+        current = installed.get(_identity(desired))
+        if current is not None:
+            _refuse_foreign(desired, current, owned_ids)
+            consumed.add(id(current))
+        matches.append(current)
+    states_by_slot: Dict[Tuple[object, ...], List[XfrmState]] = {}
+    for state in states:
+        states_by_slot.setdefault(_sa_slot(state), []).append(state)
+    for index, desired in enumerate(wanted):
+        if matches[index] is not None or not isinstance(desired, XfrmState):
+            continue
+        colliding = next((s for s in states_by_slot.get(_sa_slot(desired), ())
+                          if sa_add_collides(desired, s)), None)
+        if colliding is None:
+            continue
+        _refuse_foreign(desired, colliding, owned_ids)
+        if id(colliding) in consumed:
+            raise PlanError("cannot install %s: the kernel would take it for %s, which is also "
+                            "desired" % (render(desired), render(colliding)))
+        consumed.add(id(colliding))
+        matches[index] = colliding
+
+    for desired, current in zip(wanted, matches):
+        role = orderer.role(desired)
+        after.append(desired)
+        if current is None:
+            orderer.put(_ADD_PHASES[role], desired, [PlannedOperation(VERB_ADD, desired)],
+                        Change(CHANGE_ADD, role, after=desired))
+        elif current == desired:
+            unchanged.append(current)
+        elif isinstance(desired, XfrmPolicy):
+            orderer.put(_ADD_PHASES[role], desired, [PlannedOperation(VERB_UPDATE, desired)],
+                        Change(CHANGE_UPDATE, role, before=current, after=desired))
+        else:
+            orderer.put(_ADD_PHASES[role], desired,
+                        [PlannedOperation(VERB_DELETE, current), PlannedOperation(VERB_ADD, desired)],
+                        Change(CHANGE_REPLACE, role, before=current, after=desired))
+
+    kept: List[XfrmObject] = []
+    for obj in owned_states + owned_policies:
+        if id(obj) in consumed:
+            continue
+        role = orderer.role(obj)
+        if not purge or belongs_to(obj, frozen) or (keep_outbound and role in _OUT_ROLES):
+            kept.append(obj)
+            after.append(obj)
+            continue
+        orderer.put(_DELETE_PHASES[role], obj, [PlannedOperation(VERB_DELETE, obj)],
+                    Change(CHANGE_DELETE, role, before=obj))
+
+    operations, changes = orderer.result()
+    return Plan(
+        operations=operations,
+        changes=changes,
+        before=tuple(owned_states + owned_policies),
+        after=tuple(after),
+        unchanged=tuple(unchanged),
+        kept=tuple(kept),
+        foreign_states=len(states) - len(owned_states),
+        foreign_policies=len(policies) - len(owned_policies),
+        warnings=tuple(warnings),
+    )
+
+
+def reconcile(desired: DesiredSet, current_states: Iterable[XfrmState],
+              current_policies: Iterable[XfrmPolicy], purge: bool = True) -> Plan:
+    """``plan`` for a ``DesiredSet`` from ``_desired.build_desired`` (a teardown set purges
+    every owned entry, whatever ``purge`` says)."""
+    return plan(current_states, current_policies, desired.states, desired.policies,
+                desired.frozen_peer_addresses, purge or desired.teardown, reqid=desired.reqid,
+                local_addresses=desired.local_addresses, peer_of_address=desired.peer_of_address,
+                keep_outbound=desired.keep_outbound, warnings=desired.warnings)
