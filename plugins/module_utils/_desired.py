@@ -128,6 +128,21 @@ FAMILY_NAMES = {AF_INET: "IPv4", AF_INET6: "IPv6"}
 LEVEL_USE = "use"
 LEVEL_REQUIRED = "required"
 LEVELS = (LEVEL_USE, LEVEL_REQUIRED)
+# Per peer only: keep the level of the peer's installed IN/FWD policies ("use" for new ones).
+LEVEL_KEEP = "keep"
+PEER_LEVELS = LEVELS + (LEVEL_KEEP,)
+
+# Per peer: whether the OUT side towards it is installed, or left as it is because the peer
+# is not known to accept ESP from this node yet.
+OUTBOUND_ENABLE = "enable"
+OUTBOUND_KEEP = "keep"
+OUTBOUND_CHOICES = (OUTBOUND_ENABLE, OUTBOUND_KEEP)
+
+# Rollout phases (DESIGN section 4), each run on every node before the next.
+PHASE_INBOUND = "inbound"
+PHASE_OUTBOUND = "outbound"
+PHASE_ALL = "all"
+PHASES = (PHASE_INBOUND, PHASE_OUTBOUND, PHASE_ALL)
 
 MARKS_NONE = "none"
 MARKS_CILIUM = "cilium"
@@ -268,7 +283,10 @@ class Peer:
     """A peer of the local node.
 
     ``subnets`` default to its addresses as host prefixes. ``inbound_level`` overrides the
-    option for this peer. ``mark_id`` (``marks: cilium`` only) overrides the derived id.
+    option for this peer (``keep``: the installed IN/FWD policies keep their level, new ones
+    get ``use``). ``outbound`` is ``keep`` when the peer is not known to have IN SAs for this
+    node yet: OUT entries towards it are then neither added nor removed. ``mark_id``
+    (``marks: cilium`` only) overrides the derived id.
     """
 
     name: str
@@ -277,6 +295,7 @@ class Peer:
     boot_id: Optional[str] = None
     inbound_level: Optional[str] = None
     mark_id: Optional[int] = None
+    outbound: str = OUTBOUND_ENABLE
 
     def __post_init__(self) -> None:
         owner = "peer %s" % self.name
@@ -286,8 +305,10 @@ class Peer:
         subnets = _canonical_subnets(owner, self.subnets) or tuple(host_prefix(a) for a in addresses)
         object.__setattr__(self, "addresses", addresses)
         object.__setattr__(self, "subnets", subnets)
-        if self.inbound_level is not None and self.inbound_level not in LEVELS:
-            raise PlanError("%s: inbound_level must be one of %s" % (owner, ", ".join(LEVELS)))
+        if self.inbound_level is not None and self.inbound_level not in PEER_LEVELS:
+            raise PlanError("%s: inbound_level must be one of %s" % (owner, ", ".join(PEER_LEVELS)))
+        if self.outbound not in OUTBOUND_CHOICES:
+            raise PlanError("%s: outbound must be one of %s" % (owner, ", ".join(OUTBOUND_CHOICES)))
         if self.mark_id is not None and (isinstance(self.mark_id, bool) or not isinstance(self.mark_id, int)
                                          or not MARK_ID_MIN <= self.mark_id <= MARK_ID_MAX):
             raise PlanError("%s: mark_id must be %d-%d" % (owner, MARK_ID_MIN, MARK_ID_MAX))
@@ -309,9 +330,12 @@ class PlanOptions:
     reqid: int = DEFAULT_REQID
     state: str = STATE_PRESENT
     purge: bool = True
+    phase: str = PHASE_ALL
 
     def __post_init__(self) -> None:
         check_reqid(self.reqid)
+        if self.phase not in PHASES:
+            raise PlanError("phase must be one of %s" % ", ".join(PHASES))
         if self.inbound_level not in LEVELS:
             raise PlanError("inbound_level must be one of %s" % ", ".join(LEVELS))
         if self.marks not in MARKS_MODES:
@@ -433,6 +457,10 @@ class DesiredSet:
     messages. ``frozen_peer_addresses`` are the addresses of peers whose entries must be left
     alone. ``keep_outbound`` is True when ``outbound`` was off (OUT entries are left alone).
     ``teardown`` is True for ``state: absent``: every owned entry goes, whatever ``purge``.
+    ``keep_outbound_addresses``: peer addresses whose owned OUT entries stay as they are
+    (per-peer ``outbound: keep``). ``keep_level_addresses``: peer addresses whose installed
+    IN/FWD policies keep their level. ``purge`` is False in the ``inbound`` and ``outbound``
+    phases, which only add and update.
     """
 
     states: Tuple[XfrmState, ...] = ()
@@ -445,6 +473,9 @@ class DesiredSet:
     reqid: int = DEFAULT_REQID
     warnings: Tuple[str, ...] = ()
     teardown: bool = False
+    keep_outbound_addresses: FrozenSet[str] = frozenset()
+    keep_level_addresses: FrozenSet[str] = frozenset()
+    purge: bool = True
 
 
 def _keys_tuple(keys: Union[KeysFile, Sequence[Key]]) -> Tuple[Key, ...]:
@@ -548,6 +579,17 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
     else:
         mark_ids = _check_mark_ids(peers)
 
+    # The first two rollout phases only add: the IN side with the levels as installed (new
+    # policies accept plaintext) and, in the second, the OUT side.
+    if options.phase != PHASE_ALL:
+        peers = [dataclasses.replace(peer, inbound_level=LEVEL_KEEP) for peer in peers]
+    if options.phase == PHASE_INBOUND:
+        options = dataclasses.replace(options, outbound=False)
+    keep_outbound_addresses = frozenset(address for peer in peers if peer.outbound == OUTBOUND_KEEP
+                                        for address in peer.addresses)
+    keep_level_addresses = frozenset(address for peer in peers if peer.inbound_level == LEVEL_KEEP
+                                     for address in peer.addresses)
+
     builder = _Builder()
     frozen: List[str] = []
     frozen_addresses: List[str] = []
@@ -583,6 +625,9 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
         keep_outbound=not options.outbound,
         reqid=reqid,
         warnings=tuple(warnings),
+        keep_outbound_addresses=keep_outbound_addresses,
+        keep_level_addresses=keep_level_addresses,
+        purge=options.purge and options.phase == PHASE_ALL,
     )
 
 
@@ -607,8 +652,9 @@ def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, l
     if options.per_pair_keys and not local.boot_id:
         raise PlanError("local node %s has no boot id; per-pair keys need it" % local.name)
     selector = _any_selector(family)
+    outbound = options.outbound and peer.outbound == OUTBOUND_ENABLE
     for key in key_list:
-        if options.outbound:
+        if outbound:
             out_material = _pair_material(key, options, local_address, peer_address,
                                           local.boot_id, peer.boot_id, peer)
             builder.add(XfrmState(
@@ -630,6 +676,8 @@ def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, l
 
     anywhere = "%s/0" % any_address(family)
     level = peer.inbound_level or options.inbound_level
+    if level == LEVEL_KEEP:
+        level = LEVEL_USE  # for policies not installed yet; installed ones keep theirs
     in_template = Template(src=peer_address, dst=local_address, reqid=reqid, spi=0,
                            proto=IPPROTO_ESP, mode=MODE_TUNNEL, optional=level == LEVEL_USE)
     # With marks the datapath chooses the key id per packet, so every key needs its policy;
@@ -638,7 +686,7 @@ def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, l
     for subnet in peer.subnets:
         if family_of(subnet) != family:
             continue
-        if options.outbound:
+        if outbound:
             for key_id in out_key_ids:
                 # The template pins the SPI: the kernel's SA lookup for a template matches
                 # (reqid, addresses, mode, proto) and, only when the template names one, the

@@ -329,16 +329,22 @@ def plan(current_states: Iterable[XfrmState], current_policies: Iterable[XfrmPol
          frozen_peer_addresses: Iterable[str] = (), purge: bool = True, *,
          reqid: int = DEFAULT_REQID, local_addresses: Optional[Sequence[str]] = None,
          peer_of_address: Optional[Mapping[str, str]] = None, keep_outbound: bool = False,
-         warnings: Sequence[str] = ()) -> Plan:
+         warnings: Sequence[str] = (), keep_outbound_addresses: Iterable[str] = (),
+         keep_level_addresses: Iterable[str] = ()) -> Plan:
     """The ordered operations that take the kernel's owned entries to the desired set.
 
     ``local_addresses`` (the node's tunnel addresses) tell OUT SAs from IN SAs for ordering;
     when not given they are inferred from the templates of owned and desired policies.
     ``peer_of_address`` names peers for sorting. ``keep_outbound``: leave owned OUT entries
-    that are not desired alone (``outbound: false``). Raises ``PlanError`` when a desired
-    entry would replace a foreign one.
+    that are not desired alone (``outbound: false``); ``keep_outbound_addresses`` does the
+    same for the OUT entries towards those peer addresses. IN/FWD policies of peers in
+    ``keep_level_addresses`` take the level (template ``optional`` flag) of the installed
+    owned policy of the same identity. Raises ``PlanError`` when a desired entry would
+    replace a foreign one.
     """
     frozen = frozenset(frozen_peer_addresses)
+    outbound_kept = frozenset(keep_outbound_addresses)
+    level_kept = frozenset(keep_level_addresses)
     # One entry per kernel identity (the kernel holds no two; a dump read twice might).
     states = list(_unique(normalise_state(s) for s in current_states).values())
     policies = list(_unique(normalise_policy(p) for p in current_policies).values())
@@ -384,6 +390,10 @@ def plan(current_states: Iterable[XfrmState], current_policies: Iterable[XfrmPol
         consumed.add(id(colliding))
         matches[index] = colliding
 
+    if level_kept:
+        wanted = [_with_installed_level(desired, current, owned_ids, level_kept)
+                  for desired, current in zip(wanted, matches)]
+
     for desired, current in zip(wanted, matches):
         role = orderer.role(desired)
         after.append(desired)
@@ -405,7 +415,8 @@ def plan(current_states: Iterable[XfrmState], current_policies: Iterable[XfrmPol
         if id(obj) in consumed:
             continue
         role = orderer.role(obj)
-        if not purge or belongs_to(obj, frozen) or (keep_outbound and role in _OUT_ROLES):
+        if (not purge or belongs_to(obj, frozen) or (keep_outbound and role in _OUT_ROLES)
+                or (role in _OUT_ROLES and remote_address(obj, orderer.local_addresses) in outbound_kept)):
             kept.append(obj)
             after.append(obj)
             continue
@@ -431,6 +442,20 @@ def reconcile(desired: DesiredSet, current_states: Iterable[XfrmState],
     """``plan`` for a ``DesiredSet`` from ``_desired.build_desired`` (a teardown set purges
     every owned entry, whatever ``purge`` says)."""
     return plan(current_states, current_policies, desired.states, desired.policies,
-                desired.frozen_peer_addresses, purge or desired.teardown, reqid=desired.reqid,
-                local_addresses=desired.local_addresses, peer_of_address=desired.peer_of_address,
-                keep_outbound=desired.keep_outbound, warnings=desired.warnings)
+                desired.frozen_peer_addresses, (purge and desired.purge) or desired.teardown,
+                reqid=desired.reqid, local_addresses=desired.local_addresses,
+                peer_of_address=desired.peer_of_address, keep_outbound=desired.keep_outbound,
+                warnings=desired.warnings, keep_outbound_addresses=desired.keep_outbound_addresses,
+                keep_level_addresses=desired.keep_level_addresses)
+
+
+def _with_installed_level(desired: XfrmObject, current: Optional[XfrmObject], owned_ids: Set[int],
+                          level_kept: FrozenSet[str]) -> XfrmObject:
+    """``desired`` with the template levels of ``current`` when its peer keeps its level."""
+    if (not isinstance(desired, XfrmPolicy) or desired.dir == DIR_OUT or not desired.templates
+            or desired.templates[0].src not in level_kept or not isinstance(current, XfrmPolicy)
+            or id(current) not in owned_ids or len(current.templates) != len(desired.templates)):
+        return desired
+    templates = tuple(dataclasses.replace(template, optional=installed.optional)
+                      for template, installed in zip(desired.templates, current.templates))
+    return dataclasses.replace(desired, templates=templates)

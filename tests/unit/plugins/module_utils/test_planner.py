@@ -1179,3 +1179,87 @@ def test_plan_of_desired_as_current_is_empty(spec):
     fresh = reconcile(desired, [], [])
     shuffled = dataclasses.replace(desired, states=desired.states[::-1], policies=desired.policies[::-1])
     assert reconcile(shuffled, [], []).operations == fresh.operations
+
+
+# --- rollout phases and per-peer trust ------------------------------------------------------
+
+
+def in_levels(result_or_set, direction=DIR_IN) -> Dict[str, bool]:
+    policies = [o for o in getattr(result_or_set, "after", None) or result_or_set.policies
+                if isinstance(o, XfrmPolicy) and o.dir == direction and o.templates]
+    return {p.templates[0].src: p.templates[0].optional for p in policies}
+
+
+def test_phase_inbound_adds_only_the_in_side_with_new_policies_at_use_and_never_removes():
+    converged = build_desired(node_a(), [peer_b()], [KEY1])
+    phase = build_desired(node_a(), [peer_b(), peer_c()], [KEY1], PlanOptions(phase="inbound"))
+    result = reconcile(phase, converged.states, converged.policies)
+    assert set(verbs(result)) == {"add"}
+    assert {role_of(op.obj, (A4,)) for op in result.operations} == {"in-sa", "in-policy"}
+    # b is converged (required, kept as installed); c is new (use).
+    assert in_levels(result) == {B4: False, C4: True}
+    assert {role_of(o, (A4,)) for o in result.kept} == {"out-sa", "out-policy"}
+
+
+def test_phases_are_no_ops_on_a_converged_node():
+    converged = build_desired(node_a(), [peer_b(), peer_c()], [KEY1])
+    for phase in ("inbound", "outbound", "all"):
+        desired = build_desired(node_a(), [peer_b(), peer_c()], [KEY1], PlanOptions(phase=phase))
+        assert reconcile(desired, converged.states, converged.policies).operations == (), phase
+
+
+def test_phase_outbound_adds_the_out_side_and_removes_nothing():
+    stale = build_desired(node_a(), [peer_b(), peer_c()], [KEY1])
+    phase = build_desired(node_a(), [peer_b()], [KEY1], PlanOptions(phase="outbound"))
+    result = reconcile(phase, [], [])
+    assert {role_of(op.obj, (A4,)) for op in result.operations} == {"bypass", "in-sa", "in-policy",
+                                                                     "out-sa", "out-policy"}
+    assert in_levels(result) == {B4: True}  # new IN policy: use until phase "all"
+    assert "delete" not in verbs(reconcile(phase, stale.states, stale.policies))
+
+
+def test_full_rollout_sequence_converges_and_ends_required():
+    installed_states: List[XfrmState] = []
+    installed_policies: List[XfrmPolicy] = []
+    for phase in ("inbound", "outbound", "all"):
+        desired = build_desired(node_a(), [peer_b(), peer_c()], [KEY1], PlanOptions(phase=phase))
+        result = reconcile(desired, installed_states, installed_policies)
+        installed_states = [o for o in result.after if isinstance(o, XfrmState)]
+        installed_policies = [o for o in result.after if isinstance(o, XfrmPolicy)]
+    assert in_levels(result) == {B4: False, C4: False}
+    final = build_desired(node_a(), [peer_b(), peer_c()], [KEY1])
+    assert reconcile(final, installed_states, installed_policies).operations == ()
+
+
+def test_peer_outbound_keep_neither_adds_nor_removes_out_entries_towards_it():
+    converged = build_desired(node_a(), [peer_b()], [KEY1])
+    desired = build_desired(node_a(), [peer_b(outbound="keep"), peer_c(outbound="keep")], [KEY1])
+    result = reconcile(desired, converged.states, converged.policies)
+    assert all(role_of(op.obj, (A4,)) in ("in-sa", "in-policy") for op in result.operations)
+    assert {o.dst for o in result.kept if isinstance(o, XfrmState)} == {B4}
+    assert "delete" not in verbs(result)
+
+
+def test_peer_inbound_level_keep_keeps_the_installed_level():
+    at_use = build_desired(node_a(), [peer_b(inbound_level="use")], [KEY1])
+    keep = build_desired(node_a(), [peer_b(inbound_level="keep"), peer_c(inbound_level="keep")], [KEY1])
+    result = reconcile(keep, at_use.states, at_use.policies)
+    assert in_levels(result) == {B4: True, C4: True}
+    at_required = build_desired(node_a(), [peer_b()], [KEY1])
+    result = reconcile(keep, at_required.states, at_required.policies)
+    assert in_levels(result) == {B4: False, C4: True}
+    assert "update" not in verbs(result)
+
+
+@pytest.mark.parametrize("kw, pattern", [
+    (dict(outbound="sometimes"), "outbound must be one of enable, keep"),
+    (dict(inbound_level="maybe"), "inbound_level must be one of use, required, keep"),
+])
+def test_peer_trust_values_are_validated(kw, pattern):
+    with pytest.raises(PlanError, match=pattern):
+        peer_b(**kw)
+
+
+def test_phase_is_validated():
+    with pytest.raises(PlanError, match="phase must be one of inbound, outbound, all"):
+        PlanOptions(phase="sideways")
