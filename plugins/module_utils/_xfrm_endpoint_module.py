@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The logic of module ``netsec.ipsec.xfrm_endpoint``; the module file holds docs and arguments.
+
+Read the keys file and the boot id on the node, build the desired set, dump the kernel,
+plan the delta on owned entries, and apply it in the planner's safe order. Every key read
+or derived goes into ``no_log_values`` before anything could print it.
+
+A failed apply is rolled back: the operations that went through are undone in reverse
+order (an add is deleted, a delete re-added from the dump, an update restored), so a node
+whose kernel refuses an SA is left exactly as it was, and the error names the refused
+entry. Only if the rollback itself fails is the node left part-way; the result then says
+which operations stayed applied, and a re-run converges from there.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._derive import KeyDerivationError
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
+    KeysFileError,
+    all_secrets,
+    load_keys_file,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID, PlanError
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (
+    STATE_ABSENT,
+    LocalNode,
+    Peer,
+    Plan,
+    PlanOptions,
+    build_desired,
+    reconcile,
+    render,
+    render_plan,
+    secrets_of,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (
+    HAS_PYROUTE2,
+    PYROUTE2_IMPORT_ERROR,
+    Operation,
+    XfrmKernel,
+    XfrmKernelError,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import XfrmPolicy
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+VERB_ADD = "add"
+VERB_UPDATE = "update"
+VERB_DELETE = "delete"
+
+__all__ = ["DEFAULT_REQID", "run_module"]
+
+
+def run_module(module: Any) -> None:
+    """Entry point called by the module's ``main()``."""
+    if not HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
+    params = module.params
+    try:
+        boot_id = read_boot_id(BOOT_ID_PATH)
+        result = reconcile_node(module, params, boot_id)
+    except (KeysFileError, PlanError, KeyDerivationError, XfrmKernelError, OSError) as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(**result)
+
+
+def read_boot_id(path: str) -> str:
+    with open(path, encoding="ascii") as stream:
+        return stream.read().strip()
+
+
+def local_node(params: Dict[str, Any], boot_id: str) -> LocalNode:
+    local = params["local"]
+    return LocalNode(name=socket.gethostname() or "local", addresses=tuple(local["addresses"]),
+                     subnets=tuple(local.get("subnets") or ()), boot_id=boot_id)
+
+
+def peers_of(params: Dict[str, Any]) -> List[Peer]:
+    return [Peer(name=peer["name"], addresses=tuple(peer["addresses"]),
+                 subnets=tuple(peer.get("subnets") or ()), boot_id=peer.get("boot_id") or None,
+                 inbound_level=peer.get("inbound_level"), outbound=peer.get("outbound") or "enable")
+            for peer in params["peers"]]
+
+
+def plan_options(params: Dict[str, Any]) -> PlanOptions:
+    return PlanOptions(
+        per_pair_keys=params["per_pair_keys"],
+        out_spi=params["out_spi"],
+        outbound=params["outbound"],
+        inbound_level=params["inbound_level"],
+        bypass=tuple((entry["proto"], entry["port"]) for entry in params["bypass"]),
+        marks=params["marks"],
+        reqid=params["reqid"],
+        state=params["state"],
+        purge=params["purge"],
+        phase=params["phase"],
+    )
+
+
+def reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[str, Any]:
+    options = plan_options(params)
+    keys: Sequence[Any] = ()
+    if options.state != STATE_ABSENT:
+        keys_file = load_keys_file(params["keys_file"])
+        module.no_log_values.update(all_secrets(keys_file))
+        keys = keys_file
+    desired = build_desired(local_node(params, boot_id), peers_of(params), keys, options)
+    module.no_log_values.update(secrets_of(desired.states))
+
+    with XfrmKernel() as kernel:
+        current_states = kernel.dump_states()
+        current_policies = kernel.dump_policies()
+        # Installed owned SAs carry keys too (a delete may be rolled back by re-adding one).
+        module.no_log_values.update(secrets_of(current_states))
+        plan = reconcile(desired, current_states, current_policies, options.purge)
+        for warning in plan.warnings:
+            module.warn(warning)
+        if plan.operations and not module.check_mode:
+            _apply_or_roll_back(module, kernel, plan, current_policies, boot_id, desired.frozen_peers)
+
+    return _result(module, plan, boot_id, desired.frozen_peers)
+
+
+def _apply_or_roll_back(module: Any, kernel: XfrmKernel, plan: Plan, current_policies: Sequence[XfrmPolicy],
+                        boot_id: str, frozen_peers: Sequence[str]) -> None:
+    operations = [Operation(planned.verb, planned.obj) for planned in plan.operations]
+    outcome = kernel.apply(operations)
+    if outcome.ok:
+        return
+    installed_policies = {policy.key(): policy for policy in current_policies}
+    pairs = [(op, _inverse(op, installed_policies)) for op in reversed(outcome.applied)]
+    undo = [inverse for _op, inverse in pairs if inverse is not None]
+    rollback = kernel.apply(undo) if undo else None
+    error = outcome.error
+    message = error.message if error is not None else "the kernel refused an operation"
+    details: Dict[str, Any] = dict(_result(module, plan, boot_id, frozen_peers, changed=False))
+    details["failed_operation"] = _line(outcome.failed) if outcome.failed else None
+    details["errno"] = error.errno if error is not None else None
+    details["extack"] = error.extack if error is not None else None
+    if (rollback is None or rollback.ok) and len(undo) == len(pairs):
+        details["applied"] = []
+        module.fail_json(msg="%s; the %d operation(s) before it were rolled back, the node is as it was"
+                         % (message, len(outcome.applied)), **details)
+    # The rollback failed part-way: report what stayed applied so the caller knows.
+    undone = {id(op) for op in rollback.applied} if rollback is not None else set()
+    still_applied = [op for op, inverse in pairs if inverse is None or id(inverse) not in undone]
+    details["applied"] = [_line(op) for op in still_applied]
+    details["changed"] = bool(still_applied)
+    rollback_error = rollback.error.message if rollback is not None and rollback.error else "not undoable"
+    module.fail_json(msg="%s; rolling back then failed too (%s): %d operation(s) stay applied, "
+                     "a re-run converges from here" % (message, rollback_error, len(still_applied)), **details)
+
+
+def _inverse(operation: Operation, installed_policies: Dict[Tuple[object, ...], XfrmPolicy]) -> Optional[Operation]:
+    if operation.verb == VERB_ADD:
+        return Operation(VERB_DELETE, operation.obj)
+    if operation.verb == VERB_DELETE:
+        return Operation(VERB_ADD, operation.obj)
+    previous = installed_policies.get(operation.obj.key()) if isinstance(operation.obj, XfrmPolicy) else None
+    return Operation(VERB_UPDATE, previous) if previous is not None else None
+
+
+def _line(operation: Operation) -> str:
+    return "%s %s" % (operation.verb, render(operation.obj))
+
+
+def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
+            changed: Optional[bool] = None) -> Dict[str, Any]:
+    counts = plan.counts()
+    added: List[str] = []
+    updated: List[str] = []
+    removed: List[str] = []
+    for change in plan.changes:
+        if change.kind == "add":
+            added.append(render(change.after))
+        elif change.kind == "delete":
+            removed.append(render(change.before))
+        else:
+            updated.append(render(change.after))
+    result: Dict[str, Any] = dict(
+        changed=plan.changed if changed is None else changed,
+        boot_id=boot_id,
+        sas=counts["sas"],
+        policies=counts["policies"],
+        added=added,
+        updated=updated,
+        removed=removed,
+        frozen_peers=list(frozen_peers),
+    )
+    if module._diff:  # pylint: disable=protected-access
+        result["diff"] = render_plan(plan)
+    return result
+

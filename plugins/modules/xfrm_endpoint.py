@@ -1,0 +1,331 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xfrm_endpoint
+short_description: Reconcile one node's IPsec SAs and policies towards its peers with the kernel
+version_added: 0.1.0
+description:
+  - Builds the XFRM security associations (SAs) and policies that encrypt every packet between
+    this node and each peer with ESP in tunnel mode, reads the kernel's SAD and SPD, computes
+    the exact delta B(restricted to the entries this collection owns), and applies it in an
+    order that never sends plaintext and never cuts the management connection.
+  - Per peer and per address family both ends have, and per key in the keys file, it
+    installs an OUT SA and an IN SA; per peer subnet an OUT policy (its template requires an
+    SA, so a missing SA drops and never leaks), an IN policy and, when this node routes
+    subnets, a FWD policy; and bypass policies for management traffic (SSH by default) that
+    take precedence over every encrypt policy.
+  - IN SAs are installed for every key in the keys file while egress uses only O(out_spi);
+    this is what makes make-before-break key rotation possible.
+  - 'Ownership: an SA is owned when its reqid is O(reqid); a policy when one of its templates
+    has that reqid, or when it has no template and a priority inside the collection''s
+    reserved band. Every other entry is foreign and is never changed, purged or flushed.'
+  - The keys are read on the node from O(keys_file), so secrets never travel through module
+    arguments; every key read or derived is added to the values Ansible masks.
+author:
+  - netsec.ipsec contributors (@netsec)
+extends_documentation_fragment:
+  - netsec.ipsec.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Reports the same delta as a real run and leaves the kernel untouched.
+  diff_mode:
+    support: full
+    details:
+      - Shows the owned SAD/SPD entries before and after as C(ip xfrm)-like lines, keys
+        replaced by fingerprints.
+  platform:
+    platforms: linux
+options:
+  keys_file:
+    description:
+      - Keys file on the node, as installed by M(netsec.ipsec.xfrm_keys).
+    type: path
+    default: /etc/ipsec/keys
+  local:
+    description: This node's tunnel endpoints and the subnets it terminates.
+    type: dict
+    required: true
+    suboptions:
+      addresses:
+        description: Tunnel addresses (outer ESP endpoints), IPv4 and/or IPv6.
+        type: list
+        elements: str
+        required: true
+      subnets:
+        description:
+          - Subnets behind this node, in CIDR form. Defaults to the addresses as /32 or /128.
+          - Subnets that are not one of this node's own addresses make the node a router for
+            them, and FWD policies are installed.
+        type: list
+        elements: str
+  peers:
+    description:
+      - The peers of this node. A peer whose tunnel address equals one of this node's is
+        ignored.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Name of the peer, used in messages and results.
+        type: str
+        required: true
+      addresses:
+        description: The peer's tunnel addresses.
+        type: list
+        elements: str
+        required: true
+      subnets:
+        description: Subnets behind the peer. Defaults to its addresses as /32 or /128.
+        type: list
+        elements: str
+      boot_id:
+        description:
+          - The peer's C(/proc/sys/kernel/random/boot_id). Needed when O(per_pair_keys=true).
+          - Without it the peer's existing entries are left as they are and a warning names
+            the peer.
+        type: str
+      inbound_level:
+        description:
+          - Overrides O(inbound_level) for this peer.
+          - V(keep) keeps the level of the peer's existing IN and FWD policies, and uses V(use)
+            for new ones. The mesh role gives it to peers it cannot vouch for (outside
+            C(--limit), or failed during the run).
+        type: str
+        choices: [use, required, keep]
+      outbound:
+        description:
+          - V(enable) installs the OUT side towards this peer (when O(outbound=true)).
+          - V(keep) leaves owned OUT entries towards this peer as they are and adds none, as the
+            peer is not known to have IN SAs for this node yet (it is outside C(--limit), or
+            failed earlier in the run), so encrypting towards it could only drop traffic.
+        type: str
+        choices: [enable, keep]
+        default: enable
+  per_pair_keys:
+    description:
+      - Derive a distinct key per direction of each pair from the master key, both tunnel
+        addresses and both boot ids (Cilium's construction, so both ends agree). Prevents GCM
+        nonce reuse when SAs are re-created.
+      - V(false) uses the master key for every SA, for interoperability only.
+    type: bool
+    default: true
+  out_spi:
+    description:
+      - Key id used for egress. Defaults to the current key (the last line of the keys file).
+      - Must be a key id present in the keys file.
+    type: int
+  outbound:
+    description:
+      - Install the OUT side (OUT SAs and policies). V(false) installs only the IN side; owned
+        OUT entries are then removed when O(purge=true).
+    type: bool
+    default: true
+  phase:
+    description:
+      - The rollout phases of a mesh, so that a fleet converges without cutting traffic;
+        run each phase on every node before the next.
+      - V(inbound) adds and updates only the IN side (IN SAs for every key, IN and FWD policies;
+        new IN and FWD policies get level V(use), existing ones keep theirs) and removes nothing.
+      - V(outbound) does what V(inbound) does and adds and updates the OUT side; it removes
+        nothing.
+      - V(all) reconciles the whole desired set, with O(inbound_level) and O(purge).
+    type: str
+    choices: [inbound, outbound, all]
+    default: all
+  inbound_level:
+    description:
+      - Level of the IN and FWD policy templates. V(use) accepts plaintext from the peer while
+        a rollout is in progress; V(required) refuses it once the peer encrypts.
+    type: str
+    choices: [use, required]
+    default: required
+  bypass:
+    description:
+      - Management traffic that stays in plaintext, in both directions, with precedence over
+        every encrypt policy, so a broken SA never locks Ansible out.
+      - An empty list installs no bypass.
+    type: list
+    elements: dict
+    default: [{proto: tcp, port: 22}]
+    suboptions:
+      proto:
+        description: Protocol.
+        type: str
+        choices: [tcp, udp, sctp]
+        required: true
+      port:
+        description: Port (matched as source port and as destination port).
+        type: int
+        required: true
+  marks:
+    description:
+      - V(none) selects traffic by address only and gives each sender its own SPIs.
+      - V(cilium) adds packet marks in Cilium's layout on SAs and policies, for a datapath
+        that sets those marks itself.
+    type: str
+    choices: [none, cilium]
+    default: none
+  reqid:
+    description:
+      - Request id on every owned SA and template; it is how the collection recognises what
+        it owns. The default is unlikely to collide with IKE daemons (strongSwan and
+        libreswan allocate small or 16384-based reqids).
+    type: int
+    default: 1853056355
+  state:
+    description:
+      - V(present) reconciles to the desired set; V(absent) removes every owned entry, OUT
+        before IN.
+    type: str
+    choices: [present, absent]
+    default: present
+  purge:
+    description:
+      - Remove owned entries that are not in the desired set (for example a peer that left
+        the inventory group).
+    type: bool
+    default: true
+notes:
+  - Requires C(CAP_NET_ADMIN) in the node's network namespace.
+  - The module never flushes the SAD or SPD.
+requirements:
+  - pyroute2 on the target.
+  - Python 3.9 or newer on the target.
+seealso:
+  - module: netsec.ipsec.xfrm_keys
+"""
+
+EXAMPLES = r"""
+- name: Encrypt everything between this node and two peers
+  netsec.ipsec.xfrm_endpoint:
+    local:
+      addresses: [10.77.0.1]
+    peers:
+      - name: node2
+        addresses: [10.77.0.2]
+        boot_id: "{{ hostvars['node2'].ipsec_boot_id }}"
+      - name: node3
+        addresses: [10.77.0.3]
+        subnets: [10.77.0.3/32, 10.244.3.0/24]
+        boot_id: "{{ hostvars['node3'].ipsec_boot_id }}"
+
+- name: First rollout phase on every node, inbound only (new IN policies accept plaintext)
+  netsec.ipsec.xfrm_endpoint:
+    local:
+      addresses: [10.77.0.1, "fd77::1"]
+    peers: "{{ ipsec_peers }}"
+    phase: inbound
+
+- name: Remove everything this collection installed on the node
+  netsec.ipsec.xfrm_endpoint:
+    local:
+      addresses: [10.77.0.1]
+    state: absent
+"""
+
+RETURN = r"""
+boot_id:
+  description: This node's boot id.
+  returned: always
+  type: str
+  sample: 5b1e9c3e-8f1e-4c1a-9a51-0d2f3c4b5a69
+sas:
+  description: Number of owned SAs added, updated, removed and unchanged.
+  returned: always
+  type: dict
+  sample: {added: 4, updated: 0, removed: 0, unchanged: 0}
+policies:
+  description: Number of owned policies added, updated, removed and unchanged.
+  returned: always
+  type: dict
+  sample: {added: 10, updated: 0, removed: 0, unchanged: 0}
+added:
+  description: Entries added, as C(ip xfrm)-like lines with keys replaced by fingerprints.
+  returned: always
+  type: list
+  elements: str
+  sample: ["state 10.77.0.1 -> 10.77.0.2 esp spi 0x1a2b3c4d reqid 0x6e736563 tunnel aead rfc4106(gcm(aes)) key sha256:3f1c9a0b7e2d icv 128"]
+updated:
+  description: Entries replaced in place, as lines in their new form.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+removed:
+  description: Entries removed, as lines.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+frozen_peers:
+  description: Peers whose entries were left as they are because their boot id is unknown.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_endpoint_module import DEFAULT_REQID, run_module
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            keys_file=dict(type="path", default="/etc/ipsec/keys"),
+            local=dict(
+                type="dict",
+                required=True,
+                options=dict(
+                    addresses=dict(type="list", elements="str", required=True),
+                    subnets=dict(type="list", elements="str"),
+                ),
+            ),
+            peers=dict(
+                type="list",
+                elements="dict",
+                default=[],
+                options=dict(
+                    name=dict(type="str", required=True),
+                    addresses=dict(type="list", elements="str", required=True),
+                    subnets=dict(type="list", elements="str"),
+                    boot_id=dict(type="str"),
+                    inbound_level=dict(type="str", choices=["use", "required", "keep"]),
+                    outbound=dict(type="str", choices=["enable", "keep"], default="enable"),
+                ),
+            ),
+            per_pair_keys=dict(type="bool", default=True),
+            out_spi=dict(type="int"),
+            outbound=dict(type="bool", default=True),
+            phase=dict(type="str", choices=["inbound", "outbound", "all"], default="all"),
+            inbound_level=dict(type="str", choices=["use", "required"], default="required"),
+            bypass=dict(
+                type="list",
+                elements="dict",
+                default=[dict(proto="tcp", port=22)],
+                options=dict(
+                    proto=dict(type="str", choices=["tcp", "udp", "sctp"], required=True),
+                    port=dict(type="int", required=True),
+                ),
+            ),
+            marks=dict(type="str", choices=["none", "cilium"], default="none"),
+            reqid=dict(type="int", default=DEFAULT_REQID),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            purge=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    run_module(module)
+
+
+if __name__ == "__main__":
+    main()
