@@ -207,6 +207,16 @@ def render_sysctl_file(assignments: Sequence[Tuple[str, str]]) -> str:
     return FILE_HEADER + "".join("%s = %s\n" % (key, value) for key, value in assignments)
 
 
+def read_owned_file(path: str) -> Optional[str]:
+    """The text of the drop-in file, None when there is none; ``SysctlError`` when the file
+    is not this module's (it lacks the header), so that it is never removed or rewritten."""
+    text = _read_file(path)
+    if text is not None and not is_managed_file(text):
+        raise SysctlError(["%s does not start with the netsec.ipsec header: it is not this module's file and is "
+                           "left alone" % path])
+    return text
+
+
 def is_managed_file(text: str) -> bool:
     """A file we may rewrite: ours (it starts with the marker) or empty."""
     return not text.strip() or text.startswith(MANAGED_MARKER)

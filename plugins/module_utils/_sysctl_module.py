@@ -9,6 +9,8 @@ its plan onto the module result, honouring check mode and diff mode.
 
 from __future__ import annotations
 
+import os
+
 from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.basic import AnsibleModule
@@ -45,9 +47,29 @@ def _diff(plan: _sysctl.Plan, live: Dict[str, _sysctl.ValueChange]) -> List[Dict
     return diff
 
 
+def remove_owned_file(module: AnsibleModule) -> None:
+    """``state: absent``: remove the drop-in file when it is ours; live values stay."""
+    path = module.params["sysctl_file"]
+    try:
+        text = _sysctl.read_owned_file(path)
+    except _sysctl.SysctlError as exc:
+        module.fail_json(msg=str(exc), problems=exc.problems, changed=False)
+    result: Dict[str, Any] = {"changed": text is not None, "live": None, "persisted": None, "sysctl_file": path}
+    if text is not None and not module.check_mode:
+        try:
+            os.unlink(path)
+        except OSError as exc:
+            module.fail_json(msg="cannot remove sysctl_file %s: %s" % (path, exc.strerror), changed=False)
+    if module._diff:
+        result["diff"] = [{"before": text or "", "after": "", "before_header": path, "after_header": path}]
+    module.exit_json(**result)
+
+
 def run(module: AnsibleModule) -> None:
     """Plan, apply unless in check mode, and exit the module with the result."""
     params = module.params
+    if params["state"] == "absent":
+        remove_owned_file(module)
     # Read at call time so that tests can point the module at a fake /proc/sys and sysctl.d.
     proc_root = _sysctl.PROC_SYS_ROOT
     try:

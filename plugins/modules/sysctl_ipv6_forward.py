@@ -89,6 +89,15 @@ options:
         file.
     type: bool
     default: true
+  state:
+    description:
+      - V(present) applies and persists the values.
+      - V(absent) removes O(sysctl_file), the only thing this module owns, as a teardown does. Live values are
+        left as they are (other software may rely on forwarding; they return to the distribution's defaults at the
+        next boot). A file without this module's header is never removed.
+    type: str
+    choices: [present, absent]
+    default: present
   sysctl_file:
     description:
       - The drop-in file that holds the persisted values. It must be an absolute path.
@@ -140,6 +149,11 @@ EXAMPLES = r"""
 - name: Switch forwarding off again, live and persisted
   netsec.ipsec.sysctl_ipv6_forward:
     enabled: false
+  become: true
+
+- name: Remove the drop-in file on teardown (live values stay until the next boot)
+  netsec.ipsec.sysctl_ipv6_forward:
+    state: absent
   become: true
 
 - name: Keep the persisted values in a file of your own naming scheme
@@ -226,6 +240,7 @@ def main() -> None:
             "ipv4": {"type": "bool", "default": False},
             "persist": {"type": "bool", "default": True},
             "sysctl_file": {"type": "path", "default": DEFAULT_SYSCTL_FILE},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
         },
         supports_check_mode=True,
     )

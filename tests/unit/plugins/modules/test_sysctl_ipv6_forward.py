@@ -217,3 +217,20 @@ def test_kernel_refusing_the_value_is_an_error(host: Host, capsys: pytest.Captur
     result = host.run(capsys, persist=False)
     assert result["failed"] is True
     assert result["msg"] == "the kernel did not keep the value 1 for: " + ALL6
+
+
+
+def test_state_absent_removes_only_an_owned_file(host: Host, capsys: pytest.CaptureFixture) -> None:
+    host.run(capsys)
+    assert host.conf.exists()
+    result = host.run(capsys, check=True, diff=True, state="absent")
+    assert result["changed"] is True and host.conf.exists()
+    assert result["diff"][0]["after"] == ""
+    result = host.run(capsys, state="absent")
+    assert result["changed"] is True and not host.conf.exists()
+    assert host.live() == "1"  # live values stay
+    assert host.run(capsys, state="absent")["changed"] is False
+    foreign = host.etc / "sysctl.d" / "99-mine.conf"
+    foreign.write_text("net.ipv6.conf.all.forwarding = 1\n")
+    result = host.run(capsys, state="absent", sysctl_file=str(foreign))
+    assert result["failed"] is True and "not this module's file" in result["msg"] and foreign.exists()
