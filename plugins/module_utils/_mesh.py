@@ -19,7 +19,6 @@ so a partial run (``--limit``, a failed host) never breaks or downgrades a conve
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -154,7 +153,7 @@ def _unmanaged_peer(unmanaged: Mapping[str, Any], position: int) -> Dict[str, An
 
 def boot_ids_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]],
                           variable: str, outside_results: Any) -> Dict[str, str]:
-    """Boot ids by host name from the role's two read-only ``slurp`` steps.
+    """Boot ids by host name from the role's two read-only ``xfrm_info`` steps.
 
     ``variable`` names the result each play host registered; ``outside_results`` is the
     registered loop over group members outside the play. Unreachable or failed reads are
@@ -175,13 +174,8 @@ def boot_ids_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, Mapp
 def _boot_id_of(result: Any) -> Optional[str]:
     if not isinstance(result, Mapping) or result.get("failed") or result.get("unreachable") or result.get("skipped"):
         return None
-    content = result.get("content")
-    if not content:
-        return None
-    try:
-        return base64.b64decode(content).decode("ascii").strip() or None
-    except (ValueError, UnicodeDecodeError):
-        return None
+    boot_id = result.get("boot_id")
+    return str(boot_id).strip() if boot_id else None
 
 
 def forwarding_needs(addresses: Sequence[str], subnets: Sequence[str]) -> Dict[str, bool]:

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
@@ -76,14 +74,13 @@ def test_unknown_override_field_is_refused():
 
 
 def test_boot_ids_from_the_two_reads():
-    encoded = base64.b64encode(b"%s\n" % BOOT["node1"].encode()).decode()
-    hostvars = {"node1": {"ipsec_boot_id_read": {"content": encoded}},
-                "node2": {"ipsec_boot_id_read": {"failed": True, "msg": "boom"}}}
+    hostvars = {"node1": {"ipsec_node_info": {"boot_id": BOOT["node1"], "pyroute2": True}},
+                "node2": {"ipsec_node_info": {"failed": True, "msg": "boom"}}}
     outside = {"results": [
-        {"item": "node3", "content": base64.b64encode(BOOT["node3"].encode()).decode()},
+        {"item": "node3", "boot_id": BOOT["node3"]},
         {"item": "node4", "unreachable": True},
     ]}
-    assert boot_ids_from_results(["node1", "node2"], hostvars, "ipsec_boot_id_read", outside) == {
+    assert boot_ids_from_results(["node1", "node2"], hostvars, "ipsec_node_info", outside) == {
         "node1": BOOT["node1"], "node3": BOOT["node3"]}
 
 

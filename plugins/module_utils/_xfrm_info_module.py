@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The logic of module ``netsec.ipsec.xfrm_info``: read-only facts about one node.
+
+The boot id and whether pyroute2 imports need nothing else, so the mesh role can ask for
+them before it installs anything. The SAs and policies are read only when asked, and only
+the entries this collection owns are reported, with key fingerprints, never keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Set
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import fingerprint
+from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import is_owned_policy, is_owned_state
+from ansible_collections.netsec.ipsec.plugins.module_utils._render import render, secrets_of
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (
+    HAS_PYROUTE2,
+    PYROUTE2_IMPORT_ERROR,
+    XfrmKernel,
+    XfrmKernelError,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+    DIR_NAMES,
+    DIR_OUT,
+    XfrmPolicy,
+    XfrmState,
+    canonical_address,
+)
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+XFRM_STAT_PATH = "/proc/net/xfrm_stat"
+
+
+def run_module(module: Any) -> None:
+    """Entry point called by the module's ``main()``."""
+    params = module.params
+    result: Dict[str, Any] = dict(changed=False, pyroute2=HAS_PYROUTE2)
+    try:
+        result["boot_id"] = _read_text(BOOT_ID_PATH)
+        result["xfrm_stat"] = read_xfrm_stat(XFRM_STAT_PATH)
+    except OSError as error:
+        module.fail_json(msg="%s: %s" % (error.filename, error.strerror), **result)
+    if params["entries"]:
+        if not HAS_PYROUTE2:
+            module.fail_json(msg="reading SAs and policies needs pyroute2 on the node: %s" % PYROUTE2_IMPORT_ERROR,
+                             **result)
+        try:
+            with XfrmKernel() as kernel:
+                states = kernel.dump_states()
+                policies = kernel.dump_policies()
+        except XfrmKernelError as error:
+            module.fail_json(msg=str(error), **result)
+        module.no_log_values.update(secrets_of(states))
+        result.update(describe_entries(states, policies, params["reqid"], params["addresses"]))
+    module.exit_json(**result)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="ascii") as stream:
+        return stream.read().strip()
+
+
+def read_xfrm_stat(path: str) -> Dict[str, int]:
+    """The kernel's XFRM error counters (``/proc/net/xfrm_stat``), or {} without XFRM stats."""
+    try:
+        with open(path, encoding="ascii") as stream:
+            lines = stream.read().splitlines()
+    except FileNotFoundError:
+        return {}
+    counters: Dict[str, int] = {}
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 2 and fields[1].isdigit():
+            counters[fields[0]] = int(fields[1])
+    return counters
+
+
+def describe_entries(states: List[XfrmState], policies: List[XfrmPolicy], reqid: int,
+                     addresses: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Owned SAs (with counters and key fingerprints) and policies, and how many are foreign.
+
+    An SA's direction is "out" when it is sent from one of the node's ``addresses``; without
+    them the sources of the owned OUT policies' templates stand in.
+    """
+    owned_states = [state for state in states if is_owned_state(state, reqid)]
+    owned_policies = [policy for policy in policies if is_owned_policy(policy, reqid)]
+    if addresses:
+        local_addresses = {canonical_address(address) for address in addresses}
+    else:
+        local_addresses = {template.src for policy in owned_policies if policy.dir == DIR_OUT
+                           for template in policy.templates}
+    return dict(
+        sas=[_describe_state(state, local_addresses) for state in owned_states],
+        policies=[dict(dir=DIR_NAMES.get(policy.dir, str(policy.dir)), line=render(policy),
+                       src=policy.selector.src, dst=policy.selector.dst,
+                       tmpl_src=policy.templates[0].src if policy.templates else None,
+                       tmpl_dst=policy.templates[0].dst if policy.templates else None,
+                       tmpl_spi=policy.templates[0].spi if policy.templates else None,
+                       level=("use" if policy.templates[0].optional else "required") if policy.templates else None)
+                  for policy in owned_policies],
+        foreign_sas=len(states) - len(owned_states),
+        foreign_policies=len(policies) - len(owned_policies),
+    )
+
+
+def _describe_state(state: XfrmState, local_addresses: Set[str]) -> Dict[str, Any]:
+    counters = state.counters
+    material = b"".join(algorithm.key for algorithm in state.algorithms())
+    if local_addresses:
+        direction = "out" if state.src in local_addresses else "in"
+    else:
+        direction = None
+    return dict(
+        src=state.src,
+        dst=state.dst,
+        spi="0x%08x" % state.spi,
+        key_id=state.spi >> 28 if state.spi >= 1 << 28 else state.spi,
+        direction=direction,
+        algorithms=[algorithm.name for algorithm in state.algorithms()],
+        fingerprint=fingerprint(material) if material else None,
+        packets=counters.packets if counters else 0,
+        bytes=counters.bytes if counters else 0,
+        replay_errors=counters.replay if counters else 0,
+        integrity_errors=counters.integrity_failed if counters else 0,
+        line=render(state),
+    )

@@ -1,0 +1,205 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: xfrm_info
+short_description: Read a node's boot id, XFRM counters and the IPsec entries this collection owns
+version_added: 0.1.0
+description:
+  - Read-only. Returns the node's boot id (the input of per-pair key derivation), whether
+    pyroute2 imports on the node, and the non-zero XFRM error counters of
+    C(/proc/net/xfrm_stat).
+  - With O(entries=true), also the SAs and policies this collection owns, with traffic
+    counters and key fingerprints (never keys), and how many foreign entries there are.
+author:
+  - netsec.ipsec contributors (@netsec)
+extends_documentation_fragment:
+  - netsec.ipsec.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module never changes anything.
+  diff_mode:
+    support: N/A
+    details:
+      - The module never changes anything.
+  platform:
+    platforms: linux
+options:
+  entries:
+    description: Also read the owned SAs and policies (needs pyroute2 and C(CAP_NET_ADMIN)).
+    type: bool
+    default: false
+  addresses:
+    description:
+      - The node's tunnel addresses, to tell OUT SAs from IN SAs. Without them the sources
+        of the owned OUT policies are used.
+    type: list
+    elements: str
+  reqid:
+    description: The reqid that marks owned entries, as given to M(netsec.ipsec.xfrm_endpoint).
+    type: int
+    default: 1853056355
+requirements:
+  - pyroute2 on the target, for O(entries=true).
+seealso:
+  - module: netsec.ipsec.xfrm_endpoint
+"""
+
+EXAMPLES = r"""
+- name: Read the boot id before keying the node
+  netsec.ipsec.xfrm_info:
+  register: node_info
+
+- name: Read the owned SAs with their counters
+  netsec.ipsec.xfrm_info:
+    entries: true
+    addresses: "{{ ipsec_addresses }}"
+  register: node_entries
+"""
+
+RETURN = r"""
+boot_id:
+  description: The node's C(/proc/sys/kernel/random/boot_id).
+  returned: always
+  type: str
+  sample: 5b1e9c3e-8f1e-4c1a-9a51-0d2f3c4b5a69
+pyroute2:
+  description: Whether pyroute2 imports with the Python that runs the module.
+  returned: always
+  type: bool
+  sample: true
+xfrm_stat:
+  description: All counters of C(/proc/net/xfrm_stat) (empty when the kernel has no XFRM statistics).
+  returned: always
+  type: dict
+  sample: {XfrmInNoStates: 0, XfrmOutPolBlock: 0}
+sas:
+  description: Owned SAs.
+  returned: when O(entries=true)
+  type: list
+  elements: dict
+  contains:
+    src:
+      description: Outer source address.
+      type: str
+      sample: 10.77.0.1
+    dst:
+      description: Outer destination address.
+      type: str
+      sample: 10.77.0.2
+    spi:
+      description: SPI on the wire, in hex.
+      type: str
+      sample: "0x3916badd"
+    key_id:
+      description: Key id (the top 4 bits of the SPI, or the SPI with Cilium marks).
+      type: int
+      sample: 3
+    direction:
+      description: V(out), V(in), or V(null) when it cannot be told.
+      type: str
+      sample: out
+    algorithms:
+      description: Algorithm names.
+      type: list
+      elements: str
+      sample: ["rfc4106(gcm(aes))"]
+    fingerprint:
+      description: Short SHA-256 fingerprint of the SA's key material.
+      type: str
+      sample: sha256:1f50799c41b1
+    packets:
+      description: Packets through the SA.
+      type: int
+      sample: 12
+    bytes:
+      description: Bytes through the SA.
+      type: int
+      sample: 1008
+    replay_errors:
+      description: Packets dropped by the replay check.
+      type: int
+      sample: 0
+    integrity_errors:
+      description: Packets that failed the integrity check.
+      type: int
+      sample: 0
+    line:
+      description: The SA as an C(ip xfrm)-like line, key as fingerprint.
+      type: str
+      sample: state 10.77.0.1 -> 10.77.0.2 esp spi 0x3916badd reqid 0x6e736563 tunnel aead rfc4106(gcm(aes)) key sha256:1f50799c41b1 icv 128
+policies:
+  description: Owned policies.
+  returned: when O(entries=true)
+  type: list
+  elements: dict
+  contains:
+    dir:
+      description: V(in), V(out) or V(fwd).
+      type: str
+      sample: out
+    src:
+      description: Selector source.
+      type: str
+      sample: 0.0.0.0/0
+    dst:
+      description: Selector destination.
+      type: str
+      sample: 10.77.0.2/32
+    tmpl_src:
+      description: Template source (V(null) for a bypass policy).
+      type: str
+      sample: 10.77.0.1
+    tmpl_dst:
+      description: Template destination.
+      type: str
+      sample: 10.77.0.2
+    tmpl_spi:
+      description: SPI the template pins (0 for any).
+      type: int
+      sample: 957790941
+    level:
+      description: V(required) or V(use) (V(null) for a bypass policy).
+      type: str
+      sample: required
+    line:
+      description: The policy as an C(ip xfrm)-like line.
+      type: str
+      sample: policy out 0.0.0.0/0 -> 10.77.0.2/32 priority 28416 tmpl 10.77.0.1 -> 10.77.0.2 esp spi 0x3916badd reqid 0x6e736563 tunnel required
+foreign_sas:
+  description: Number of SAs not owned by this collection (left alone).
+  returned: when O(entries=true)
+  type: int
+  sample: 0
+foreign_policies:
+  description: Number of policies not owned by this collection (left alone).
+  returned: when O(entries=true)
+  type: int
+  sample: 0
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_info_module import run_module
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            entries=dict(type="bool", default=False),
+            addresses=dict(type="list", elements="str"),
+            reqid=dict(type="int", default=1853056355),
+        ),
+        supports_check_mode=True,
+    )
+    run_module(module)
+
+
+if __name__ == "__main__":
+    main()
