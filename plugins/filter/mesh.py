@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._status import mesh_status, render_status, summary
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     MeshInventoryError,
     boot_ids_from_results,
@@ -35,6 +36,17 @@ def _mesh_forwarding(addresses, subnets=()):
         raise AnsibleFilterError(str(error)) from None
 
 
+def _mesh_status(hosts, hostvars, variable, members):
+    nodes = {}
+    for host in hosts:
+        result = hostvars[host].get(variable)
+        if isinstance(result, dict) and not result.get("failed") and not result.get("unreachable"):
+            nodes[host] = result
+    addresses = {member: list(hostvars[member].get("ipsec_addresses") or []) for member in members}
+    report = mesh_status(nodes, addresses)
+    return {"nodes": report, "lines": render_status(report), "summary": summary(report)}
+
+
 class FilterModule:
     """netsec.ipsec filters."""
 
@@ -43,4 +55,5 @@ class FilterModule:
             "mesh_peers": _mesh_peers,
             "mesh_boot_ids": _mesh_boot_ids,
             "mesh_forwarding": _mesh_forwarding,
+            "mesh_status": _mesh_status,
         }

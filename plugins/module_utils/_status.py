@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The mesh status report, computed on the controller from every node's ``xfrm_info``.
+
+For each ordered pair (A sends to B) and each address family both have, the verdict is:
+
+- ``plaintext policy missing``: A has no owned OUT policy whose template goes to B's tunnel
+  address, so A's traffic to B leaves in plaintext;
+- ``missing SA``: the SA that A's OUT policy pins is not installed on A (A drops), or B has
+  no IN SA with that SPI from A (B drops);
+- ``key mismatch``: both SAs exist but their key fingerprints differ (B cannot decrypt:
+  XfrmInStateProtoError);
+- ``ok``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+VERDICT_OK = "ok"
+VERDICT_NO_POLICY = "plaintext policy missing"
+VERDICT_MISSING_SA = "missing SA"
+VERDICT_KEY_MISMATCH = "key mismatch"
+VERDICT_NO_DATA = "no data (node not read)"
+
+
+def _family(address: str) -> int:
+    return ipaddress.ip_address(address).version
+
+
+def pair_verdict(sender_info: Mapping[str, Any], receiver_info: Optional[Mapping[str, Any]],
+                 sender_address: str, receiver_address: str) -> Tuple[str, Optional[str]]:
+    """The verdict for traffic from ``sender_address`` to ``receiver_address`` and the SPI used."""
+    out_policies = [policy for policy in sender_info.get("policies", [])
+                    if policy.get("dir") == "out" and policy.get("tmpl_dst") == receiver_address]
+    if not out_policies:
+        return VERDICT_NO_POLICY, None
+    spi = "0x%08x" % int(out_policies[0].get("tmpl_spi") or 0)
+
+    def find(info: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+        return next((sa for sa in info.get("sas", []) if sa.get("src") == sender_address
+                     and sa.get("dst") == receiver_address and sa.get("spi") == spi), None)
+
+    sender_sa = find(sender_info)
+    if sender_sa is None:
+        return VERDICT_MISSING_SA, spi
+    if receiver_info is None:
+        return VERDICT_NO_DATA, spi
+    receiver_sa = find(receiver_info)
+    if receiver_sa is None:
+        return VERDICT_MISSING_SA, spi
+    if sender_sa.get("fingerprint") != receiver_sa.get("fingerprint"):
+        return VERDICT_KEY_MISMATCH, spi
+    return VERDICT_OK, spi
+
+
+def mesh_status(nodes: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, Sequence[str]]) -> Dict[str, Any]:
+    """The report: per node its SAs, non-zero error counters and a verdict per peer pair.
+
+    ``nodes`` maps a host to its ``xfrm_info`` result (entries read); ``addresses`` maps every
+    group member to its tunnel addresses.
+    """
+    report: Dict[str, Any] = {}
+    for host in sorted(nodes):
+        info = nodes[host]
+        pairs: List[Dict[str, Any]] = []
+        for peer in sorted(addresses):
+            if peer == host:
+                continue
+            for local_address in addresses[host]:
+                for peer_address in addresses[peer]:
+                    if _family(local_address) != _family(peer_address):
+                        continue
+                    verdict, spi = pair_verdict(info, nodes.get(peer), local_address, peer_address)
+                    pairs.append(dict(peer=peer, src=local_address, dst=peer_address, spi=spi, verdict=verdict))
+        report[host] = dict(
+            pairs=pairs,
+            sas=[dict(direction=sa.get("direction"), src=sa.get("src"), dst=sa.get("dst"), spi=sa.get("spi"),
+                      packets=sa.get("packets", 0), bytes=sa.get("bytes", 0)) for sa in info.get("sas", [])],
+            errors={name: value for name, value in sorted(info.get("xfrm_stat", {}).items()) if value},
+            foreign=dict(sas=info.get("foreign_sas", 0), policies=info.get("foreign_policies", 0)),
+        )
+    return report
+
+
+def render_status(report: Mapping[str, Any]) -> List[str]:
+    """The report as text lines, one block per node."""
+    lines: List[str] = []
+    for host, node in report.items():
+        lines.append("%s" % host)
+        for pair in node["pairs"]:
+            lines.append("  -> %-8s %-15s -> %-15s spi %-10s %s" % (pair["peer"], pair["src"], pair["dst"],
+                                                                   pair["spi"] or "-", pair["verdict"]))
+        for sa in sorted(node["sas"], key=lambda item: (item["direction"] or "", item["src"], item["dst"])):
+            lines.append("  sa %-3s %s -> %s spi %s: %d packets, %d bytes"
+                         % (sa["direction"] or "?", sa["src"], sa["dst"], sa["spi"], sa["packets"], sa["bytes"]))
+        errors = ", ".join("%s=%d" % item for item in node["errors"].items())
+        lines.append("  xfrm errors: %s" % (errors or "none"))
+    return lines
+
+
+def summary(report: Mapping[str, Any]) -> Dict[str, int]:
+    """How many pairs have each verdict."""
+    counts: Dict[str, int] = {}
+    for node in report.values():
+        for pair in node["pairs"]:
+            counts[pair["verdict"]] = counts.get(pair["verdict"], 0) + 1
+    return counts
