@@ -21,7 +21,7 @@ COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/netsec/ipsec
 SANITY_PYTHON := 3.12
 
 # Debian/Ubuntu packages the lab and the kernel tests need.
-APT_PACKAGES := user-mode-linux kmod iproute2 tcpdump iputils-ping openssh-server bc procps util-linux git make
+APT_PACKAGES := user-mode-linux kmod iproute2 tcpdump iputils-ping openssh-server bc procps util-linux git make gcc libc6-dev
 
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
