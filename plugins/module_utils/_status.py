@@ -91,8 +91,8 @@ def render_status(report: Mapping[str, Any]) -> List[str]:
     for host, node in report.items():
         lines.append("%s" % host)
         for pair in node["pairs"]:
-            lines.append("  -> %-8s %-15s -> %-15s spi %-10s %s" % (pair["peer"], pair["src"], pair["dst"],
-                                                                   pair["spi"] or "-", pair["verdict"]))
+            columns = (pair["peer"], pair["src"], pair["dst"], pair["spi"] or "-", pair["verdict"])
+            lines.append("  -> %-8s %-15s -> %-15s spi %-10s %s" % columns)
         for sa in sorted(node["sas"], key=lambda item: (item["direction"] or "", item["src"], item["dst"])):
             lines.append("  sa %-3s %s -> %s spi %s: %d packets, %d bytes"
                          % (sa["direction"] or "?", sa["src"], sa["dst"], sa["spi"], sa["packets"], sa["bytes"]))

@@ -196,4 +196,3 @@ def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = render_plan(plan)
     return result
-

@@ -311,6 +311,7 @@ def main() -> None:
             bypass=dict(
                 type="list",
                 elements="dict",
+                no_log=False,
                 default=[dict(proto="tcp", port=22)],
                 options=dict(
                     proto=dict(type="str", choices=["tcp", "udp", "sctp"], required=True),

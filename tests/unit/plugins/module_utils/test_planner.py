@@ -1212,8 +1212,8 @@ def test_phase_outbound_adds_the_out_side_and_removes_nothing():
     stale = build_desired(node_a(), [peer_b(), peer_c()], [KEY1])
     phase = build_desired(node_a(), [peer_b()], [KEY1], PlanOptions(phase="outbound"))
     result = reconcile(phase, [], [])
-    assert {role_of(op.obj, (A4,)) for op in result.operations} == {"bypass", "in-sa", "in-policy",
-                                                                     "out-sa", "out-policy"}
+    roles = {role_of(op.obj, (A4,)) for op in result.operations}
+    assert roles == {"bypass", "in-sa", "in-policy", "out-sa", "out-policy"}
     assert in_levels(result) == {B4: True}  # new IN policy: use until phase "all"
     assert "delete" not in verbs(reconcile(phase, stale.states, stale.policies))
 

@@ -219,7 +219,6 @@ def test_kernel_refusing_the_value_is_an_error(host: Host, capsys: pytest.Captur
     assert result["msg"] == "the kernel did not keep the value 1 for: " + ALL6
 
 
-
 def test_state_absent_removes_only_an_owned_file(host: Host, capsys: pytest.CaptureFixture) -> None:
     host.run(capsys)
     assert host.conf.exists()
