@@ -16,12 +16,14 @@ which operations stayed applied, and a re-run converges from there.
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._derive import KeyDerivationError
+from ansible_collections.netsec.ipsec.plugins.module_utils._lockout import covering_policies, parse_ssh_connection
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     KeysFileError,
     all_secrets,
@@ -121,10 +123,22 @@ def reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[st
         plan = reconcile(desired, current_states, current_policies, options.purge)
         for warning in plan.warnings:
             module.warn(warning)
+        _warn_about_own_connection(module, desired.policies)
         if plan.operations and not module.check_mode:
             _apply_or_roll_back(module, kernel, plan, current_policies, boot_id, desired.frozen_peers)
 
     return _result(module, plan, boot_id, desired.frozen_peers)
+
+
+def _warn_about_own_connection(module: Any, desired_policies: Sequence[XfrmPolicy]) -> None:
+    """Warn, before applying, when an encrypt policy would carry Ansible's own SSH connection."""
+    connection = parse_ssh_connection(os.environ.get("SSH_CONNECTION"))
+    if connection is None:
+        return
+    for policy in covering_policies(desired_policies, connection):
+        module.warn("policy %s covers the SSH connection Ansible is using (%s:%d -> %s:%d) and no bypass exempts "
+                    "it: if the SAs on either end do not match, Ansible loses this node; add tcp/%d to bypass"
+                    % (render(policy), connection[0], connection[1], connection[2], connection[3], connection[3]))
 
 
 def _apply_or_roll_back(module: Any, kernel: XfrmKernel, plan: Plan, current_policies: Sequence[XfrmPolicy],

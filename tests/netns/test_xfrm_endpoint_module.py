@@ -103,3 +103,12 @@ def test_absent_removes_only_owned_entries(netns_name: str, tmp_path: Path) -> N
 def test_missing_keys_file_is_a_clear_error(netns_name: str, tmp_path: Path) -> None:
     result = run_module(netns_name, tmp_path, **endpoint_args(tmp_path, keys_file=str(tmp_path / "nope")))
     assert result["failed"] is True and result["msg"] == "%s: no such file" % (tmp_path / "nope")
+
+
+def test_a_policy_covering_the_ssh_connection_is_warned_about(netns_name: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SSH_CONNECTION", "10.77.0.2 51234 10.77.0.1 22")
+    result = run_module(netns_name, tmp_path, _ansible_check_mode=True, **endpoint_args(tmp_path, bypass=[]))
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+    assert any("covers the SSH connection Ansible is using" in w for w in warnings), warnings
+    result = run_module(netns_name, tmp_path, _ansible_check_mode=True, **endpoint_args(tmp_path))
+    assert not any("SSH connection" in str(w) for w in result.get("warnings", []))
