@@ -97,8 +97,7 @@ demo: deps venv
 	cd $(ROOT) && $(WITH_VENV) lab/demo
 
 bench: deps venv
-	@mkdir -p $(BUILD)/bench
-	cd $(ROOT) && $(WITH_VENV) lab/run --nodes 1 --timeout 1500 -- python bench/bench_netlink.py --out build/bench/netlink.json
+	cd $(ROOT) && $(WITH_VENV) BENCH_OUT=$(BUILD)/bench bench/run
 
 clean:
 	rm -rf $(BUILD) tests/output

@@ -28,10 +28,11 @@ collection and a node keyed by Cilium agree::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import re
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     FORM_AEAD,
@@ -42,6 +43,8 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
 BOOT_ID_CHARS = 36
 # Keys up to this length are derived with SHA-256, longer ones with SHA-512.
 SHA256_MAX_KEY_BYTES = 32
+# Parsed addresses and checked boot ids kept per process (a few per peer).
+CACHE_SIZE = 1 << 16
 _BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 Address = Union[str, ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -54,9 +57,21 @@ class KeyDerivationError(ValueError):
 def address_bytes(address: Address, role: str = "address") -> bytes:
     """The bytes of a tunnel address as the derivation hashes them (4 or 16 bytes)."""
     try:
+        packed = _address_bytes(address)
+    except TypeError:  # unhashable, so not an address either
+        packed = None
+    if packed is None:
+        raise KeyDerivationError("%s %r is not an IP address" % (role, address))
+    return packed
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE, typed=True)
+def _address_bytes(address: Address) -> Optional[bytes]:
+    # A mesh plan hashes each address once per pair and direction: parse it once.
+    try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
-        raise KeyDerivationError("%s %r is not an IP address" % (role, address)) from None
+        return None
     if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
         return parsed.ipv4_mapped.packed
     return parsed.packed
@@ -68,6 +83,8 @@ def boot_id_bytes(boot_id: str, node: str) -> bytes:
         raise KeyDerivationError("boot id of %s must be text, not %s"
                                  % (node, type(boot_id).__name__))
     text = boot_id[:-1] if boot_id.endswith("\n") else boot_id
+    if _is_boot_id(text):
+        return text.encode("ascii")
     if len(text) < BOOT_ID_CHARS:
         raise KeyDerivationError(
             "boot id of %s has %d characters, expected a %d-character UUID as in "
@@ -80,6 +97,12 @@ def boot_id_bytes(boot_id: str, node: str) -> bytes:
             "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) as /proc/sys/kernel/random/boot_id "
             "holds it" % (node, BOOT_ID_CHARS))
     return text.encode("ascii")
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _is_boot_id(text: str) -> bool:
+    # Each boot id is checked once per pair and direction: match it once.
+    return len(text) == BOOT_ID_CHARS and _BOOT_ID.fullmatch(text) is not None
 
 
 def derive_key(master: bytes, src: Address, dst: Address, src_boot: str, dst_boot: str

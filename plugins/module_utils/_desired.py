@@ -64,6 +64,15 @@ bypass: the connection to keep alive is Ansible's own, which ends on this host (
 fwd bypass would send forwarded SSH between peer subnets in plaintext for nothing. An empty
 list installs none.
 
+**IPv6 neighbour discovery.** When L has an IPv6 address, four more template-less allow
+policies at ``PRIORITY_BYPASS``, whatever ``bypass`` says: ICMPv6 neighbour solicitation and
+advertisement (types 135, 136; the kernel matches an ICMP type as the selector's source
+port), in and out. Without them a peer's address resolution (a plaintext solicitation from
+its tunnel address to a solicited-node multicast address) matches L's required IN policy
+for that peer and is dropped (XfrmInTmplMismatch), so no IPv6 packet, ESP or SSH, ever
+reaches L; and out, so resolution and unreachability detection keep working while an SA is
+missing, which the management bypass relies on. libreswan installs the same exemption.
+
 **No default-drop policy.** An explicit block policy per peer subnet below the OUT policy is
 not implemented: without marks it would have the OUT policy's selector and hence its kernel
 identity (the kernel refuses a second policy differing only in priority), and it would
@@ -73,7 +82,9 @@ policies are changed in place (UPDPOLICY), never deleted and re-added.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -191,6 +202,9 @@ AUTH_TRUNCATION_BITS = {
 # Management bypass: protocols by name, and the default list.
 BYPASS_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
 DEFAULT_BYPASS: Tuple[Tuple[str, int], ...] = (("tcp", 22),)
+# ICMPv6 neighbour solicitation and advertisement (RFC 4861), always let through in plaintext.
+IPPROTO_ICMPV6 = 58
+ND_ICMPV6_TYPES = (135, 136)
 PORT_MIN = 1
 PORT_MAX = 0xFFFF
 
@@ -373,6 +387,16 @@ def normalise_bypass(entries: Iterable[Sequence[object]]) -> Tuple[Tuple[int, in
 
 def sender_id(address: str) -> int:
     """28-bit id of a sender's tunnel address (the low bits of its wire SPIs)."""
+    try:
+        return _sender_id(address)
+    except TypeError:  # unhashable: address_bytes names the problem
+        address_bytes(address)
+        raise
+
+
+@functools.lru_cache(maxsize=1 << 16, typed=True)
+def _sender_id(address: str) -> int:
+    # Each address's id is needed for its SAs, templates and the collision check: hash once.
     digest = hashlib.sha256(WIRE_SPI_DOMAIN + address_bytes(address)).digest()
     return int.from_bytes(digest[:4], "big") >> (32 - SENDER_ID_BITS)
 
@@ -542,12 +566,20 @@ def _bypass_policies(family: int, bypass: Sequence[Tuple[int, int]]) -> List[Xfr
     return policies
 
 
+def _neighbour_discovery_policies() -> List[XfrmPolicy]:
+    """IPv6 neighbour solicitation and advertisement in plaintext, in and out (see the docstring)."""
+    anywhere = "%s/0" % any_address(AF_INET6)
+    return [XfrmPolicy(selector=Selector.between(anywhere, anywhere, IPPROTO_ICMPV6, sport=icmp_type),
+                       dir=direction, action=ACTION_ALLOW, priority=PRIORITY_BYPASS)
+            for icmp_type in ND_ICMPV6_TYPES for direction in (DIR_OUT, DIR_IN)]
+
+
 def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile, Sequence[Key]],
                   options: PlanOptions = PlanOptions()) -> DesiredSet:
     """Every SA and policy ``local`` must hold (see the module docstring for the rules)."""
     reqid = options.reqid
-    names = [peer.name for peer in peers]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    name_counts = collections.Counter(peer.name for peer in peers)
+    duplicates = sorted(name for name, count in name_counts.items() if count > 1)
     if duplicates:
         raise PlanError("peer names must be unique: %s listed more than once" % ", ".join(duplicates))
     # The local node listed in its own peer group is not a peer.
@@ -597,6 +629,9 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
         if local.address(family) is not None:
             for policy in _bypass_policies(family, options.bypass):
                 builder.add(policy, "management bypass")
+    if local.address(AF_INET6) is not None:
+        for policy in _neighbour_discovery_policies():
+            builder.add(policy, "IPv6 neighbour discovery")
     for peer in peers:
         if options.per_pair_keys and not peer.boot_id:
             frozen.append(peer.name)

@@ -208,11 +208,22 @@ def _reason(operation: Operation, error_number: int, extack: Optional[str]) -> s
         if is_state:
             return "an SA with this destination, SPI, protocol and mark already exists"
         return "a policy with this selector, direction, mark, type and if_id already exists"
+    if error_number in _NOT_FOUND and is_state and operation.verb == VERB_ADD:
+        # An add refers to nothing that exists: ENOENT comes from setting up the SA's crypto
+        # (a transform that cannot be instantiated, e.g. its module cannot be loaded).
+        return ("the kernel could not set up this SA's cryptography (%s): a crypto module it needs is missing "
+                "or cannot be loaded" % kernel_text)
     if error_number in _NOT_FOUND:
         if is_state:
             return "no SA with this destination, SPI, protocol and mark exists"
         return "no policy with this selector, direction, mark, type and if_id exists"
     if error_number == errno.ENOSYS:
+        aead = operation.obj.aead if is_state else None
+        if aead is not None:
+            # The kernel looks AEAD algorithms up by name AND ICV length: rfc4543(gcm(aes)) with
+            # a 96-bit ICV is "not found" although rfc4543(gcm(aes)) itself is there.
+            return ("the kernel lacks an algorithm this SA uses: %s with a %d-bit ICV (%s); use an ICV the "
+                    "kernel implements for it or load its crypto module" % (aead.name, aead.bits, kernel_text))
         return "the kernel lacks an algorithm this SA uses (%s); load the crypto module or pick another" % kernel_text
     if error_number == errno.EPROTONOSUPPORT:
         return "the kernel lacks the IPsec protocol of this SA (%s); load esp4/esp6 (or ah4/ah6)" % kernel_text

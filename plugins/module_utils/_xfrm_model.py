@@ -16,6 +16,7 @@ ever print a key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import socket
 from typing import Optional, Tuple
@@ -63,7 +64,35 @@ def family_of(address: str) -> int:
 
 def canonical_address(address: str) -> str:
     """Canonical text of an IP address (``ValueError`` if it is not one)."""
+    try:
+        return _canonical_address(address)
+    except TypeError:  # unhashable: let ipaddress say what is wrong with it
+        return str(ipaddress.ip_address(address))
+
+
+# Parsing with ipaddress dominates planning a large mesh, and every address and subnet
+# recurs (per key, per direction, per policy): each text is parsed once per process.
+PARSE_CACHE_SIZE = 1 << 16
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE, typed=True)
+def _canonical_address(address: str) -> str:
     return str(ipaddress.ip_address(address))
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE, typed=True)
+def _network_fields(network: str) -> Tuple[int, str, int]:
+    """(IP version, network address text, prefix length) of a network, host bits cleared."""
+    parsed = ipaddress.ip_network(network, strict=False)
+    return parsed.version, str(parsed.network_address), parsed.prefixlen
+
+
+def network_fields(network: str) -> Tuple[int, str, int]:
+    try:
+        return _network_fields(network)
+    except TypeError:  # unhashable: let ipaddress say what is wrong with it
+        parsed = ipaddress.ip_network(network, strict=False)
+        return parsed.version, str(parsed.network_address), parsed.prefixlen
 
 
 def any_address(family: int) -> str:
@@ -110,16 +139,16 @@ class Selector:
 
         Host bits are cleared; a non-zero port gets the full mask.
         """
-        src_net = ipaddress.ip_network(src, strict=False)
-        dst_net = ipaddress.ip_network(dst, strict=False)
-        if src_net.version != dst_net.version:
+        src_version, saddr, prefixlen_s = network_fields(src)
+        dst_version, daddr, prefixlen_d = network_fields(dst)
+        if src_version != dst_version:
             raise ValueError("selector mixes address families: %s -> %s" % (src, dst))
         return cls(
-            family=AF_INET6 if dst_net.version == 6 else AF_INET,
-            saddr=str(src_net.network_address),
-            prefixlen_s=src_net.prefixlen,
-            daddr=str(dst_net.network_address),
-            prefixlen_d=dst_net.prefixlen,
+            family=AF_INET6 if dst_version == 6 else AF_INET,
+            saddr=saddr,
+            prefixlen_s=prefixlen_s,
+            daddr=daddr,
+            prefixlen_d=prefixlen_d,
             proto=proto,
             sport=sport,
             sport_mask=0xFFFF if sport else 0,

@@ -152,6 +152,10 @@ options:
       - Management traffic that stays in plaintext, in both directions, with precedence over
         every encrypt policy, so a broken SA never locks Ansible out.
       - An empty list installs no bypass.
+      - Independently of this option, a node with an IPv6 address always lets IPv6 neighbour
+        solicitations and advertisements (ICMPv6 types 135 and 136) through in plaintext, in
+        both directions; without them a peer's address resolution would be dropped by the IN
+        policy for that peer.
     type: list
     elements: dict
     default: [{proto: tcp, port: 22}]

@@ -198,14 +198,14 @@ def test_ipv6_only():
     out_policy, = policies_of(desired, DIR_OUT, True)
     assert out_policy.selector == Selector.between("::/0", "fd00::2/128")
     assert {p.selector.family for p in desired.policies} == {AF_INET6}
-    assert len(desired.policies) == 6
+    assert len(desired.policies) == 10  # OUT, IN, bypass tcp/22 x 4, neighbour discovery x 4
 
 
 def test_dual_stack_pairs_each_family_ipv4_first():
     local = node_a(addresses=[A6, A4])
     desired = build_desired(local, [peer_b(addresses=[B6, B4])], [KEY1])
     assert len(desired.states) == 4
-    assert len(policies_of(desired, templated=False)) == 8
+    assert len(policies_of(desired, templated=False)) == 8 + 4  # bypass x 2 families, IPv6 neighbour discovery
     assert len(policies_of(desired, DIR_OUT, True)) == 2
     assert len(policies_of(desired, DIR_IN, True)) == 2
     # The reconciler orders IPv4 before IPv6 for the same peer.
@@ -376,7 +376,7 @@ def test_fwd_only_when_local_subnets_are_routed(subnets, fwd):
 def test_bypass_shapes_and_priorities():
     desired = build_desired(node_a(addresses=[A4, A6]), [peer_b()], [KEY1],
                             PlanOptions(bypass=[("tcp", 22), ("udp", 53)]))
-    bypass = policies_of(desired, templated=False)
+    bypass = [p for p in policies_of(desired, templated=False) if p.selector.proto != 58]
     assert len(bypass) == 2 * 2 * 4
     assert all(p.priority == PRIORITY_BYPASS and p.action == ACTION_ALLOW and p.mark is None
                for p in bypass)
@@ -396,6 +396,24 @@ def test_bypass_shapes_and_priorities():
     assert sample.selector.src == "0.0.0.0/0" and sample.selector.dst == "0.0.0.0/0"
     # Every templated policy is less preferred than every bypass.
     assert all(p.priority > PRIORITY_BYPASS for p in policies_of(desired, templated=True))
+
+
+def test_ipv6_neighbour_discovery_is_let_through_in_plaintext():
+    """A peer's neighbour solicitation comes from its tunnel address in plaintext: without
+    these policies the required IN policy for that peer drops it and IPv6 never resolves."""
+    for options in (PlanOptions(), PlanOptions(bypass=[])):
+        desired = build_desired(node_a(addresses=[A4, A6]), [peer_b(addresses=[B4, B6])], [KEY1], options)
+        nd = [p for p in policies_of(desired, templated=False) if p.selector.proto == 58]
+        assert sorted((p.dir, p.selector.sport) for p in nd) == [
+            (DIR_IN, 135), (DIR_IN, 136), (DIR_OUT, 135), (DIR_OUT, 136)]
+        for policy in nd:
+            assert policy.selector == Selector.between("::/0", "::/0", 58, sport=policy.selector.sport)
+            assert policy.selector.sport_mask == 0xFFFF and policy.selector.dport_mask == 0
+            assert policy.priority == PRIORITY_BYPASS and policy.action == ACTION_ALLOW
+            assert is_owned_policy(policy)
+    # None without an IPv6 address on the local node.
+    desired = build_desired(node_a(), [peer_b()], [KEY1])
+    assert not [p for p in desired.policies if p.selector.proto == 58]
 
 
 def test_bypass_empty_and_duplicates():

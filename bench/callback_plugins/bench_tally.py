@@ -1,0 +1,94 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark callback: per host, how many tasks ran and how many module executions they took
+(a loop item is one execution); per task, its wall time. Written as JSON to the file named
+by ``BENCH_TALLY_OUT`` when the playbook ends. Enabled only by the benchmark
+(``ANSIBLE_CALLBACKS_ENABLED=bench_tally``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ansible.plugins.callback import CallbackBase
+
+DOCUMENTATION = r"""
+name: bench_tally
+type: aggregate
+short_description: count tasks and module executions per host, time each task (benchmarks)
+description: Writes JSON to the file named by BENCH_TALLY_OUT at the end of the run.
+requirements: []
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "bench_tally"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.started = time.time()
+        self.hosts = {}
+        self.tasks = []
+        self.current = None
+
+    def _host(self, result):
+        name = result._host.get_name()  # pylint: disable=protected-access
+        return self.hosts.setdefault(name, {"tasks": 0, "executions": 0, "skipped": 0, "changed": 0, "failed": 0})
+
+    def _close_task(self):
+        if self.current is not None:
+            self.current["seconds"] = round(time.time() - self.current.pop("t0"), 3)
+            self.tasks.append(self.current)
+            self.current = None
+
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        self._close_task()
+        self.current = {"name": task.get_name(), "t0": time.time(), "hosts": 0, "changed": 0}
+
+    def v2_playbook_on_handler_task_start(self, task):
+        self.v2_playbook_on_task_start(task, False)
+
+    def _done(self, result, failed=False, skipped=False):
+        host = self._host(result)
+        if skipped and not result._result.get("results"):  # pylint: disable=protected-access
+            host["skipped"] += 1
+            return
+        host["tasks"] += 1
+        if self.current is not None:
+            self.current["hosts"] += 1
+            self.current["changed"] += 1 if result._result.get("changed") else 0  # pylint: disable=protected-access
+        items = result._result.get("results")  # pylint: disable=protected-access
+        if isinstance(items, list):
+            host["executions"] += sum(1 for item in items if not item.get("skipped"))
+        else:
+            host["executions"] += 1
+        if result._result.get("changed"):  # pylint: disable=protected-access
+            host["changed"] += 1
+        if failed:
+            host["failed"] += 1
+
+    def v2_runner_on_ok(self, result):
+        self._done(result)
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._done(result, failed=not ignore_errors)
+
+    def v2_runner_on_skipped(self, result):
+        self._done(result, skipped=True)
+
+    def v2_runner_on_unreachable(self, result):
+        self._done(result, failed=True)
+
+    def v2_playbook_on_stats(self, stats):
+        self._close_task()
+        path = os.environ.get("BENCH_TALLY_OUT")
+        if not path:
+            return
+        with open(path, "w") as out:
+            json.dump({"seconds": round(time.time() - self.started, 3), "hosts": self.hosts, "tasks": self.tasks}, out,
+                      indent=1, sort_keys=True)
