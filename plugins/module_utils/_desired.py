@@ -264,6 +264,20 @@ def host_prefix(address: str) -> str:
     return "%s/%d" % (address, max_prefixlen(family_of(address)))
 
 
+def _canonicalise_endpoint(endpoint: Union["LocalNode", "Peer"], owner: str) -> None:
+    """Canonical addresses and subnets (default: the addresses as host prefixes) of a node."""
+    addresses = _canonical_addresses(owner, endpoint.addresses)
+    if not addresses:
+        raise PlanError("%s has no tunnel address" % owner)
+    subnets = _canonical_subnets(owner, endpoint.subnets) or tuple(host_prefix(a) for a in addresses)
+    object.__setattr__(endpoint, "addresses", addresses)
+    object.__setattr__(endpoint, "subnets", subnets)
+
+
+def _address_of_family(addresses: Sequence[str], family: int) -> Optional[str]:
+    return next((address for address in addresses if family_of(address) == family), None)
+
+
 @dataclasses.dataclass(frozen=True)
 class LocalNode:
     """The node being planned. ``subnets`` default to its addresses as host prefixes."""
@@ -274,16 +288,10 @@ class LocalNode:
     boot_id: Optional[str] = None
 
     def __post_init__(self) -> None:
-        owner = "local node %s" % self.name
-        addresses = _canonical_addresses(owner, self.addresses)
-        if not addresses:
-            raise PlanError("%s has no tunnel address" % owner)
-        subnets = _canonical_subnets(owner, self.subnets) or tuple(host_prefix(a) for a in addresses)
-        object.__setattr__(self, "addresses", addresses)
-        object.__setattr__(self, "subnets", subnets)
+        _canonicalise_endpoint(self, "local node %s" % self.name)
 
     def address(self, family: int) -> Optional[str]:
-        return next((a for a in self.addresses if family_of(a) == family), None)
+        return _address_of_family(self.addresses, family)
 
     @property
     def routes_subnets(self) -> bool:
@@ -313,12 +321,7 @@ class Peer:
 
     def __post_init__(self) -> None:
         owner = "peer %s" % self.name
-        addresses = _canonical_addresses(owner, self.addresses)
-        if not addresses:
-            raise PlanError("%s has no tunnel address" % owner)
-        subnets = _canonical_subnets(owner, self.subnets) or tuple(host_prefix(a) for a in addresses)
-        object.__setattr__(self, "addresses", addresses)
-        object.__setattr__(self, "subnets", subnets)
+        _canonicalise_endpoint(self, owner)
         if self.inbound_level is not None and self.inbound_level not in PEER_LEVELS:
             raise PlanError("%s: inbound_level must be one of %s" % (owner, ", ".join(PEER_LEVELS)))
         if self.outbound not in OUTBOUND_CHOICES:
@@ -328,7 +331,7 @@ class Peer:
             raise PlanError("%s: mark_id must be %d-%d" % (owner, MARK_ID_MIN, MARK_ID_MAX))
 
     def address(self, family: int) -> Optional[str]:
-        return next((a for a in self.addresses if family_of(a) == family), None)
+        return _address_of_family(self.addresses, family)
 
 
 @dataclasses.dataclass(frozen=True)
