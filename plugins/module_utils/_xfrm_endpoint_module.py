@@ -136,7 +136,7 @@ def _warn_about_own_connection(module: Any, desired_policies: Sequence[XfrmPolic
     if connection is None:
         return
     for policy in covering_policies(desired_policies, connection):
-        module.warn("policy %s covers the SSH connection Ansible is using (%s:%d -> %s:%d) and no bypass exempts "
+        module.warn("%s covers the SSH connection Ansible is using (%s:%d -> %s:%d) and no bypass exempts "
                     "it: if the SAs on either end do not match, Ansible loses this node; add tcp/%d to bypass"
                     % (render(policy), connection[0], connection[1], connection[2], connection[3], connection[3]))
 
