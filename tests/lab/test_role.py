@@ -1,0 +1,401 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The mesh role and its playbooks on a 4-node lab, as an operator drives them:
+
+    lab/run --nodes 4 -- pytest -q tests/lab/test_role.py
+
+The tests share one mesh and run in file order, each starting from the state the previous
+one left (converged, then node1 routes an extra subnet, ...). The kernel is read with
+``ip xfrm`` (independent of the collection's code), packets with lab-capture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+REQID = 1853056355
+KEYS_FILE = "/etc/ipsec/keys"
+EXTRA_SUBNET = "10.99.1.0/24"       # node1 starts routing it in test_limit_changes_only_that_node
+RESULT_LINE = re.compile(r"^(ok|changed|skipping|fatal|failed|unreachable): \[(node\d+)[\]\s-]")
+RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+"
+                        r"skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
+LONG_HEX = re.compile(r"[0-9a-fA-F]{32,}")
+FINAL_PHASE = "netsec.ipsec.mesh : Reconcile SAs and policies with the kernel - all"
+
+# lab-capture runs ansible-playbook too: give every child the collection.
+os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(REPO / "build" / "collections"))
+
+
+@dataclass
+class Run:
+    """One ansible-playbook run: exit status, output, and what it says per host."""
+
+    args: List[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def recap(self) -> Dict[str, Dict[str, int]]:
+        keys = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
+        return {m.group(1): dict(zip(keys, map(int, m.groups()[1:])))
+                for m in map(RECAP_LINE.match, self.stdout.splitlines()) if m}
+
+    def tasks(self) -> List[str]:
+        return re.findall(r"^TASK \[(.+?)\] \*+$", self.stdout, re.M)
+
+    def diffs(self, task: str = FINAL_PHASE) -> Dict[str, List[str]]:
+        """Per host, the +/- lines of the diff it printed for ``task``."""
+        found: Dict[str, List[str]] = {}
+        pending: List[str] = []
+        current = None
+        for line in self.stdout.splitlines():
+            match = RESULT_LINE.match(line)
+            heading = re.match(r"^TASK \[(.+?)\] \*+$", line)
+            if heading:
+                current, pending = heading.group(1), []
+            elif match:
+                if current == task:
+                    found.setdefault(match.group(2), []).extend(pending)
+                pending = []
+            elif line.startswith("PLAY "):
+                current, pending = None, []
+            elif re.match(r"^[+-](?![+-]{2}) ?\S", line):
+                pending.append(line)
+        return found
+
+    def explain(self) -> str:
+        return "ansible-playbook %s -> %d after %.0f s\n%s\n%s" % (
+            " ".join(self.args), self.returncode, self.seconds, self.stdout[-6000:], self.stderr[-3000:])
+
+
+def playbook(name: str, *args: str, inventories=(), timeout: int = 900) -> Run:
+    cmd = ["ansible-playbook", "-i", os.environ["LAB_INVENTORY"]]
+    for inventory in inventories:
+        cmd += ["-i", str(inventory)]
+    cmd += [*args, str(PLAYBOOKS / name)]
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    start = time.monotonic()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    run = Run(cmd[1:], res.returncode, res.stdout, res.stderr, time.monotonic() - start)
+    print("%s: exit %d after %.0f s, recap %s" % (name, run.returncode, run.seconds, run.recap()))
+    return run
+
+
+def ip_xfrm(lab_exec, node: str) -> str:
+    """The node's SAD and SPD as ip xfrm prints them (keys included), counters left out."""
+    return (lab_exec(node, "ip", "xfrm", "state", "list").stdout + "---\n"
+            + lab_exec(node, "ip", "xfrm", "policy", "list").stdout)
+
+
+def owned_sas(lab_exec, node: str) -> List[Dict[str, str]]:
+    """The node's owned SAs: src, dst, spi and the key (hex), from ip xfrm state."""
+    out = lab_exec(node, "ip", "xfrm", "state", "list", "reqid", hex(REQID)).stdout
+    sas = []
+    for block in re.split(r"\n(?=src )", out.strip()):
+        head = re.match(r"src (\S+) dst (\S+)\s+proto esp spi (0x[0-9a-f]+)", block)
+        key = re.search(r"aead \S+ (0x[0-9a-f]+)", block)
+        if head:
+            sas.append(dict(src=head.group(1), dst=head.group(2), spi=head.group(3),
+                            key=key.group(1) if key else ""))
+    return sas
+
+
+def sa_pairs(lab_exec, node: str) -> set:
+    return {(sa["src"], sa["dst"]) for sa in owned_sas(lab_exec, node)}
+
+
+def address(node: str) -> str:
+    return "10.77.0.%s" % node[len("node"):]
+
+
+def full_mesh_pairs(node: str, nodes) -> set:
+    pairs = set()
+    for peer in nodes:
+        if peer != node:
+            pairs |= {(address(node), address(peer)), (address(peer), address(node))}
+    return pairs
+
+
+def wire_pings(lab_capture, pairs, count: int = 3):
+    script = " && ".join("lab-exec %s ping -n -q -c %d -i 0.2 -W 2 %s" % (src, count, address(dst))
+                         for src, dst in pairs)
+    return lab_capture("bash", "-c", script)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """A vars file with a fresh random key (generated here; never printed)."""
+    directory = tmp_path_factory.mktemp("role")
+    line = "3+ rfc4106(gcm(aes)) 0x%s 128" % os.urandom(20).hex()
+    path = directory / "keys.yml"
+    path.write_text(yaml.safe_dump({"ipsec_keys_content": line}))
+    return dict(path=path, line=line, hex=line.split()[2][2:], dir=directory)
+
+
+@pytest.fixture(scope="module")
+def subnet_overlay(keys):
+    """An inventory overlay: node1 also routes EXTRA_SUBNET."""
+    path = keys["dir"] / "subnets.yml"
+    path.write_text(yaml.safe_dump({"all": {"hosts": {"node1": {
+        "ipsec_subnets": ["10.77.0.1/32", EXTRA_SUBNET]}}}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def converged(lab_nodes, keys, lab_exec, lab_capture, tmp_path_factory):
+    """node1-3 meshed first (group trio), then node4 joins while node1-3 ping each other."""
+    assert lab_nodes == ["node1", "node2", "node3", "node4"]
+    trio = keys["dir"] / "trio.yml"
+    trio.write_text(yaml.safe_dump({"all": {"children": {"trio": {"hosts": {
+        "node1": None, "node2": None, "node3": None}}}}}))
+    first = playbook("mesh.yml", "-e", "@%s" % keys["path"], "-e", "ipsec_mesh_group=trio", inventories=[trio])
+    assert first.returncode == 0, first.explain()
+    assert set(first.recap()) == {"node1", "node2", "node3"}
+    # node4 joins; the three converged nodes keep pinging each other over ESP meanwhile.
+    trio_pairs = [(a, b) for a in lab_nodes[:3] for b in lab_nodes[:3] if a != b]
+    work = keys["dir"]
+    pings = " & ".join("lab-exec %s ping -n -q -i 0.05 -w 900 %s > %s/join-%s-%s.log"
+                       % (src, address(dst), work, src, dst) for src, dst in trio_pairs)
+    script = ("%s & sleep 1; ansible-playbook -i %s -e @%s %s > %s/join.log 2>&1; rc=$?; sleep 1;"
+              " kill -INT $(jobs -p); wait; exit $rc"
+              % (pings, os.environ["LAB_INVENTORY"], keys["path"], PLAYBOOKS / "mesh.yml", work))
+    start = time.monotonic()
+    capture = lab_capture("bash", "-c", script, timeout=900)
+    seconds = time.monotonic() - start
+    join_log = (work / "join.log").read_text()
+    second = Run(["mesh.yml"], capture.returncode, join_log, "", seconds)
+    assert second.returncode == 0, second.explain()
+    losses = {}
+    for src, dst in trio_pairs:
+        stats = re.search(r"(\d+) packets transmitted, (\d+) received",
+                          (work / ("join-%s-%s.log" % (src, dst))).read_text())
+        assert stats, (src, dst)
+        losses["%s>%s" % (src, dst)] = (int(stats.group(1)), int(stats.group(2)))
+    print("node4 joins:", json.dumps(dict(seconds=round(seconds), esp=capture.esp_packets(),
+                                          plaintext=capture.plaintext, pings=losses)))
+    assert capture.plaintext == [], capture.plaintext
+    # At most the ping in flight when they were stopped is unanswered.
+    assert all(sent - received <= 1 and received > 0 for sent, received in losses.values()), losses
+    for node in lab_nodes:
+        assert sa_pairs(lab_exec, node) == full_mesh_pairs(node, lab_nodes), node
+    return dict(first=first, second=second)
+
+
+def test_task_count_does_not_depend_on_peer_count(converged):
+    first, second = converged["first"], converged["second"]
+    # Same task list with 2 peers per node (trio) and 3 peers per node (the four nodes)...
+    assert first.tasks() == second.tasks()
+    # ...and the same number of task results per host.
+    totals = [{host: counts["ok"] + counts["skipped"] for host, counts in run.recap().items()}
+              for run in (first, second)]
+    print("tasks per play:", len(first.tasks()), "results per host (2 peers, 3 peers):", totals)
+    assert all(totals[0][host] == totals[1][host] for host in totals[0]), totals
+
+
+def test_check_diff_on_converged_fleet_changes_nothing(converged, keys, lab_nodes):
+    run = playbook("mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"])
+    assert run.returncode == 0, run.explain()
+    assert {host: counts["changed"] for host, counts in run.recap().items()} == dict.fromkeys(lab_nodes, 0)
+    assert not any(run.diffs().values()), run.diffs()
+
+
+def test_limit_changes_only_that_node(converged, keys, subnet_overlay, lab_exec, lab_nodes):
+    before = {node: ip_xfrm(lab_exec, node) for node in lab_nodes}
+    run = playbook("mesh.yml", "--limit", "node1", "-e", "@%s" % keys["path"], inventories=[subnet_overlay])
+    assert run.returncode == 0, run.explain()
+    assert set(run.recap()) == {"node1"} and run.recap()["node1"]["changed"] > 0, run.explain()
+    for node in lab_nodes[1:]:
+        assert ip_xfrm(lab_exec, node) == before[node], "%s changed although outside --limit" % node
+    # node1 now forwards for its subnet and still holds every pair.
+    policies = lab_exec("node1", "ip", "xfrm", "policy", "list").stdout
+    assert "dir fwd" in policies and EXTRA_SUBNET not in before["node1"]
+    for node in lab_nodes:
+        assert sa_pairs(lab_exec, node) == full_mesh_pairs(node, lab_nodes), node
+    assert lab_exec("node1", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+
+
+def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab_exec, lab_nodes):
+    before = {node: ip_xfrm(lab_exec, node) for node in lab_nodes}
+    run = playbook("mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"], inventories=[subnet_overlay])
+    assert run.returncode == 0, run.explain()
+    changed = {host: counts["changed"] for host, counts in run.recap().items()}
+    assert all(changed[node] > 0 for node in lab_nodes[1:]), changed
+    diffs = run.diffs()
+    print("delta:", json.dumps(diffs, indent=1))
+    # node1 (converged alone under --limit, when its peers could not vouch for each other)
+    # only raises its new FWD policies from "use" to "required".
+    assert all(re.search(r"^[+-]policy fwd ", line) for line in diffs.get("node1", [])), diffs.get("node1")
+    for node in lab_nodes[1:]:
+        # The peers learn node1's new subnet: an OUT policy to it and an IN policy from it.
+        lines = diffs[node]
+        assert lines and all(line.startswith("+") and EXTRA_SUBNET in line for line in lines), lines
+        assert len(lines) == 2 and {"out", "in"} == {re.search(r"^\+policy (\w+) ", line).group(1) for line in lines}, lines
+    for node in lab_nodes:
+        assert ip_xfrm(lab_exec, node) == before[node], "check mode changed %s" % node
+
+
+def test_node_failing_mid_run_keeps_every_pair(converged, keys, subnet_overlay, lab_exec, lab_capture,
+                                               lab_nodes, tmp_path):
+    """node3's connection dies when the outbound phase starts (it completed the inbound one):
+    the others finish, nobody loses a pair, and traffic keeps flowing in ESP only."""
+    wrapper = tmp_path / "ssh-dies-at-outbound"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "# Like lab-ssh, but the connection is lost at the first xfrm_endpoint call of the outbound phase.\n"
+        "for last; do :; done\n"
+        "case $last in *python*) ;; *) exec lab-ssh \"$@\" ;; esac\n"
+        "payload=$(mktemp) && cat >\"$payload\"\n"
+        "if grep -q '\"phase\": \"outbound\"' \"$payload\"; then\n"
+        "    echo 'ssh: connect to host node3: Connection reset by peer' >&2; exit 255\n"
+        "fi\n"
+        "exec lab-ssh \"$@\" <\"$payload\"\n")
+    wrapper.chmod(0o755)
+    overlay = tmp_path / "node3-dies.yml"
+    overlay.write_text(yaml.safe_dump({"all": {"hosts": {"node3": {"ansible_ssh_executable": str(wrapper)}}}}))
+    pairs = [(a, b) for a in lab_nodes for b in lab_nodes if a != b]
+    pings = " & ".join("lab-exec %s ping -n -i 0.05 -w 900 %s > %s/ping-%s-%s.log"
+                       % (src, address(dst), tmp_path, src, dst) for src, dst in pairs)
+    script = ("%s & sleep 1; ansible-playbook -i %s -i %s -i %s -e @%s %s > %s/run.log 2>&1; rc=$?; sleep 1;"
+              " kill -INT $(jobs -p); wait; exit $rc"
+              % (pings, os.environ["LAB_INVENTORY"], subnet_overlay, overlay, keys["path"],
+                 PLAYBOOKS / "mesh.yml", tmp_path))
+    start = time.monotonic()
+    capture = lab_capture("bash", "-c", script, timeout=900)
+    run = Run(["mesh.yml (node3 dies)"], capture.returncode, (tmp_path / "run.log").read_text(), "",
+              time.monotonic() - start)
+    recap = run.recap()
+    print("recap:", recap)
+    assert run.returncode != 0 and recap["node3"]["unreachable"] == 1, run.explain()
+    assert "Reconcile SAs and policies with the kernel - inbound" in run.stdout
+    for node in ("node1", "node2", "node4"):
+        assert recap[node]["failed"] == 0 and recap[node]["unreachable"] == 0, run.explain()
+    # Every node, node3 included, still holds its SAs for every other node.
+    for node in lab_nodes:
+        assert sa_pairs(lab_exec, node) == full_mesh_pairs(node, lab_nodes), node
+    # node2 and node4 completed: they reach node1's new subnet; node3 did not get that far.
+    for node in ("node2", "node4"):
+        assert EXTRA_SUBNET in lab_exec(node, "ip", "xfrm", "policy", "list").stdout, node
+    figures = {}
+    for src, dst in pairs:
+        text = (tmp_path / ("ping-%s-%s.log" % (src, dst))).read_text()
+        seqs = {int(s) for s in re.findall(r"icmp_seq=(\d+)", text)}
+        sent = int(re.search(r"(\d+) packets transmitted", text).group(1))
+        lost = [s for s in range(1, max(seqs) + 1) if s not in seqs]
+        figures["%s>%s" % (src, dst)] = dict(sent=sent, answered=len(seqs), lost=len(lost))
+        assert seqs and not lost and sent - max(seqs) <= 1, (src, dst, sent, lost[:20])
+    print("pings while node3 died mid-run:", json.dumps(figures))
+    print("wire:", json.dumps(dict(esp=capture.esp_packets(), plaintext=capture.plaintext)))
+    assert capture.plaintext == [], capture.plaintext
+
+
+def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, lab_nodes):
+    common = ["-e", "@%s" % keys["path"]]
+    # xfrm: node3 catches up on what it missed, nothing else runs.
+    xfrm = playbook("mesh.yml", "--tags", "xfrm", *common, inventories=[subnet_overlay])
+    assert xfrm.returncode == 0, xfrm.explain()
+    xfrm_tasks = set(xfrm.tasks())
+    assert not any("keys file" in task or "forwarding" in task for task in xfrm_tasks), xfrm_tasks
+    assert {"netsec.ipsec.mesh : Reconcile SAs and policies with the kernel - %s" % phase
+            for phase in ("inbound", "outbound", "all")} <= xfrm_tasks, xfrm_tasks
+    changed = {host: counts["changed"] for host, counts in xfrm.recap().items()}
+    assert changed["node3"] > 0 and changed["node2"] == changed["node4"] == 0, changed
+    assert EXTRA_SUBNET in lab_exec("node3", "ip", "xfrm", "policy", "list").stdout
+
+    # Besides the task of the tag, only the always-tagged checks run: the argument spec
+    # validation that ansible-core inserts for roles with meta/argument_specs.yml, and ours.
+    always = ["netsec.ipsec.mesh : Validating arguments against arg spec 'main' - "
+              "Mesh an inventory group with IPsec ESP by programming XFRM directly",
+              "netsec.ipsec.mesh : Check the inventory contract"]
+    keys_run = playbook("mesh.yml", "--tags", "keys", *common, inventories=[subnet_overlay])
+    assert keys_run.returncode == 0, keys_run.explain()
+    assert keys_run.tasks() == always + ["netsec.ipsec.mesh : Install the keys file on the node"], keys_run.tasks()
+
+    sysctl_run = playbook("mesh.yml", "--tags", "sysctl", *common, inventories=[subnet_overlay])
+    assert sysctl_run.returncode == 0, sysctl_run.explain()
+    assert sysctl_run.tasks() == always + ["netsec.ipsec.mesh : Enable the forwarding the node needs"], sysctl_run.tasks()
+    # node1 routes a subnet: its forwarding is managed (and already on); the others need none.
+    assert "ok: [node1]" in sysctl_run.stdout and "skipping: [node2]" in sysctl_run.stdout
+    for run in (keys_run, sysctl_run):
+        assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
+
+
+def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes):
+    good = playbook("status.yml")
+    assert good.returncode == 0, good.explain()
+    verdicts = json.loads(re.search(r"verdicts: (\{.*?\})", good.stdout).group(1).replace('\\"', '"'))
+    print("status, converged:", verdicts)
+    assert verdicts == {"ok": len(lab_nodes) * (len(lab_nodes) - 1)}, good.explain()
+
+    # Break two pairs: node2 loses its IN SA from node1; node3's IN SA from node1 gets another key.
+    in_2 = next(sa for sa in owned_sas(lab_exec, "node2") if sa["src"] == address("node1"))
+    lab_exec("node2", "ip", "xfrm", "state", "delete", "src", in_2["src"], "dst", in_2["dst"],
+             "proto", "esp", "spi", in_2["spi"])
+    in_3 = next(sa for sa in owned_sas(lab_exec, "node3") if sa["src"] == address("node1"))
+    lab_exec("node3", "ip", "xfrm", "state", "delete", "src", in_3["src"], "dst", in_3["dst"],
+             "proto", "esp", "spi", in_3["spi"])
+    lab_exec("node3", "ip", "xfrm", "state", "add", "src", in_3["src"], "dst", in_3["dst"], "proto", "esp",
+             "spi", in_3["spi"], "reqid", str(REQID), "mode", "tunnel",
+             "aead", "rfc4106(gcm(aes))", "0x" + "77" * 20, "128")
+    bad = playbook("status.yml")
+    assert bad.returncode == 0, bad.explain()
+    verdicts = json.loads(re.search(r"verdicts: (\{.*?\})", bad.stdout).group(1).replace('\\"', '"'))
+    print("status, broken:", verdicts)
+    assert verdicts == {"ok": len(lab_nodes) * (len(lab_nodes) - 1) - 2, "missing SA": 1, "key mismatch": 1}
+    lines = bad.stdout
+    assert re.search(r"-> node2 +10\.77\.0\.1 +-> 10\.77\.0\.2 +spi \S+ +missing SA", lines), lines
+    assert re.search(r"-> node3 +10\.77\.0\.1 +-> 10\.77\.0\.3 +spi \S+ +key mismatch", lines), lines
+
+
+def test_check_diff_masks_keys(converged, keys, subnet_overlay, lab_exec, lab_nodes):
+    """The broken SAs of the previous test: --check --diff shows them re-created, keys masked."""
+    secrets = {sa["key"][2:] for node in lab_nodes for sa in owned_sas(lab_exec, node)} | {keys["hex"]}
+    run = playbook("mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"], inventories=[subnet_overlay])
+    assert run.returncode == 0, run.explain()
+    changed = {host: counts["changed"] for host, counts in run.recap().items()}
+    assert changed["node2"] > 0 and changed["node3"] > 0 and changed["node1"] == changed["node4"] == 0, changed
+    diffs = run.diffs()
+    print("delta:", json.dumps(diffs, indent=1))
+    # node2: the missing IN SA from node1 comes back; node3: the wrong one is replaced.
+    assert [line for line in diffs["node2"] if line.startswith("+")] and \
+        all(address("node1") in line and "sha256:" in line for line in diffs["node2"]), diffs["node2"]
+    assert sorted(line[0] for line in diffs["node3"]) == ["+", "-"], diffs["node3"]
+    output = run.stdout + run.stderr
+    for secret in secrets:
+        assert secret.lower() not in output.lower()
+    assert not LONG_HEX.search(output), LONG_HEX.search(output).group(0)[:8]
+
+
+def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, tmp_path):
+    new_key = tmp_path / "new-key.yml"
+    new_key.write_text(yaml.safe_dump({"ipsec_keys_content": "4+ rfc4106(gcm(aes)) 0x%s 128" % os.urandom(20).hex()}))
+    before = {node: (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    run = playbook("mesh.yml", "-e", "@%s" % new_key)
+    assert run.returncode != 0, run.explain()
+    assert "netsec.ipsec.rotate playbook" in run.stdout + run.stderr, run.explain()
+    assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
+    assert not any("Reconcile SAs" in task for task in run.tasks()), run.tasks()
+    for node in lab_nodes:
+        assert (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+
+
+def test_role_documentation_renders():
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1")
+    res = subprocess.run(["ansible-doc", "-t", "role", "netsec.ipsec.mesh"], capture_output=True, text=True,
+                         env=env, timeout=300, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    for option in ("ipsec_mesh_group", "ipsec_addresses", "ipsec_keys_content", "ipsec_allow_key_change"):
+        assert option in res.stdout
