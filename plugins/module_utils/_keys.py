@@ -57,7 +57,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 FORM_AEAD = "aead"
 FORM_AUTH_ENC = "auth_enc"
@@ -826,16 +826,21 @@ def _key_text(key_material: bytes) -> str:
     return HEX_PREFIX + key_material.hex() if key_material else EMPTY_KEY_TOKEN
 
 
-def render_key_line(key: Key) -> str:
-    """One canonical key line (no newline): lowercase ``0x`` hex, ``""`` for no key."""
+def _line_with(key: Key, key_text: Callable[[bytes], str]) -> str:
+    """A key line (no newline) with each key written by ``key_text``."""
     spi_text = "%d%s" % (key.spi, PLUS_MARKER if key.plus_marker else "")
     if key.form == FORM_AEAD:
-        fields = [spi_text, key.aead_name or "", _key_text(key.aead_key or b""),
+        fields = [spi_text, key.aead_name or "", key_text(key.aead_key or b""),
                   str(key.icv_bits)]
     else:
-        fields = [spi_text, key.auth_name or "", _key_text(key.auth_key or b""),
-                  key.enc_name or "", _key_text(key.enc_key or b"")]
+        fields = [spi_text, key.auth_name or "", key_text(key.auth_key or b""),
+                  key.enc_name or "", key_text(key.enc_key or b"")]
     return FIELD_SEPARATOR.join(fields)
+
+
+def render_key_line(key: Key) -> str:
+    """One canonical key line (no newline): lowercase ``0x`` hex, ``""`` for no key."""
+    return _line_with(key, _key_text)
 
 
 def render_keys_file(keys_file: KeysFile) -> str:
@@ -872,14 +877,7 @@ def _masked_text(key_material: bytes) -> str:
 
 def render_masked_key_line(key: Key) -> str:
     """A key line with each key replaced by its fingerprint (for ``--diff`` and logs)."""
-    spi_text = "%d%s" % (key.spi, PLUS_MARKER if key.plus_marker else "")
-    if key.form == FORM_AEAD:
-        fields = [spi_text, key.aead_name or "", _masked_text(key.aead_key or b""),
-                  str(key.icv_bits)]
-    else:
-        fields = [spi_text, key.auth_name or "", _masked_text(key.auth_key or b""),
-                  key.enc_name or "", _masked_text(key.enc_key or b"")]
-    return FIELD_SEPARATOR.join(fields)
+    return _line_with(key, _masked_text)
 
 
 def render_masked_keys_file(keys_file: KeysFile) -> str:
