@@ -113,6 +113,12 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
         raise KeysFileError(path, "the new content changes the current key ID from %d to %d, which is a key "
                             "rotation: run the netsec.ipsec.rotate playbook, which switches every node "
                             "without dropping or leaking traffic" % (existing_file.current.spi, desired_file.current.spi))
+    if not params["allow_rotation"] and existing_file is not None and existing_file.current != desired_file.current:
+        # Same key ID, other algorithms or key bytes: peers that still hold the old bytes would
+        # drop every packet under this SPI, and an AEAD key must never change under a live SA.
+        raise KeysFileError(path, "the new content changes the algorithms or the key of key ID %d without a new "
+                            "key ID: give the new key another key ID and run the netsec.ipsec.rotate playbook, "
+                            "which switches every node without dropping or leaking traffic" % existing_file.current.spi)
     _warn_all(module, desired_file)
     outcome.keys_file = desired_file
     outcome.after_text = render_masked_keys_file(desired_file)

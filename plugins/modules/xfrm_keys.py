@@ -100,9 +100,11 @@ options:
     default: false
   allow_rotation:
     description:
-      - V(false) refuses, changing nothing, content whose current key id differs from the
-        existing file's, because switching keys safely needs every node in step (see the
-        C(netsec.ipsec.rotate) playbook). A missing or invalid file may always be written.
+      - V(false) refuses, changing nothing, content whose current key differs from the
+        existing file's current key, by key id or, under the same key id, by algorithm, ICV
+        or key bytes, because switching keys safely needs every node in step (see the
+        C(netsec.ipsec.rotate) playbook). A missing or invalid file may always be written,
+        and dropping a previous key that precedes the current one is allowed.
     type: bool
     default: true
   state:

@@ -379,9 +379,12 @@ def test_check_diff_masks_keys(converged, keys, subnet_overlay, lab_exec, lab_no
     assert not LONG_HEX.search(output), LONG_HEX.search(output).group(0)[:8]
 
 
-def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, tmp_path):
+@pytest.mark.parametrize("key_id", [4, 3], ids=["new-key-id", "new-bytes-same-key-id"])
+def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, tmp_path, key_id):
+    """A new key id, or new key bytes under the current key id (which would make every peer
+    still holding the old bytes drop the traffic), is refused before anything changes."""
     new_key = tmp_path / "new-key.yml"
-    new_key.write_text(yaml.safe_dump({"ipsec_keys_content": "4+ rfc4106(gcm(aes)) 0x%s 128" % os.urandom(20).hex()}))
+    new_key.write_text(yaml.safe_dump({"ipsec_keys_content": "%d+ rfc4106(gcm(aes)) 0x%s 128" % (key_id, os.urandom(20).hex())}))
     before = {node: (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
     run = playbook("mesh.yml", "-e", "@%s" % new_key)
     assert run.returncode != 0, run.explain()

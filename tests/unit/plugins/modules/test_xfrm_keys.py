@@ -196,3 +196,31 @@ def test_allow_rotation_false_refuses_a_new_current_key(tmp_path: Path, capsys) 
     assert path.read_text() == old_line
     assert run(capsys, path=str(path), content=old_line, allow_rotation=False)["changed"] is False
     assert run(capsys, path=str(tmp_path / "fresh"), content=old_line, allow_rotation=False)["changed"] is True
+
+
+@pytest.mark.parametrize("new_line", [
+    "3+ %s 0x%s 128\n" % (GCM, KEY_B),                      # other key bytes
+    "3+ %s 0x%s 96\n" % (GCM, KEY_A),                       # other ICV
+    "3 %s 0x%s 128\n" % (GCM, KEY_A),                       # no "+": other key derivation
+], ids=["key-bytes", "icv", "plus-marker"])
+def test_allow_rotation_false_refuses_a_changed_key_under_the_same_id(tmp_path: Path, capsys, new_line: str) -> None:
+    path = tmp_path / "keys"
+    old_line = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    path.write_text(old_line)
+    path.chmod(0o600)
+    result = run(capsys, path=str(path), content=new_line, allow_rotation=False)
+    assert result["failed"] is True, result
+    assert "key ID 3 without a new key ID" in result["msg"] and "netsec.ipsec.rotate" in result["msg"]
+    assert path.read_text() == old_line
+    assert_no_secret(result, KEY_A, KEY_B)
+    # Allowed when the caller asked for it (the module alone, outside the role).
+    assert run(capsys, path=str(path), content=new_line, allow_rotation=True)["changed"] is True
+
+
+def test_allow_rotation_false_accepts_dropping_the_previous_key(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    new_line = "4+ %s 0x%s 128\n" % (GCM, KEY_B)
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A) + new_line)
+    path.chmod(0o600)
+    result = run(capsys, path=str(path), content=new_line, allow_rotation=False)
+    assert result["changed"] is True and path.read_text() == new_line
