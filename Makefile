@@ -21,14 +21,15 @@ COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/netsec/ipsec
 SANITY_PYTHON := 3.12
 
 # Debian/Ubuntu packages the lab and the kernel tests need.
-APT_PACKAGES := user-mode-linux kmod iproute2 tcpdump iputils-ping openssh-server bc procps util-linux git make gcc libc6-dev
+APT_PACKAGES := user-mode-linux kmod iproute2 tcpdump iputils-ping openssh-server bc procps util-linux git make gcc libc6-dev \
+	python3-venv python3-apt
 
 export PYTHONPATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 # Tools run from the venv find their siblings (ansible-config, ansible-playbook) on PATH.
 WITH_VENV := PATH="$(BIN):$$PATH"
 
-.PHONY: help deps venv collection unit netns sanity lint labtool lab test demo bench clean changelog-lint
+.PHONY: help deps venv collection unit netns sanity lint labtool lab-assets lab test demo bench clean changelog-lint
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -81,7 +82,11 @@ labtool: venv deps
 	cd $(ROOT) && $(WITH_VENV) $(BIN)/pytest -q -p no:cacheprovider tests/labtool
 
 # Every lab scenario in tests/lab/scenarios, two at a time.
-lab: venv deps
+## lab-assets: the distribution package and the wheel the lab's pyroute2 test installs offline.
+lab-assets: venv deps
+	cd $(ROOT) && tools/lab-assets $(BUILD)/lab-assets $(BIN)/pip
+
+lab: venv deps lab-assets
 	cd $(ROOT) && $(WITH_VENV) lab/suite tests/lab/scenarios
 
 ## test: everything CI runs, in order; exits non-zero on any failure.
