@@ -11,6 +11,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._status import mesh_s
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     MeshInventoryError,
     boot_ids_from_results,
+    current_keys_from_results,
     forwarding_needs,
     mesh_peers,
 )
@@ -27,6 +28,10 @@ def _mesh_peers(members, hostvars, local_host, boot_ids, inbound_ready_hosts=(),
 
 def _mesh_boot_ids(play_hosts, hostvars, variable, outside_results=None):
     return boot_ids_from_results(play_hosts, hostvars, variable, outside_results)
+
+
+def _mesh_current_keys(play_hosts, hostvars, variable, outside_results, local_host):
+    return current_keys_from_results(play_hosts, hostvars, variable, outside_results, local_host)
 
 
 def _mesh_forwarding(addresses, subnets=()):
@@ -54,6 +59,7 @@ class FilterModule:
         return {
             "mesh_peers": _mesh_peers,
             "mesh_boot_ids": _mesh_boot_ids,
+            "mesh_current_keys": _mesh_current_keys,
             "mesh_forwarding": _mesh_forwarding,
             "mesh_status": _mesh_status,
         }

@@ -655,6 +655,9 @@ def load_keys_file(path: Union[str, "os.PathLike[str]"]) -> KeysFile:
     return parse_keys_text(read_keys_bytes(path), os.fspath(path))
 
 
+MISSING_FILE_REASON = "no such file"
+
+
 def read_keys_bytes(path: Union[str, "os.PathLike[str]"]) -> bytes:
     """The raw content of a keys file, at most ``MAX_FILE_BYTES`` + 1 bytes of it.
 
@@ -666,7 +669,7 @@ def read_keys_bytes(path: Union[str, "os.PathLike[str]"]) -> bytes:
     try:
         descriptor = os.open(source, flags)
     except FileNotFoundError:
-        raise KeysFileError(source, "no such file") from None
+        raise KeysFileError(source, MISSING_FILE_REASON) from None
     except PermissionError:
         raise KeysFileError(source, "permission denied") from None
     except OSError as failure:

@@ -171,6 +171,28 @@ def boot_ids_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, Mapp
     return boot_ids
 
 
+def current_keys_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]],
+                              variable: str, outside_results: Any, local_host: str) -> List[str]:
+    """The current keys (masked key lines, as ``xfrm_info`` reports them) that the members
+    other than ``local_host`` hold, read by the same two steps as the boot ids, sorted and
+    without repeats: what ``xfrm_keys`` may repair ``local_host``'s key to."""
+    found = set()
+    for host in play_hosts:
+        if host != local_host:
+            found.add(_field_of(hostvars[host].get(variable), "current_key"))
+    for result in (outside_results or {}).get("results", []) if isinstance(outside_results, Mapping) else []:
+        if result.get("item") != local_host:
+            found.add(_field_of(result, "current_key"))
+    return sorted(line for line in found if line)
+
+
+def _field_of(result: Any, field: str) -> Optional[str]:
+    if not isinstance(result, Mapping) or result.get("failed") or result.get("unreachable") or result.get("skipped"):
+        return None
+    value = result.get(field)
+    return str(value) if value else None
+
+
 def _boot_id_of(result: Any) -> Optional[str]:
     if not isinstance(result, Mapping) or result.get("failed") or result.get("unreachable") or result.get("skipped"):
         return None

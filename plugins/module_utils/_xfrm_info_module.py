@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Set
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import fingerprint
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
+    MISSING_FILE_REASON,
+    KeysFileError,
+    all_secrets,
+    fingerprint,
+    parse_keys_text,
+    read_keys_bytes,
+    render_masked_key_line,
+)
 from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import is_owned_policy, is_owned_state
 from ansible_collections.netsec.ipsec.plugins.module_utils._render import render, secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (
@@ -42,6 +50,8 @@ def run_module(module: Any) -> None:
         result["xfrm_stat"] = read_xfrm_stat(XFRM_STAT_PATH)
     except OSError as error:
         module.fail_json(msg="%s: %s" % (error.filename, error.strerror), **result)
+    if params["keys_file"]:
+        result["current_key"] = current_key(module, params["keys_file"])
     if params["entries"]:
         if not HAS_PYROUTE2:
             module.fail_json(msg="reading SAs and policies needs pyroute2 on the node: %s" % PYROUTE2_IMPORT_ERROR,
@@ -55,6 +65,19 @@ def run_module(module: Any) -> None:
         module.no_log_values.update(secrets_of(states))
         result.update(describe_entries(states, policies, params["reqid"], params["addresses"]))
     module.exit_json(**result)
+
+
+def current_key(module: Any, path: str) -> Optional[str]:
+    """The keys file's current key as a masked line (key id, algorithms, fingerprint), or
+    None when the file is missing or does not parse (the keys task reports why)."""
+    try:
+        keys_file = parse_keys_text(read_keys_bytes(path), path)
+    except KeysFileError as error:
+        if error.reason != MISSING_FILE_REASON:
+            module.warn("%s is not a valid keys file, its current key is not reported" % path)
+        return None
+    module.no_log_values.update(all_secrets(keys_file))
+    return render_masked_key_line(keys_file.current)
 
 
 def _read_text(path: str) -> str:

@@ -16,6 +16,7 @@ import tempfile
 from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
+    MISSING_FILE_REASON,
     KeysFile,
     KeysFileError,
     all_secrets,
@@ -27,11 +28,11 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     read_keys_bytes,
     render_key_line,
     render_keys_file,
+    render_masked_key_line,
     render_masked_keys_file,
 )
 
 KEYS_DIRECTORY_MODE = 0o700
-MISSING_FILE_REASON = "no such file"
 
 
 class _Outcome:
@@ -113,9 +114,11 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
         raise KeysFileError(path, "the new content changes the current key ID from %d to %d, which is a key "
                             "rotation: run the netsec.ipsec.rotate playbook, which switches every node "
                             "without dropping or leaking traffic" % (existing_file.current.spi, desired_file.current.spi))
-    if not params["allow_rotation"] and existing_file is not None and existing_file.current != desired_file.current:
+    if (not params["allow_rotation"] and existing_file is not None and existing_file.current != desired_file.current
+            and render_masked_key_line(desired_file.current) not in (params["mesh_current_keys"] or ())):
         # Same key ID, other algorithms or key bytes: peers that still hold the old bytes would
         # drop every packet under this SPI, and an AEAD key must never change under a live SA.
+        # Unless the peers already use the new key: then this node is only being repaired.
         raise KeysFileError(path, "the new content changes the algorithms or the key of key ID %d without a new "
                             "key ID: give the new key another key ID and run the netsec.ipsec.rotate playbook, "
                             "which switches every node without dropping or leaking traffic" % existing_file.current.spi)

@@ -45,6 +45,12 @@ options:
     description: The reqid that marks owned entries, as given to M(netsec.ipsec.xfrm_endpoint).
     type: int
     default: 1853056355
+  keys_file:
+    description:
+      - A keys file (see M(netsec.ipsec.xfrm_keys)) whose current key to report, masked, in
+        RV(current_key). The mesh role uses it to tell a node that is only being repaired to
+        its peers' key from a change of the mesh key.
+    type: path
 requirements:
   - pyroute2 on the target, for O(entries=true).
 seealso:
@@ -74,6 +80,13 @@ pyroute2:
   returned: always
   type: bool
   sample: true
+current_key:
+  description:
+    - The current (last) key of O(keys_file) as a masked key line, the key replaced by its
+      fingerprint; V(null) when the file is missing or not valid. Never the key.
+  returned: when O(keys_file) is given
+  type: str
+  sample: "3+ rfc4106(gcm(aes)) sha256:5d41402abc4b 128"
 xfrm_stat:
   description: All counters of C(/proc/net/xfrm_stat) (empty when the kernel has no XFRM statistics).
   returned: always
@@ -193,6 +206,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             entries=dict(type="bool", default=False),
+            keys_file=dict(type="path", no_log=False),
             addresses=dict(type="list", elements="str"),
             reqid=dict(type="int", default=1853056355),
         ),

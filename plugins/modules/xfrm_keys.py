@@ -107,6 +107,18 @@ options:
         and dropping a previous key that precedes the current one is allowed.
     type: bool
     default: true
+  mesh_current_keys:
+    description:
+      - The current key of each other member of the mesh, as M(netsec.ipsec.xfrm_info)
+        reports it in RV(netsec.ipsec.xfrm_info#module:current_key) (a masked key line; key
+        id, algorithms and fingerprint, never the key). The mesh role passes them.
+      - With O(allow_rotation=false), a file whose current key has the new content's key id
+        but other algorithms or key bytes is still rewritten when the new current key is one
+        of these; the node is brought back to the key its peers already use, which can only
+        restore its traffic.
+    type: list
+    elements: str
+    default: []
   state:
     description:
       - V(present) writes (or only validates) the file; V(absent) removes it.
@@ -275,6 +287,7 @@ def main() -> None:
             keys=dict(type="list", elements="dict", options=key_argument_spec, no_log=False),
             retain_previous=dict(type="bool", default=False),
             allow_rotation=dict(type="bool", default=True),
+            mesh_current_keys=dict(type="list", elements="str", default=[], no_log=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             mode=dict(type="raw", default="0600"),
             owner=dict(type="str"),

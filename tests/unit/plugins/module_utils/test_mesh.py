@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     MeshInventoryError,
     boot_ids_from_results,
+    current_keys_from_results,
     forwarding_needs,
     mesh_peers,
 )
@@ -82,6 +83,21 @@ def test_boot_ids_from_the_two_reads():
     ]}
     assert boot_ids_from_results(["node1", "node2"], hostvars, "ipsec_node_info", outside) == {
         "node1": BOOT["node1"], "node3": BOOT["node3"]}
+
+
+def test_current_keys_of_the_other_members():
+    line_a = "3+ rfc4106(gcm(aes)) sha256:aaaaaaaaaaaa 128"
+    line_b = "3+ rfc4106(gcm(aes)) sha256:bbbbbbbbbbbb 128"
+    hostvars = {"node1": {"ipsec_node_info": {"current_key": line_a}},
+                "node2": {"ipsec_node_info": {"current_key": line_b}},
+                "node3": {"ipsec_node_info": {"failed": True, "current_key": "3+ x sha256:cccccccccccc 128"}},
+                "node5": {"ipsec_node_info": {"current_key": None}}}
+    outside = {"results": [{"item": "node4", "current_key": line_b}, {"item": "node6", "unreachable": True},
+                           {"item": "node7", "skipped": True, "current_key": line_a}]}
+    play = ["node1", "node2", "node3", "node5"]
+    assert current_keys_from_results(play, hostvars, "ipsec_node_info", outside, "node1") == [line_b]
+    assert current_keys_from_results(play, hostvars, "ipsec_node_info", outside, "node2") == [line_a, line_b]
+    assert current_keys_from_results(play, hostvars, "ipsec_node_info", None, "node2") == [line_a]
 
 
 def test_forwarding_needs():

@@ -224,3 +224,28 @@ def test_allow_rotation_false_accepts_dropping_the_previous_key(tmp_path: Path, 
     path.chmod(0o600)
     result = run(capsys, path=str(path), content=new_line, allow_rotation=False)
     assert result["changed"] is True and path.read_text() == new_line
+
+
+def test_allow_rotation_false_repairs_a_node_to_the_key_its_peers_use(tmp_path: Path, capsys) -> None:
+    """A node whose key id 3 has other bytes than the mesh's is rewritten when the peers'
+    current key (as xfrm_info reports it, masked) is the new content's; otherwise refused."""
+    from ansible_collections.netsec.ipsec.plugins.module_utils._keys import parse_keys_text, render_masked_key_line
+
+    path = tmp_path / "keys"
+    stray_line = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    mesh_line = "3+ %s 0x%s 128\n" % (GCM, KEY_B)
+    mesh_key = render_masked_key_line(parse_keys_text(mesh_line).current)
+    stray_key = render_masked_key_line(parse_keys_text(stray_line).current)
+    assert KEY_B not in mesh_key
+    path.write_text(stray_line)
+    path.chmod(0o600)
+    refused = run(capsys, path=str(path), content=mesh_line, allow_rotation=False, mesh_current_keys=[stray_key])
+    assert refused["failed"] is True and path.read_text() == stray_line
+    repaired = run(capsys, path=str(path), content=mesh_line, allow_rotation=False, mesh_current_keys=[stray_key, mesh_key])
+    assert repaired["changed"] is True and path.read_text() == mesh_line
+    assert_no_secret(repaired, KEY_A, KEY_B)
+    # A new key id is still a rotation, whatever the peers hold.
+    new_id_line = "4+ %s 0x%s 128\n" % (GCM, KEY_A)
+    new_id_key = render_masked_key_line(parse_keys_text(new_id_line).current)
+    rotation = run(capsys, path=str(path), content=new_id_line, allow_rotation=False, mesh_current_keys=[new_id_key])
+    assert rotation["failed"] is True and "from 3 to 4" in rotation["msg"] and path.read_text() == mesh_line
