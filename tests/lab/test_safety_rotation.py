@@ -114,5 +114,5 @@ def test_rotate_check_mode_succeeds(mesh, lab_exec):
     report("rotate --check", {"rc": run.returncode, "seconds": round(run.seconds, 1), "failed": failed})
     assert run.returncode == 0, failed
     changed = sorted({(r["host"], r["task"]) for r in run.results if r["result"].get("changed")})
-    assert {task for _, task in changed} == {"Step 1, the new key joins the current one in every keys file"}, changed
+    assert {task for _host, task in changed} == {"Step 1, the new key joins the current one in every keys file"}, changed
     assert "5b" * 20 not in run.stdout.lower() and "0x" + "5b" * 4 not in run.stdout.lower()
