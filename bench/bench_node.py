@@ -24,6 +24,8 @@ Within one round every method runs once, side by side; medians over the rounds a
             runs a module, minus the AnsiballZ zip), in a fresh namespace: wall time and peak
             RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a wrapper that runs only it), fresh
             and no-op
+  imports   seconds a fresh interpreter spends importing the endpoint module's logic, and the
+            same with ``import pyroute2`` added (the module path does not import it)
 
 Writes JSON (``--out``) and prints a table.
 """
@@ -247,6 +249,28 @@ class Workload:
         return {"seconds": float(seconds), "rss_mb": int(maxrss_kb) / 1024.0}
 
 
+IMPORT_CODE = ("import time; started = time.perf_counter(); {extra}"
+               "from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module; "
+               "import sys; print('%f %d' % (time.perf_counter() - started, 'pyroute2' in sys.modules))")
+
+
+def module_imports(runs: int) -> Dict[str, Any]:
+    """Seconds a module process spends importing the endpoint module's logic (Ansible's
+    module_utils included), as it is and with ``import pyroute2`` added (what every module
+    execution paid when the socket layer imported it); min of ``runs`` fresh interpreters."""
+    env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+    result: Dict[str, Any] = {}
+    for name, extra in (("endpoint", ""), ("endpoint_and_pyroute2", "import pyroute2; ")):
+        samples = []
+        for _index in range(runs):
+            out = subprocess.run([sys.executable, "-c", IMPORT_CODE.format(extra=extra)], check=True,
+                                 stdout=subprocess.PIPE, env=env, universal_newlines=True).stdout.split()
+            samples.append(float(out[0]))
+            result[name + "_imports_pyroute2"] = out[1] == "1"
+        result[name + "_seconds"] = round(min(samples), 4)
+    return result
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -335,6 +359,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.peers, process["seconds"]["fresh_seconds"]["median"], process["seconds"]["fresh_rss_mb"]["median"],
         process["seconds"]["noop_seconds"]["median"], process["seconds"]["noop_rss_mb"]["median"]), flush=True)
 
+    imports = module_imports(max(3, args.runs))
+    print("module imports: endpoint logic %.3f s (pyroute2 imported: %s), with import pyroute2 %.3f s" % (
+        imports["endpoint_seconds"], imports["endpoint_imports_pyroute2"], imports["endpoint_and_pyroute2_seconds"]),
+        flush=True)
+
     report = {
         "host": {"kernel": platform.release(), "python": platform.python_version(), "machine": platform.machine(),
                  "cpus": os.cpu_count()},
@@ -344,6 +373,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "ip_each_sample": args.sample,
         "growth": growth,
         "process": process,
+        "imports": imports,
         "wall_seconds": round(time.time() - started, 1),
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -105,9 +105,33 @@ def _is_boot_id(text: str) -> bool:
     return len(text) == BOOT_ID_CHARS and _BOOT_ID.fullmatch(text) is not None
 
 
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _valid_boot_id_bytes(boot_id: str) -> Optional[bytes]:
+    # What boot_id_bytes returns for a valid boot id text, or None (it then says what is wrong).
+    text = boot_id[:-1] if boot_id.endswith("\n") else boot_id
+    return text.encode("ascii") if _is_boot_id(text) else None
+
+
 def derive_key(master: bytes, src: Address, dst: Address, src_boot: str, dst_boot: str
                ) -> bytes:
     """The key for traffic from ``src`` to ``dst`` (tunnel addresses), given both boot ids."""
+    # A mesh plan derives two keys per peer: inputs the checks below would accept take this
+    # path, with each address and boot id parsed once per process; anything else (including
+    # every error) goes through the checks.
+    if isinstance(master, bytes) and 0 < len(master) <= MAX_KEY_BYTES and isinstance(src_boot, str) \
+            and isinstance(dst_boot, str):
+        try:
+            src_bytes = _address_bytes(src)
+            dst_bytes = _address_bytes(dst)
+        except TypeError:  # unhashable: the checks below name it
+            src_bytes = dst_bytes = None
+        src_boot_bytes = _valid_boot_id_bytes(src_boot)
+        dst_boot_bytes = _valid_boot_id_bytes(dst_boot)
+        if src_bytes is not None and dst_bytes is not None and src_boot_bytes is not None \
+                and dst_boot_bytes is not None:
+            hash_function = hashlib.sha256 if len(master) <= SHA256_MAX_KEY_BYTES else hashlib.sha512
+            return hash_function(master + src_bytes + dst_bytes + src_boot_bytes + dst_boot_bytes
+                                 ).digest()[:len(master)]
     src_bytes = address_bytes(src, "source address")
     dst_bytes = address_bytes(dst, "destination address")
     src_boot_bytes = boot_id_bytes(src_boot, "source %s" % src)

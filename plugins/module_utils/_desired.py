@@ -116,11 +116,14 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     ALGO_AEAD,
     ALGO_AUTH,
     ALGO_CRYPT,
+    ALL_ALGOS,
     DIR_FWD,
     DIR_IN,
     DIR_OUT,
+    INFINITE_LIFETIME,
     IPPROTO_ESP,
     MODE_TUNNEL,
+    POLICY_TYPE_MAIN,
     Algorithm,
     Mark,
     Selector,
@@ -130,6 +133,8 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     any_address,
     canonical_address,
     family_of,
+    from_fields,
+    kernel_identity,
     max_prefixlen,
 )
 
@@ -275,7 +280,10 @@ def _canonicalise_endpoint(endpoint: Union["LocalNode", "Peer"], owner: str) -> 
 
 
 def _address_of_family(addresses: Sequence[str], family: int) -> Optional[str]:
-    return next((address for address in addresses if family_of(address) == family), None)
+    for address in addresses:
+        if family_of(address) == family:
+            return address
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,6 +340,20 @@ class Peer:
 
     def address(self, family: int) -> Optional[str]:
         return _address_of_family(self.addresses, family)
+
+
+def fully_trusted(peers: Sequence[Peer]) -> List[Peer]:
+    """The peers as the last rollout phase sees them once every peer given with ``keep``
+    accepts ESP (``outbound`` enabled) and sends it (``inbound_level`` required).
+
+    A node that already holds what ``PHASE_ALL`` plans for these peers has nothing to do in
+    any phase of the rollout: ``keep`` leaves installed entries as they are, so the same node
+    is also what every phase with less trust would leave.
+    """
+    return [dataclasses.replace(peer,
+                                inbound_level=LEVEL_REQUIRED if peer.inbound_level == LEVEL_KEEP else peer.inbound_level,
+                                outbound=OUTBOUND_ENABLE if peer.outbound == OUTBOUND_KEEP else peer.outbound)
+            for peer in peers]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -516,15 +538,21 @@ def _keys_tuple(keys: Union[KeysFile, Sequence[Key]]) -> Tuple[Key, ...]:
     return key_list
 
 
-def _algorithms(key: Key, material: Tuple[bytes, ...]) -> Dict[str, Algorithm]:
+def _algorithms(key: Key, material: Tuple[bytes, ...]) -> Dict[str, Optional[Algorithm]]:
+    """The ``aead``, ``auth`` and ``crypt`` fields of an SA carrying ``material`` of ``key``."""
     if key.form == FORM_AEAD:
-        return {"aead": Algorithm(ALGO_AEAD, key.aead_name or "", material[0], key.icv_bits or 0)}
+        return {"aead": from_fields(Algorithm, {"kind": ALGO_AEAD, "name": key.aead_name or "", "key": material[0],
+                                                "bits": key.icv_bits or 0}),
+                "auth": None, "crypt": None}
     auth_name = key.auth_name or ""
     if auth_name not in AUTH_TRUNCATION_BITS:
         raise PlanError("key id %d: no truncation length known for %s (known: %s)"
                         % (key.spi, auth_name, ", ".join(sorted(AUTH_TRUNCATION_BITS))))
-    return {"auth": Algorithm(ALGO_AUTH, auth_name, material[0], AUTH_TRUNCATION_BITS[auth_name]),
-            "crypt": Algorithm(ALGO_CRYPT, key.enc_name or "", material[1], 0)}
+    return {"aead": None,
+            "auth": from_fields(Algorithm, {"kind": ALGO_AUTH, "name": auth_name, "key": material[0],
+                                            "bits": AUTH_TRUNCATION_BITS[auth_name]}),
+            "crypt": from_fields(Algorithm, {"kind": ALGO_CRYPT, "name": key.enc_name or "", "key": material[1],
+                                             "bits": 0})}
 
 
 class _Builder:
@@ -534,7 +562,7 @@ class _Builder:
         self.objects: Dict[Tuple[object, ...], Tuple[XfrmObject, str]] = {}
 
     def add(self, obj: XfrmObject, owner: str) -> None:
-        identity = (type(obj).__name__,) + obj.key()
+        identity = kernel_identity(obj)
         previous = self.objects.get(identity)
         if previous is not None:
             if previous[0] == obj:
@@ -551,10 +579,17 @@ class _Builder:
         return tuple(entry[0] for entry in self.objects.values() if isinstance(entry[0], XfrmPolicy))
 
 
+_any_selectors: Dict[int, Selector] = {}
+
+
 def _any_selector(family: int) -> Selector:
-    """The selector the kernel reports for an SA installed without one (family copied in)."""
-    anywhere = "%s/0" % any_address(family)
-    return Selector.between(anywhere, anywhere)
+    """The selector the kernel reports for an SA installed without one (family copied in).
+    One per family, shared by every SA (values are immutable)."""
+    selector = _any_selectors.get(family)
+    if selector is None:
+        anywhere = "%s/0" % any_address(family)
+        selector = _any_selectors[family] = Selector.between(anywhere, anywhere)
+    return selector
 
 
 def _bypass_policies(family: int, bypass: Sequence[Tuple[int, int]]) -> List[XfrmPolicy]:
@@ -626,6 +661,7 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
                                      for address in peer.addresses)
 
     builder = _Builder()
+    in_directions = (DIR_IN, DIR_FWD) if local.routes_subnets else (DIR_IN,)
     frozen: List[str] = []
     frozen_addresses: List[str] = []
     for family in FAMILIES:
@@ -652,7 +688,7 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
                                 "skipped" % (peer.name, FAMILY_NAMES[family], peer_address))
                 continue
             _add_pairing(builder, local, peer, family, local_address, peer_address, key_list,
-                         out_key_id, options, mark_ids.get(peer.name, 0))
+                         out_key_id, options, mark_ids.get(peer.name, 0), in_directions)
     return DesiredSet(
         states=builder.states(),
         policies=builder.policies(),
@@ -674,16 +710,49 @@ def _pair_material(key: Key, options: PlanOptions, src: str, dst: str, src_boot:
     if not options.per_pair_keys:
         return key.key_material
     try:
-        return tuple(derive_key(part, src, dst, src_boot or "", dst_boot or "")
-                     for part in key.key_material)
+        if key.form == FORM_AEAD:
+            return (derive_key(key.aead_key or b"", src, dst, src_boot or "", dst_boot or ""),)
+        return tuple([derive_key(part, src, dst, src_boot or "", dst_boot or "")
+                      for part in key.key_material])
     except KeyDerivationError as error:
         raise PlanError("cannot derive the keys between the local node and peer %s: %s"
                         % (peer.name, error)) from None
 
 
+def _sa(src: str, dst: str, spi: int, reqid: int, selector: Selector, mark: Optional[Mark],
+        output_mark: Optional[Mark], algorithms: Dict[str, Optional[Algorithm]]) -> XfrmState:
+    """A desired SA (tunnel mode ESP, ESN, ``REPLAY_WINDOW``, no lifetime limits)."""
+    values = {
+        "src": src, "dst": dst, "spi": spi, "reqid": reqid, "proto": IPPROTO_ESP, "mode": MODE_TUNNEL,
+        "replay_window": REPLAY_WINDOW, "esn": USE_ESN, "flags": 0, "selector": selector,
+        "aead": None, "auth": None, "crypt": None, "mark": mark, "output_mark": output_mark, "if_id": 0,
+        "lifetime": INFINITE_LIFETIME, "counters": None,
+    }
+    values.update(algorithms)
+    return from_fields(XfrmState, values)
+
+
+def _template(src: str, dst: str, reqid: int, spi: int, optional: bool) -> Template:
+    """A policy template for a tunnel mode ESP SA between ``src`` and ``dst``."""
+    return from_fields(Template, {
+        "src": src, "dst": dst, "reqid": reqid, "spi": spi, "proto": IPPROTO_ESP, "mode": MODE_TUNNEL,
+        "optional": optional, "share": 0, "aalgos": ALL_ALGOS, "ealgos": ALL_ALGOS, "calgos": ALL_ALGOS,
+    })
+
+
+def _encrypt_policy(selector: Selector, direction: int, template: Template, mark: Optional[Mark]) -> XfrmPolicy:
+    """An allow policy at ``PRIORITY_ENCRYPT`` that requires ``template``."""
+    return from_fields(XfrmPolicy, {
+        "selector": selector, "dir": direction, "action": ACTION_ALLOW, "priority": PRIORITY_ENCRYPT,
+        "templates": (template,), "mark": mark, "ptype": POLICY_TYPE_MAIN, "if_id": 0, "flags": 0,
+        "lifetime": INFINITE_LIFETIME, "index": 0,
+    })
+
+
 def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, local_address: str,
                  peer_address: str, key_list: Sequence[Key], out_key_id: int,
-                 options: PlanOptions, peer_mark_id: int) -> None:
+                 options: PlanOptions, peer_mark_id: int,
+                 in_directions: Optional[Tuple[int, ...]] = None) -> None:
     reqid = options.reqid
     marks = options.marks == MARKS_CILIUM
     owner = "peer %s" % peer.name
@@ -691,36 +760,30 @@ def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, l
         raise PlanError("local node %s has no boot id; per-pair keys need it" % local.name)
     selector = _any_selector(family)
     outbound = options.outbound and peer.outbound == OUTBOUND_ENABLE
+    add = builder.add
     for key in key_list:
         if outbound:
             out_material = _pair_material(key, options, local_address, peer_address,
                                           local.boot_id, peer.boot_id, peer)
-            builder.add(XfrmState(
-                src=local_address, dst=peer_address, spi=wire_spi(key.spi, local_address, options.marks),
-                reqid=reqid, proto=IPPROTO_ESP, mode=MODE_TUNNEL, replay_window=REPLAY_WINDOW,
-                esn=USE_ESN, selector=selector,
-                mark=out_mark(key.spi, peer_mark_id) if marks else None,
-                output_mark=OUT_OUTPUT_MARK if marks else None,
-                **_algorithms(key, out_material)), owner)
+            add(_sa(local_address, peer_address, wire_spi(key.spi, local_address, options.marks), reqid,
+                    selector, out_mark(key.spi, peer_mark_id) if marks else None,
+                    OUT_OUTPUT_MARK if marks else None, _algorithms(key, out_material)), owner)
         in_material = _pair_material(key, options, peer_address, local_address,
                                      peer.boot_id, local.boot_id, peer)
-        builder.add(XfrmState(
-            src=peer_address, dst=local_address, spi=wire_spi(key.spi, peer_address, options.marks),
-            reqid=reqid, proto=IPPROTO_ESP, mode=MODE_TUNNEL, replay_window=REPLAY_WINDOW,
-            esn=USE_ESN, selector=selector,
-            mark=in_mark(peer_mark_id) if marks else None,
-            output_mark=IN_OUTPUT_MARK if marks else None,
-            **_algorithms(key, in_material)), owner)
+        add(_sa(peer_address, local_address, wire_spi(key.spi, peer_address, options.marks), reqid,
+                selector, in_mark(peer_mark_id) if marks else None,
+                IN_OUTPUT_MARK if marks else None, _algorithms(key, in_material)), owner)
 
     anywhere = "%s/0" % any_address(family)
     level = peer.inbound_level or options.inbound_level
     if level == LEVEL_KEEP:
         level = LEVEL_USE  # for policies not installed yet; installed ones keep theirs
-    in_template = Template(src=peer_address, dst=local_address, reqid=reqid, spi=0,
-                           proto=IPPROTO_ESP, mode=MODE_TUNNEL, optional=level == LEVEL_USE)
+    in_template = _template(peer_address, local_address, reqid, 0, level == LEVEL_USE)
     # With marks the datapath chooses the key id per packet, so every key needs its policy;
     # without marks the one OUT policy pins out_spi's SA.
     out_key_ids = [key.spi for key in key_list] if marks else [out_key_id]
+    if in_directions is None:
+        in_directions = (DIR_IN, DIR_FWD) if local.routes_subnets else (DIR_IN,)
     for subnet in peer.subnets:
         if family_of(subnet) != family:
             continue
@@ -730,19 +793,12 @@ def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, l
                 # (reqid, addresses, mode, proto) and, only when the template names one, the
                 # SPI; among several matches it takes the newest SA. Unpinned, egress would
                 # jump to a new key's OUT SA the moment it is added, before peers can read it.
-                out_template = Template(src=local_address, dst=peer_address, reqid=reqid,
-                                        spi=wire_spi(key_id, local_address, options.marks),
-                                        proto=IPPROTO_ESP, mode=MODE_TUNNEL, optional=False)
-                builder.add(XfrmPolicy(selector=Selector.between(anywhere, subnet), dir=DIR_OUT,
-                                       action=ACTION_ALLOW, priority=PRIORITY_ENCRYPT,
-                                       templates=(out_template,),
-                                       mark=out_mark(key_id, peer_mark_id) if marks else None),
-                            owner)
-        directions = (DIR_IN, DIR_FWD) if local.routes_subnets else (DIR_IN,)
-        for direction in directions:
-            builder.add(XfrmPolicy(selector=Selector.between(subnet, anywhere), dir=direction,
-                                   action=ACTION_ALLOW, priority=PRIORITY_ENCRYPT,
-                                   templates=(in_template,)), owner)
+                out_template = _template(local_address, peer_address, reqid,
+                                         wire_spi(key_id, local_address, options.marks), False)
+                builder.add(_encrypt_policy(Selector.between(anywhere, subnet), DIR_OUT, out_template,
+                                            out_mark(key_id, peer_mark_id) if marks else None), owner)
+        for direction in in_directions:
+            builder.add(_encrypt_policy(Selector.between(subnet, anywhere), direction, in_template, None), owner)
 
 
 def role_of(obj: XfrmObject, local_addresses: Iterable[str]) -> str:

@@ -920,6 +920,18 @@ def describe(key: Key) -> Dict[str, Any]:
     return summary
 
 
+def key_spellings(key_material: bytes) -> Tuple[str, ...]:
+    """The spellings of one non-empty key that might show up in output: lowercase and
+    uppercase hex, both also with ``0x``, standard and URL-safe base64, with and without
+    padding."""
+    lower = key_material.hex()
+    upper = lower.upper()
+    encoded = base64.b64encode(key_material).decode("ascii")
+    url_safe = base64.urlsafe_b64encode(key_material).decode("ascii")
+    return (lower, upper, HEX_PREFIX + lower, HEX_PREFIX + upper, encoded, encoded.rstrip("="), url_safe,
+            url_safe.rstrip("="))
+
+
 def all_secrets(keys: Union[KeysFile, Key, Iterable[Key]]) -> List[str]:
     """Every spelling of key material that might show up in output, for ``no_log_values``.
 
@@ -939,12 +951,7 @@ def all_secrets(keys: Union[KeysFile, Key, Iterable[Key]]) -> List[str]:
         for part in key.key_material:
             if not part:
                 continue
-            lower = part.hex()
-            upper = lower.upper()
-            encoded = base64.b64encode(part).decode("ascii")
-            url_safe = base64.urlsafe_b64encode(part).decode("ascii")
-            for spelling in (lower, upper, HEX_PREFIX + lower, HEX_PREFIX + upper,
-                             encoded, encoded.rstrip("="), url_safe, url_safe.rstrip("=")):
+            for spelling in key_spellings(part):
                 if spelling not in secrets:
                     secrets.append(spelling)
     for token in written:

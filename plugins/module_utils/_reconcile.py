@@ -52,7 +52,8 @@ then address family, peer address, SPI, then the masked line (deterministic):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from itertools import repeat
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._desired import (
     ROLE_BYPASS,
@@ -73,13 +74,28 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import (
 from ansible_collections.netsec.ipsec.plugins.module_utils._render import render
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     DIR_OUT,
+    KIND_POLICY,
+    KIND_STATE,
+    PR_MARK,
+    PR_TEMPLATES,
     SA_FLAG_ESN,
+    SR_DST,
+    SR_ESN,
+    SR_FLAGS,
+    SR_MARK,
+    SR_OUTPUT_MARK,
+    SR_SELECTOR,
     Mark,
     Selector,
     XfrmPolicy,
     XfrmState,
     any_address,
     family_of,
+    kernel_identity,
+    policy_record,
+    record_identity,
+    selector_record,
+    state_record,
 )
 
 XfrmObject = Union[XfrmState, XfrmPolicy]
@@ -189,15 +205,26 @@ def normalise_state(state: XfrmState) -> XfrmState:
     * the ESN bit in ``flags`` → the ``esn`` field (the model keeps ESN out of ``flags``);
     * counters → None (kernel-filled; already outside equality, dropped so that reported
       objects are stable).
+
+    An SA already in canonical form is returned as it is (values are immutable).
     """
-    selector = state.selector
-    if selector is None and not state.flags & SA_FLAG_AF_UNSPEC:
-        anywhere = any_address(state.family)
-        selector = Selector(state.family, anywhere, 0, anywhere, 0)
-    esn = state.esn or bool(state.flags & SA_FLAG_ESN)
-    return _replace(state, selector=selector, mark=_no_empty_mark(state.mark),
-                    output_mark=_no_empty_mark(state.output_mark), esn=esn,
-                    flags=state.flags & ~SA_FLAG_ESN, counters=None)
+    fields = state.__dict__
+    selector = fields["selector"]
+    flags = fields["flags"]
+    mark = fields["mark"]
+    output_mark = fields["output_mark"]
+    if ((selector is not None or flags & SA_FLAG_AF_UNSPEC) and not flags & SA_FLAG_ESN and fields["counters"] is None
+            and (mark is None or mark.value != 0 or mark.mask != 0)
+            and (output_mark is None or output_mark.value != 0 or output_mark.mask != 0)):
+        return state
+    if selector is None and not flags & SA_FLAG_AF_UNSPEC:
+        selector = _zero_selector(family_of(fields["dst"]))
+    copy = _new_instance(XfrmState)
+    values = dict(fields)
+    values.update(selector=selector, mark=_no_empty_mark(mark), output_mark=_no_empty_mark(output_mark),
+                  esn=fields["esn"] or bool(flags & SA_FLAG_ESN), flags=flags & ~SA_FLAG_ESN, counters=None)
+    _set_attribute(copy, "__dict__", values)
+    return copy
 
 
 def normalise_policy(policy: XfrmPolicy) -> XfrmPolicy:
@@ -207,10 +234,26 @@ def normalise_policy(policy: XfrmPolicy) -> XfrmPolicy:
     * template ``share`` → 0 (validated by the kernel but not stored; dumps report 0).
 
     Template family needs no rule (the model derives it from the template addresses), and
-    the index is outside equality and kept, since the adapter may delete by it.
+    the index is outside equality and kept, since the adapter may delete by it. A policy
+    already in canonical form is returned as it is (values are immutable).
     """
-    templates = tuple(_replace(t, share=0) if t.share else t for t in policy.templates)
-    return _replace(policy, mark=_no_empty_mark(policy.mark), templates=templates)
+    mark = policy.mark
+    templates = policy.templates
+    empty_mark = mark is not None and mark.value == 0 and mark.mask == 0
+    shared = False
+    for template in templates:
+        if template.share:
+            shared = True
+            break
+    if not (empty_mark or shared):
+        return policy
+    if shared:
+        templates = tuple(_replace(t, share=0) if t.share else t for t in templates)
+    return _replace(policy, mark=None if empty_mark else mark, templates=templates)
+
+
+_new_instance = object.__new__
+_set_attribute = object.__setattr__
 
 
 def _replace(obj: Any, **changes: Any) -> Any:
@@ -218,13 +261,92 @@ def _replace(obj: Any, **changes: Any) -> Any:
 
     Valid because ``XfrmState``, ``XfrmPolicy`` and ``Template`` have no ``__post_init__``,
     no ``InitVar`` and no ``init=False`` field: the copy is exactly what ``replace`` builds.
-    Normalising every dumped and desired entry is the bulk of a no-op reconcile.
+    A plan normalises every dumped entry, most of them by a copy.
     """
-    copy = object.__new__(type(obj))
-    fields = copy.__dict__
-    fields.update(obj.__dict__)
-    fields.update(changes)
+    copy = _new_instance(type(obj))
+    values = dict(obj.__dict__)
+    values.update(changes)
+    _set_attribute(copy, "__dict__", values)
     return copy
+
+
+_zero_selectors: Dict[int, Selector] = {}
+
+
+def _zero_selector(family: int) -> Selector:
+    """The selector the kernel stores for an SA sent without one (shared: immutable)."""
+    selector = _zero_selectors.get(family)
+    if selector is None:
+        anywhere = any_address(family)
+        selector = _zero_selectors[family] = Selector(family, anywhere, 0, anywhere, 0)
+    return selector
+
+
+_NO_MARK = (0, 0)
+_TEMPLATE_SHARE = 7  # position of ``share`` in a template record
+
+
+def canonical_state_record(record: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    """``state_record(normalise_state(s))`` for ``record == state_record(s)``: the rules of
+    ``normalise_state`` applied to a record (the same tuple back when none applies)."""
+    selector = record[SR_SELECTOR]
+    flags = record[SR_FLAGS]
+    mark = record[SR_MARK]
+    output_mark = record[SR_OUTPUT_MARK]
+    if ((selector is not None or flags & SA_FLAG_AF_UNSPEC) and not flags & SA_FLAG_ESN and mark != _NO_MARK
+            and output_mark != _NO_MARK):
+        return record
+    values = list(record)
+    if selector is None and not flags & SA_FLAG_AF_UNSPEC:
+        values[SR_SELECTOR] = _zero_selector_record(family_of(record[SR_DST]))
+    if mark == _NO_MARK:
+        values[SR_MARK] = None
+    if output_mark == _NO_MARK:
+        values[SR_OUTPUT_MARK] = None
+    values[SR_ESN] = record[SR_ESN] or bool(flags & SA_FLAG_ESN)
+    values[SR_FLAGS] = flags & ~SA_FLAG_ESN
+    return tuple(values)
+
+
+def canonical_policy_record(record: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    """``policy_record(normalise_policy(p))`` for ``record == policy_record(p)``."""
+    mark = record[PR_MARK]
+    templates = record[PR_TEMPLATES]
+    shared = False
+    for template in templates:
+        if template[_TEMPLATE_SHARE]:
+            shared = True
+            break
+    if mark != _NO_MARK and not shared:
+        return record
+    values = list(record)
+    if mark == _NO_MARK:
+        values[PR_MARK] = None
+    if shared:
+        values[PR_TEMPLATES] = tuple(
+            template[:_TEMPLATE_SHARE] + (0,) + template[_TEMPLATE_SHARE + 1:] if template[_TEMPLATE_SHARE]
+            else template for template in templates)
+    return tuple(values)
+
+
+def _as_dumped_state_record(record: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    """A canonical state record with a match-all selector of its own family written as None
+    (as the codec reads it, flag af-unspec off): ``canonical_state_record`` maps it back."""
+    selector = record[SR_SELECTOR]
+    if (selector is None or record[SR_FLAGS] & SA_FLAG_AF_UNSPEC
+            or selector != _zero_selector_record(family_of(record[SR_DST]))):
+        return record
+    return record[:SR_SELECTOR] + (None,) + record[SR_SELECTOR + 1:]
+
+
+_zero_selector_records: Dict[int, Tuple[Any, ...]] = {}
+
+
+def _zero_selector_record(family: int) -> Tuple[Any, ...]:
+    record = _zero_selector_records.get(family)
+    if record is None:
+        record = _zero_selector_records[family] = selector_record(_zero_selector(family))
+    return record
 
 
 def normalise(obj: XfrmObject) -> XfrmObject:
@@ -235,8 +357,8 @@ def normalise(obj: XfrmObject) -> XfrmObject:
 # Helpers
 
 
-def _identity(obj: XfrmObject) -> Tuple[object, ...]:
-    return (type(obj).__name__,) + obj.key()
+# The kernel identity of an entry: ``(type name,) + key()`` as a flat tuple of plain values.
+_identity = kernel_identity
 
 
 def _mark_pair(mark: Optional[Mark]) -> Tuple[int, int]:
@@ -277,20 +399,24 @@ def _infer_local_addresses(policies: Iterable[XfrmPolicy], reqid: int) -> Tuple[
     return tuple(sorted(found))
 
 
-def _unique(objects: Iterable[XfrmObject]) -> Dict[Tuple[object, ...], XfrmObject]:
-    unique: Dict[Tuple[object, ...], XfrmObject] = {}
+def _unique(objects: Iterable[XfrmObject], installed: Dict[Tuple[object, ...], XfrmObject]) -> List[XfrmObject]:
+    """The first of each kernel identity among ``objects``, also entered in ``installed``."""
+    unique: List[XfrmObject] = []
     for obj in objects:
-        unique.setdefault(_identity(obj), obj)
+        identity = _identity(obj)
+        if identity not in installed:
+            installed[identity] = obj
+            unique.append(obj)
     return unique
 
 
-def _refuse_duplicates(wanted: Sequence[XfrmObject]) -> None:
-    seen: Dict[Tuple[object, ...], XfrmObject] = {}
-    for obj in wanted:
-        previous = seen.setdefault(_identity(obj), obj)
-        if previous is not obj:
+def _refuse_duplicates(wanted: Sequence[XfrmObject], identities: Sequence[Tuple[object, ...]]) -> None:
+    seen: Dict[Tuple[object, ...], int] = {}
+    for index, identity in enumerate(identities):
+        previous = seen.setdefault(identity, index)
+        if previous != index:
             raise PlanError("two desired entries have the same kernel identity: %s and %s"
-                            % (render(previous), render(obj)))
+                            % (render(wanted[previous]), render(wanted[index])))
 
 
 def _refuse_foreign(desired: XfrmObject, current: XfrmObject, owned_ids: Set[int]) -> None:
@@ -386,11 +512,13 @@ def plan(current_states: Iterable[XfrmState], current_policies: Iterable[XfrmPol
     outbound_kept = frozenset(keep_outbound_addresses)
     level_kept = frozenset(keep_level_addresses)
     # One entry per kernel identity (the kernel holds no two; a dump read twice might).
-    states = list(_unique(normalise_state(s) for s in current_states).values())
-    policies = list(_unique(normalise_policy(p) for p in current_policies).values())
+    installed: Dict[Tuple[object, ...], XfrmObject] = {}
+    states = _unique([normalise_state(s) for s in current_states], installed)
+    policies = _unique([normalise_policy(p) for p in current_policies], installed)
     wanted: List[XfrmObject] = [normalise_state(s) for s in desired_states]
     wanted += [normalise_policy(p) for p in desired_policies]
-    _refuse_duplicates(wanted)
+    wanted_identities = [_identity(obj) for obj in wanted]
+    _refuse_duplicates(wanted, wanted_identities)
     owned_states = [s for s in states if is_owned_state(s, reqid)]
     owned_policies = [p for p in policies if is_owned_policy(p, reqid)]
     if local_addresses is None:
@@ -398,50 +526,55 @@ def plan(current_states: Iterable[XfrmState], current_policies: Iterable[XfrmPol
             owned_policies + [p for p in wanted if isinstance(p, XfrmPolicy)], reqid)
     orderer = _Orderer(local_addresses, peer_of_address or {})
 
-    installed: Dict[Tuple[object, ...], XfrmObject] = {_identity(o): o for o in states + policies}
-    owned_ids = {id(obj) for obj in owned_states + owned_policies}
+    owned_ids = {id(obj) for obj in owned_states}
+    owned_ids.update(id(obj) for obj in owned_policies)
     consumed: Set[int] = set()  # ids of installed owned entries already accounted for
     unchanged: List[XfrmObject] = []
-    after: List[XfrmObject] = []
 
     # Exact identity matches first, so that a kernel-lookup collision (second pass) can
     # only claim an entry that no desired entry matches exactly.
     matches: List[Optional[XfrmObject]] = []
-    for desired in wanted:
-        current = installed.get(_identity(desired))
+    unmatched_states = False
+    for desired, identity in zip(wanted, wanted_identities):
+        current = installed.get(identity)
         if current is not None:
-            _refuse_foreign(desired, current, owned_ids)
+            if id(current) not in owned_ids:
+                _refuse_foreign(desired, current, owned_ids)
             consumed.add(id(current))
+        elif not unmatched_states and isinstance(desired, XfrmState):
+            unmatched_states = True
         matches.append(current)
-    states_by_slot: Dict[Tuple[object, ...], List[XfrmState]] = {}
-    for state in states:
-        states_by_slot.setdefault(_sa_slot(state), []).append(state)
-    for index, desired in enumerate(wanted):
-        if matches[index] is not None or not isinstance(desired, XfrmState):
-            continue
-        colliding = next((s for s in states_by_slot.get(_sa_slot(desired), ())
-                          if sa_add_collides(desired, s)), None)
-        if colliding is None:
-            continue
-        _refuse_foreign(desired, colliding, owned_ids)
-        if id(colliding) in consumed:
-            raise PlanError("cannot install %s: the kernel would take it for %s, which is also "
-                            "desired" % (render(desired), render(colliding)))
-        consumed.add(id(colliding))
-        matches[index] = colliding
+    if unmatched_states and states:
+        states_by_slot: Dict[Tuple[object, ...], List[XfrmState]] = {}
+        for state in states:
+            states_by_slot.setdefault(_sa_slot(state), []).append(state)
+        for index, desired in enumerate(wanted):
+            if matches[index] is not None or not isinstance(desired, XfrmState):
+                continue
+            colliding = next((s for s in states_by_slot.get(_sa_slot(desired), ())
+                              if sa_add_collides(desired, s)), None)
+            if colliding is None:
+                continue
+            _refuse_foreign(desired, colliding, owned_ids)
+            if id(colliding) in consumed:
+                raise PlanError("cannot install %s: the kernel would take it for %s, which is also "
+                                "desired" % (render(desired), render(colliding)))
+            consumed.add(id(colliding))
+            matches[index] = colliding
 
     if level_kept:
         wanted = [_with_installed_level(desired, current, owned_ids, level_kept)
                   for desired, current in zip(wanted, matches)]
 
+    after: List[XfrmObject] = list(wanted)
     for desired, current in zip(wanted, matches):
+        if current is not None and current == desired:
+            unchanged.append(current)
+            continue
         role = orderer.role(desired)
-        after.append(desired)
         if current is None:
             orderer.put(_ADD_PHASES[role], desired, [PlannedOperation(VERB_ADD, desired)],
                         Change(CHANGE_ADD, role, after=desired))
-        elif current == desired:
-            unchanged.append(current)
         elif isinstance(desired, XfrmPolicy):
             orderer.put(_ADD_PHASES[role], desired, [PlannedOperation(VERB_UPDATE, desired)],
                         Change(CHANGE_UPDATE, role, before=current, after=desired))
@@ -475,6 +608,102 @@ def plan(current_states: Iterable[XfrmState], current_policies: Iterable[XfrmPol
         foreign_policies=len(policies) - len(owned_policies),
         warnings=tuple(warnings),
     )
+
+
+def converged_plan(desired: DesiredSet, state_records: Sequence[Tuple[Any, ...]],
+                   policy_records: Sequence[Tuple[Any, ...]], state_at: Callable[[int], XfrmState],
+                   policy_at: Callable[[int], XfrmPolicy]) -> Optional[Tuple[Plan, List[XfrmState]]]:
+    """The plan of ``reconcile`` when the kernel already holds the desired set, found by
+    comparing records (``_xfrm_model.state_record``/``policy_record``, read from the dump by
+    ``xfrm_codec.decode_*_record``) instead of model objects; None whenever that is not
+    certain, and the caller then runs ``reconcile`` on the decoded entries.
+
+    ``state_records``/``policy_records`` are the records of the dumped entries, in dump order;
+    ``state_at(i)``/``policy_at(i)`` decode entry ``i`` (only those that match no desired
+    entry are decoded). Returns the plan and those decoded SAs (foreign ones: their keys are
+    secrets too).
+
+    The plan is returned only when ``reconcile`` would give the same one: every desired entry
+    (normalised, owned) has exactly one installed entry whose canonical record equals its
+    record, so ``reconcile`` would pair them by identity, find them equal and leave no owned
+    entry unconsumed; no two desired entries are the same; every other installed entry is
+    foreign and unique, and holds no desired identity. Nothing is then applied, and
+    ``unchanged``/``before`` hold the desired objects, which are equal to the installed ones
+    (a policy's kernel ``index`` is outside equality and not reported).
+    """
+    if len(state_records) < len(desired.states) or len(policy_records) < len(desired.policies):
+        return None  # something is missing (a fresh node): no need to look further
+    reqid = desired.reqid
+    wanted_states = list(map(normalise_state, desired.states))
+    wanted_policies = list(map(normalise_policy, desired.policies))
+    if not (all(map(is_owned_state, wanted_states, repeat(reqid)))
+            and all(map(is_owned_policy, wanted_policies, repeat(reqid)))):
+        return None  # a desired entry this collection would not own: reconcile decides
+    desired_state_records = list(map(state_record, wanted_states))
+    desired_policy_records = list(map(policy_record, wanted_policies))
+    # Looked up as the codec reads an installed SA: a selector of the SA's own family that
+    # matches everything is read as None (normalisation turns it back). A record that misses
+    # is looked up again in canonical form (the lookup is only a shortcut: equal canonical
+    # records are what counts).
+    states_by_record = dict(zip(map(_as_dumped_state_record, desired_state_records), wanted_states))
+    policies_by_record = dict(zip(desired_policy_records, wanted_policies))
+    desired_identities = set(map(kernel_identity, wanted_states))
+    if len(desired_identities) != len(wanted_states):
+        return None  # two desired entries with one kernel identity: reconcile refuses them
+    desired_identities.update(map(kernel_identity, wanted_policies))
+    if len(desired_identities) != len(wanted_states) + len(wanted_policies):
+        return None
+
+    other_identities: Set[Tuple[Any, ...]] = set()
+    foreign_states: List[XfrmState] = []
+    foreign_policies = 0
+    matched_states: List[XfrmState] = []
+    matched_policies: List[XfrmPolicy] = []
+    for kind, records, by_record, desired_records, wanted, matched, decode in (
+            (KIND_STATE, state_records, states_by_record, desired_state_records, wanted_states, matched_states,
+             state_at),
+            (KIND_POLICY, policy_records, policies_by_record, desired_policy_records, wanted_policies,
+             matched_policies, policy_at)):
+        canonical = canonical_state_record if kind == KIND_STATE else canonical_policy_record
+        matched.extend(map(by_record.get, records))
+        if not any(twin is None for twin in matched):
+            continue
+        by_canonical_record = dict(zip(desired_records, wanted))
+        for index, twin in enumerate(matched):
+            if twin is not None:
+                continue
+            record = canonical(records[index])
+            twin = matched[index] = by_canonical_record.get(record)
+            if twin is not None:
+                continue
+            identity = record_identity(kind, record)
+            if identity in desired_identities or identity in other_identities:
+                return None
+            other_identities.add(identity)
+            if kind == KIND_STATE:
+                state = decode(index)
+                if is_owned_state(normalise_state(state), reqid):  # type: ignore[arg-type]
+                    return None
+                foreign_states.append(state)  # type: ignore[arg-type]
+            else:
+                if is_owned_policy(normalise_policy(decode(index)), reqid):  # type: ignore[arg-type]
+                    return None
+                foreign_policies += 1
+        matched[:] = [twin for twin in matched if twin is not None]
+    # Each desired entry matched once: no desired entry missing, none installed twice.
+    if (len(matched_states) != len(wanted_states) or len(matched_policies) != len(wanted_policies)
+            or len({id(obj) for obj in matched_states}) != len(matched_states)
+            or len({id(obj) for obj in matched_policies}) != len(matched_policies)):
+        return None
+    wanted: Tuple[XfrmObject, ...] = tuple(wanted_states) + tuple(wanted_policies)
+    return Plan(
+        before=tuple(matched_states) + tuple(matched_policies),
+        after=wanted,
+        unchanged=wanted,
+        foreign_states=len(foreign_states),
+        foreign_policies=foreign_policies,
+        warnings=tuple(desired.warnings),
+    ), foreign_states
 
 
 def reconcile(desired: DesiredSet, current_states: Iterable[XfrmState],

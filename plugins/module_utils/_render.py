@@ -26,11 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    FORM_AEAD,
-    SPI_MIN,
-    Key,
-    all_secrets,
     fingerprint,
+    key_spellings,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     ACTION_NAMES,
@@ -229,17 +226,12 @@ def plan_report(plan: "Plan") -> Dict[str, object]:
 def secrets_of(states: Iterable[XfrmState]) -> List[str]:
     """Every spelling of every SA key (derived or not), for the module's ``no_log_values``.
 
-    The spellings are those of ``_keys.all_secrets`` (hex in both cases, with and without
-    ``0x``, standard and URL-safe base64 with and without padding), so keys-file keys and
+    The spellings are ``_keys.key_spellings``, as for keys-file keys, so keys-file keys and
     derived keys are masked alike. Empty keys are not secrets.
     """
     secrets: Dict[str, None] = {}  # insertion-ordered set: large meshes have many keys
     for state in states:
         for algorithm in state.algorithms():
-            if not algorithm.key:
-                continue
-            # A throw-away Key only to reuse the one definition of the spellings.
-            holder = Key(spi=SPI_MIN, form=FORM_AEAD, aead_name=algorithm.name,
-                         aead_key=bytes(algorithm.key), icv_bits=0)
-            secrets.update(dict.fromkeys(all_secrets(holder)))
+            if algorithm.key:
+                secrets.update(dict.fromkeys(key_spellings(bytes(algorithm.key))))
     return list(secrets)

@@ -16,6 +16,8 @@ which operations stayed applied, and a re-run converges from there.
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import os
 import socket
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -31,17 +33,20 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID, PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (
+    PHASE_ALL,
     STATE_ABSENT,
     LocalNode,
     Peer,
     Plan,
     PlanOptions,
     build_desired,
+    fully_trusted,
     reconcile,
     render,
     render_plan,
     secrets_of,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._reconcile import converged_plan
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (
     HAS_PYROUTE2,
     PYROUTE2_IMPORT_ERROR,
@@ -49,7 +54,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (
     XfrmKernel,
     XfrmKernelError,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import XfrmPolicy
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import XfrmPolicy, XfrmState
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 VERB_ADD = "add"
@@ -106,21 +111,59 @@ def plan_options(params: Dict[str, Any]) -> PlanOptions:
 
 
 def reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[str, Any]:
+    # The run builds tens of thousands of small objects and no reference cycles; the cyclic
+    # garbage collector would walk them all repeatedly for nothing (measurably slower).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _reconcile_node(module, params, boot_id)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[str, Any]:
     options = plan_options(params)
     keys: Sequence[Any] = ()
     if options.state != STATE_ABSENT:
         keys_file = load_keys_file(params["keys_file"])
         module.no_log_values.update(all_secrets(keys_file))
         keys = keys_file
-    desired = build_desired(local_node(params, boot_id), peers_of(params), keys, options)
+    local, peers = local_node(params, boot_id), peers_of(params)
+    desired = build_desired(local, peers, keys, options)
     module.no_log_values.update(secrets_of(desired.states))
+    final_desired = None
+    if params.get("skip_when_converged") and options.phase != PHASE_ALL and options.state != STATE_ABSENT:
+        final_desired = build_desired(local, fully_trusted(peers), keys, dataclasses.replace(options, phase=PHASE_ALL))
+        module.no_log_values.update(secrets_of(final_desired.states))
 
     with XfrmKernel() as kernel:
-        current_states = kernel.dump_states()
-        current_policies = kernel.dump_policies()
-        # Installed owned SAs carry keys too (a delete may be rolled back by re-adding one).
-        module.no_log_values.update(secrets_of(current_states))
-        plan = reconcile(desired, current_states, current_policies, options.purge)
+        dumped_states = kernel.dump_state_records()
+        dumped_policies = kernel.dump_policy_records()
+        if final_desired is not None:
+            final = converged_plan(final_desired, dumped_states.records, dumped_policies.records, dumped_states.at,
+                                   dumped_policies.at)
+            if final is not None and not final[0].operations:
+                # The node already holds the end state of the rollout: no phase changes it.
+                final_plan, other_states = final
+                module.no_log_values.update(secrets_of(_with_other_keys(other_states, final_desired.states)))
+                _warn_about_own_connection(module, final_desired.policies)
+                return _result(module, final_plan, boot_id, final_desired.frozen_peers, converged=True)
+        # A node that already holds the desired set is recognised by comparing records,
+        # without decoding its entries; anything else is decoded and reconciled in full.
+        converged = converged_plan(desired, dumped_states.records, dumped_policies.records, dumped_states.at,
+                                   dumped_policies.at)
+        current_policies: Sequence[XfrmPolicy] = ()  # only needed to roll back a failed apply
+        # Installed SAs carry keys too (a delete may be rolled back by re-adding one); those
+        # the fast path did not decode carry desired keys, whose secrets are already in.
+        if converged is not None:
+            plan, other_states = converged
+            module.no_log_values.update(secrets_of(_with_other_keys(other_states, desired.states)))
+        else:
+            current_states = dumped_states.objects()
+            current_policies = dumped_policies.objects()
+            module.no_log_values.update(secrets_of(_with_other_keys(current_states, desired.states)))
+            plan = reconcile(desired, current_states, current_policies, options.purge)
         for warning in plan.warnings:
             module.warn(warning)
         _warn_about_own_connection(module, desired.policies)
@@ -128,6 +171,19 @@ def reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[st
             _apply_or_roll_back(module, kernel, plan, current_policies, boot_id, desired.frozen_peers)
 
     return _result(module, plan, boot_id, desired.frozen_peers)
+
+
+def _with_other_keys(states: Sequence[XfrmState], known: Sequence[XfrmState]) -> List[XfrmState]:
+    """The ``states`` that carry a key no state of ``known`` carries.
+
+    ``secrets_of`` spells each key from its bytes alone, so the secrets of the others are
+    already among those of ``known``: on a converged node that is every installed SA.
+    """
+    if not states:
+        return []
+    known_keys = {bytes(algorithm.key) for state in known for algorithm in state.algorithms()}
+    return [state for state in states
+            if any(bytes(algorithm.key) not in known_keys for algorithm in state.algorithms())]
 
 
 def _warn_about_own_connection(module: Any, desired_policies: Sequence[XfrmPolicy]) -> None:
@@ -185,7 +241,7 @@ def _line(operation: Operation) -> str:
 
 
 def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
-            changed: Optional[bool] = None) -> Dict[str, Any]:
+            changed: Optional[bool] = None, converged: bool = False) -> Dict[str, Any]:
     counts = plan.counts()
     added: List[str] = []
     updated: List[str] = []
@@ -206,6 +262,7 @@ def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
         updated=updated,
         removed=removed,
         frozen_peers=list(frozen_peers),
+        converged=converged,
     )
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = render_plan(plan)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
@@ -65,6 +65,7 @@ _MISSING_SUPPORT = (errno.ENOSYS, errno.EPROTONOSUPPORT)
 
 __all__ = [
     "ApplyResult",
+    "DumpedEntries",
     "HAS_PYROUTE2",
     "Operation",
     "PYROUTE2_IMPORT_ERROR",
@@ -242,6 +243,39 @@ def _operation_error(
     return XfrmKernelError(message, error_number, extack, operation, index)
 
 
+class DumpedEntries:
+    """The SAs or the policies of one dump as records (for comparing), in dump order, and
+    the same entries as model objects, decoded on request (``at``) or all at once
+    (``objects``): ``objects()`` equals what ``dump_states``/``dump_policies`` return.
+
+    Records hold key bytes: they are for comparing, never for showing.
+    """
+
+    def __init__(self, entries: Sequence[Tuple[Tuple[object, ...], bytes, int, int]],
+                 decode: Callable[[bytes, int, int], object], what: str = "entries") -> None:
+        self._entries = entries
+        self._decode = decode
+        self._what = what
+        self.records: List[Tuple[object, ...]] = [entry[0] for entry in entries]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def at(self, index: int) -> Any:
+        _record, data, start, end = self._entries[index]
+        try:
+            return self._decode(data, start, end)
+        except C.XfrmCodecError as exc:
+            raise XfrmKernelError("dumping %s failed: %s" % (self._what, exc), errno.EIO)
+
+    def objects(self) -> List[Any]:
+        decode = self._decode
+        try:
+            return [decode(data, start, end) for _record, data, start, end in self._entries]
+        except C.XfrmCodecError as exc:
+            raise XfrmKernelError("dumping %s failed: %s" % (self._what, exc), errno.EIO)
+
+
 # ---------------------------------------------------------------------------------------
 # The adapter
 
@@ -294,6 +328,23 @@ class XfrmKernel:
     def dump_policies(self) -> List[XfrmPolicy]:
         """Every policy of the namespace, all types, without per-socket policies."""
         return self._dump(S.XFRM_MSG_GETPOLICY, C.decode_policy, "policies")
+
+    def dump_state_records(self) -> "DumpedEntries":
+        """Every SA as a record (``_xfrm_model.state_record`` of what ``dump_states`` would
+        return), each decoded to a model object only on request."""
+        return self._dump_records(S.XFRM_MSG_GETSA, C.decode_state_record, C.decode_state, "SAs")
+
+    def dump_policy_records(self) -> "DumpedEntries":
+        """Every policy as a record (``policy_record`` of what ``dump_policies`` would return)."""
+        return self._dump_records(S.XFRM_MSG_GETPOLICY, C.decode_policy_record, C.decode_policy, "policies")
+
+    def _dump_records(self, msg_type: int, read_record: Callable[[bytes, int, int], Optional[Tuple[object, ...]]],
+                      decode: Callable[[bytes, int, int], object], what: str) -> "DumpedEntries":
+        def entry(data: bytes, start: int, end: int) -> Optional[Tuple[Tuple[object, ...], bytes, int, int]]:
+            record = read_record(data, start, end)
+            return None if record is None else (record, data, start, end)
+
+        return DumpedEntries(self._dump(msg_type, entry, what), decode, what)
 
     def apply(self, operations: Sequence[Operation]) -> ApplyResult:
         """Apply operations in order; stop at the first failure (see ApplyResult)."""

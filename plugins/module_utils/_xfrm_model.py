@@ -18,8 +18,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import ipaddress
+import operator
 import socket
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 AF_INET = socket.AF_INET  # 2
 AF_INET6 = socket.AF_INET6  # 10
@@ -143,18 +144,23 @@ class Selector:
         dst_version, daddr, prefixlen_d = network_fields(dst)
         if src_version != dst_version:
             raise ValueError("selector mixes address families: %s -> %s" % (src, dst))
-        return cls(
-            family=AF_INET6 if dst_version == 6 else AF_INET,
-            saddr=saddr,
-            prefixlen_s=prefixlen_s,
-            daddr=daddr,
-            prefixlen_d=prefixlen_d,
-            proto=proto,
-            sport=sport,
-            sport_mask=0xFFFF if sport else 0,
-            dport=dport,
-            dport_mask=0xFFFF if dport else 0,
-        )
+        values = {
+            "family": AF_INET6 if dst_version == 6 else AF_INET,
+            "saddr": saddr,
+            "prefixlen_s": prefixlen_s,
+            "daddr": daddr,
+            "prefixlen_d": prefixlen_d,
+            "proto": proto,
+            "sport": sport,
+            "sport_mask": 0xFFFF if sport else 0,
+            "dport": dport,
+            "dport_mask": 0xFFFF if dport else 0,
+            "ifindex": 0,
+            "user": 0,
+        }
+        if cls is Selector:
+            return from_fields(Selector, values)
+        return cls(**values)
 
     @property
     def src(self) -> str:
@@ -293,3 +299,154 @@ class XfrmPolicy:
 
     def key(self) -> Tuple[object, ...]:
         return (self.ptype, self.dir, self.if_id, self.selector, self.mark)
+
+
+# --------------------------------------------------------------------------------------
+# Fast construction and kernel identity, for code that handles thousands of entries
+
+
+_new_instance = object.__new__
+_set_attribute = object.__setattr__
+
+
+def from_fields(cls: type, values: Dict[str, Any]) -> Any:
+    """``cls(**values)`` for a model class, given a dict that names EVERY field (it becomes
+    the instance's dict, so the caller must not keep using it).
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, several
+    times the cost of the dict itself. The model classes have no ``__slots__``, no
+    ``__post_init__`` and no ``InitVar``, so the result is the same object; unit tests check
+    that instances built here equal, hash and compare like constructed ones.
+    """
+    instance = _new_instance(cls)
+    _set_attribute(instance, "__dict__", values)
+    return instance
+
+
+def with_defaults(cls: type, **values: Any) -> Any:
+    """``cls(**values)`` by ``from_fields``, the defaults filled in (all-keyword only)."""
+    fields = dict(_DEFAULTS[cls])
+    fields.update(values)
+    return from_fields(cls, fields)
+
+
+def _defaults_of(cls: type) -> Dict[str, Any]:
+    defaults: Dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:  # pragma: no cover - none in the model
+            raise TypeError("%s.%s has a default factory" % (cls.__name__, field.name))
+    return defaults
+
+
+_DEFAULTS: Dict[type, Dict[str, Any]] = {
+    cls: _defaults_of(cls) for cls in (Mark, Selector, Algorithm, Lifetime, StateCounters, XfrmState, Template,
+                                       XfrmPolicy)
+}
+
+KIND_STATE = "XfrmState"
+KIND_POLICY = "XfrmPolicy"
+
+
+def kernel_identity(obj: Any) -> Tuple[Any, ...]:
+    """The kernel identity of an SA or policy (its ``key()``, tagged with its kind) as a flat
+    tuple of plain values.
+
+    Two entries have equal identities exactly when ``(type name,) + key()`` are equal (a mark
+    compared as value/mask, a selector field by field), but the tuple hashes and compares
+    without calls into the model classes: planning looks identities up several times per
+    entry.
+    """
+    mark = obj.mark
+    mark_pair = None if mark is None else (mark.value, mark.mask)
+    if isinstance(obj, XfrmState):
+        dst = obj.dst
+        return (KIND_STATE, AF_INET6 if ":" in dst else AF_INET, dst, obj.spi, obj.proto, mark_pair)
+    selector = obj.selector
+    return (KIND_POLICY, obj.ptype, obj.dir, obj.if_id, selector.family, selector.saddr, selector.prefixlen_s,
+            selector.daddr, selector.prefixlen_d, selector.proto, selector.sport, selector.sport_mask,
+            selector.dport, selector.dport_mask, selector.ifindex, selector.user, mark_pair)
+
+
+# --------------------------------------------------------------------------------------
+# Records: an entry's compared content as one flat tuple of plain values
+#
+# ``state_record(s) == state_record(t)`` exactly when ``s == t`` (likewise for policies):
+# the record lists every field that takes part in equality, in field order, with each
+# nested value (selector, algorithm, mark, lifetime, template) flattened to the tuple of its
+# own fields, or None. Records compare and hash without a call into the model classes, and
+# the wire codec reads them straight from dump messages (``xfrm_codec.decode_*_record``)
+# without building model objects: a reconcile that finds everything in place compares
+# records only.
+
+SELECTOR_FIELDS = tuple(field.name for field in dataclasses.fields(Selector))
+TEMPLATE_FIELDS = tuple(field.name for field in dataclasses.fields(Template))
+LIFETIME_FIELDS = tuple(field.name for field in dataclasses.fields(Lifetime))
+
+selector_record = operator.attrgetter(*SELECTOR_FIELDS)
+template_record = operator.attrgetter(*TEMPLATE_FIELDS)
+_lifetime_values = operator.attrgetter(*LIFETIME_FIELDS)
+INFINITE_LIFETIME_RECORD = _lifetime_values(INFINITE_LIFETIME)
+
+# Positions in a state record (``XfrmState`` fields without ``counters``).
+STATE_RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(XfrmState) if field.compare)
+(SR_SRC, SR_DST, SR_SPI, SR_REQID, SR_PROTO, SR_MODE, SR_REPLAY_WINDOW, SR_ESN, SR_FLAGS, SR_SELECTOR, SR_AEAD,
+ SR_AUTH, SR_CRYPT, SR_MARK, SR_OUTPUT_MARK, SR_IF_ID, SR_LIFETIME) = range(len(STATE_RECORD_FIELDS))
+# Positions in a policy record (``XfrmPolicy`` fields without ``index``).
+POLICY_RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(XfrmPolicy) if field.compare)
+(PR_SELECTOR, PR_DIR, PR_ACTION, PR_PRIORITY, PR_TEMPLATES, PR_MARK, PR_PTYPE, PR_IF_ID, PR_FLAGS,
+ PR_LIFETIME) = range(len(POLICY_RECORD_FIELDS))
+
+
+def lifetime_record(lifetime: Lifetime) -> Tuple[int, ...]:
+    return INFINITE_LIFETIME_RECORD if lifetime is INFINITE_LIFETIME else _lifetime_values(lifetime)
+
+
+def algorithm_record(algorithm: Optional[Algorithm]) -> Optional[Tuple[Any, ...]]:
+    if algorithm is None:
+        return None
+    return (algorithm.kind, algorithm.name, algorithm.key, algorithm.bits)
+
+
+def mark_record(mark: Optional[Mark]) -> Optional[Tuple[int, int]]:
+    return None if mark is None else (mark.value, mark.mask)
+
+
+def state_record(state: XfrmState) -> Tuple[Any, ...]:
+    """The compared content of an SA as a flat tuple (see above)."""
+    selector = state.selector
+    aead = state.aead
+    auth = state.auth
+    crypt = state.crypt
+    mark = state.mark
+    output_mark = state.output_mark
+    lifetime = state.lifetime
+    return (state.src, state.dst, state.spi, state.reqid, state.proto, state.mode, state.replay_window,
+            state.esn, state.flags, None if selector is None else selector_record(selector),
+            None if aead is None else (aead.kind, aead.name, aead.key, aead.bits),
+            None if auth is None else (auth.kind, auth.name, auth.key, auth.bits),
+            None if crypt is None else (crypt.kind, crypt.name, crypt.key, crypt.bits),
+            None if mark is None else (mark.value, mark.mask),
+            None if output_mark is None else (output_mark.value, output_mark.mask),
+            state.if_id, INFINITE_LIFETIME_RECORD if lifetime is INFINITE_LIFETIME else _lifetime_values(lifetime))
+
+
+def policy_record(policy: XfrmPolicy) -> Tuple[Any, ...]:
+    """The compared content of a policy as a flat tuple (see above; ``index`` is not in it)."""
+    mark = policy.mark
+    lifetime = policy.lifetime
+    return (selector_record(policy.selector), policy.dir, policy.action, policy.priority,
+            tuple(map(template_record, policy.templates)),
+            None if mark is None else (mark.value, mark.mask), policy.ptype, policy.if_id, policy.flags,
+            INFINITE_LIFETIME_RECORD if lifetime is INFINITE_LIFETIME else _lifetime_values(lifetime))
+
+
+def record_identity(kind: str, record: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    """``kernel_identity`` of the entry a state (KIND_STATE) or policy record describes."""
+    if kind == KIND_STATE:
+        dst = record[SR_DST]
+        return (KIND_STATE, AF_INET6 if ":" in dst else AF_INET, dst, record[SR_SPI], record[SR_PROTO],
+                record[SR_MARK])
+    return (KIND_POLICY, record[PR_PTYPE], record[PR_DIR], record[PR_IF_ID]) + record[PR_SELECTOR] + (
+        record[PR_MARK],)

@@ -140,6 +140,16 @@ options:
     type: str
     choices: [inbound, outbound, all]
     default: all
+  skip_when_converged:
+    description:
+      - With O(phase=inbound) or O(phase=outbound), first compare the node with what
+        O(phase=all) would leave on it if every peer given with C(inbound_level=keep) were
+        V(required) and every peer given with C(outbound=keep) were V(enable). When the node
+        already holds exactly that, nothing is changed and RV(converged) is V(true); the later
+        phases have nothing to do on this node either (V(keep) leaves entries as they are), so
+        the mesh role skips them. Otherwise the phase runs as usual.
+    type: bool
+    default: false
   inbound_level:
     description:
       - Level of the IN and FWD policy templates. V(use) accepts plaintext from the peer while
@@ -275,6 +285,13 @@ frozen_peers:
   type: list
   elements: str
   sample: []
+converged:
+  description:
+    - V(true) when O(skip_when_converged) found the node already holding the final state of
+      the rollout (nothing was changed).
+  returned: always
+  type: bool
+  sample: false
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -311,6 +328,7 @@ def main() -> None:
             out_spi=dict(type="int"),
             outbound=dict(type="bool", default=True),
             phase=dict(type="str", choices=["inbound", "outbound", "all"], default="all"),
+            skip_when_converged=dict(type="bool", default=False),
             inbound_level=dict(type="str", choices=["use", "required"], default="required"),
             bypass=dict(
                 type="list",

@@ -10,7 +10,10 @@ the bytes equal what pyroute2's classes (same layouts) and iproute2 produce.
 
 Encoders return a message *payload* (fixed struct + attributes, without the 16-byte
 nlmsghdr); ``frame()`` adds the header, so the socket layer can number messages when it
-sends them.
+sends them. Dumps decode either to model objects (``decode_state``/``decode_policy``) or to
+records (``decode_state_record``/``decode_policy_record``: the record of the object the
+former would build, ``_xfrm_model.state_record``, without building it), through the same
+parsing helpers.
 
 Normalisations (the planner must build desired objects the same way to compare equal):
 
@@ -64,10 +67,14 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     Mark,
     Selector,
     StateCounters,
+    INFINITE_LIFETIME_RECORD,
+    SELECTOR_FIELDS,
+    TEMPLATE_FIELDS,
     Template,
     XfrmPolicy,
     XfrmState,
     family_of,
+    lifetime_record,
 )
 
 _ADDRESS_SIZE = 16
@@ -96,7 +103,6 @@ _XFRM_ID_PACK = S.XFRM_ID.struct.pack
 _LIFETIME_CFG_PACK = S.LIFETIME_CFG.struct.pack
 _LIFETIME_CFG_UNPACK = S.LIFETIME_CFG.struct.unpack
 _USERSA_INFO_PACK = S.USERSA_INFO.struct.pack
-_USERSA_INFO_UNPACK_FROM = S.USERSA_INFO.struct.unpack_from
 _USERSA_ID_PACK = S.USERSA_ID.struct.pack
 _USERPOLICY_INFO_PACK = S.USERPOLICY_INFO.struct.pack
 _USERPOLICY_INFO_UNPACK_FROM = S.USERPOLICY_INFO.struct.unpack_from
@@ -104,8 +110,6 @@ _USERPOLICY_ID_PACK = S.USERPOLICY_ID.struct.pack
 _USER_TMPL_PACK = S.USER_TMPL.struct.pack
 _USER_TMPL_UNPACK_FROM = S.USER_TMPL.struct.unpack_from
 _XFRM_ID_UNPACK = S.XFRM_ID.struct.unpack
-_LIFETIME_CUR_UNPACK = S.LIFETIME_CUR.struct.unpack
-_STATS_UNPACK = S.STATS.struct.unpack
 _NLATTR_PACK = S.NLATTR_STRUCT.pack
 _NLATTR_UNPACK_FROM = S.NLATTR_STRUCT.unpack_from
 _NLATTR_U32_PACK = S.NLATTR_U32_STRUCT.pack
@@ -125,6 +129,21 @@ _REPLAY_UNPACK_FROM = S.REPLAY_STATE.struct.unpack_from
 _REPLAY_ESN_PACK = S.REPLAY_STATE_ESN.struct.pack
 _REPLAY_ESN_UNPACK_FROM = S.REPLAY_STATE_ESN.struct.unpack_from
 
+# usersa_info in one unpack for decoding: the xfrm_id, current lifetime and stats members
+# flattened (spi still in network order); the selector and lifetime stay bytes, since
+# decoded selectors and lifetimes are cached by their wire bytes.
+_USERSA_INFO_DECODE = struct.Struct("=%ds16sIB3x16s%dsQQQQIIIIIHBBB7x" % (S.SELECTOR.size, S.LIFETIME_CFG.size))
+_USERSA_INFO_DECODE_FROM = _USERSA_INFO_DECODE.unpack_from
+if _USERSA_INFO_DECODE.size != S.USERSA_INFO.size:  # pragma: no cover - a layout mistake, caught at import
+    raise AssertionError("usersa_info decode layout is %d bytes, struct xfrm_usersa_info %d"
+                         % (_USERSA_INFO_DECODE.size, S.USERSA_INFO.size))
+
+# Dump attributes of an SA that the model does not hold (lifetime counters, last use, and
+# other kernel-filled ones), passed over without further tests.
+_STATE_ATTRS_IGNORED = frozenset((S.XFRMA_LTIME_VAL, S.XFRMA_LASTUSED, S.XFRMA_SA_EXTRA_FLAGS,
+                                  S.XFRMA_REPLAY_THRESH, S.XFRMA_ETIMER_THRESH, S.XFRMA_SRCADDR,
+                                  S.XFRMA_COADDR, S.XFRMA_SA_DIR, S.XFRMA_PAD))
+
 _NLATTR_SIZE = S.NLATTR.size
 _NLMSGHDR_SIZE = S.NLMSGHDR.size
 _USERSA_INFO_SIZE = S.USERSA_INFO.size
@@ -136,6 +155,10 @@ _POLICY_TYPE_ATTR_SIZE = _NLATTR_SIZE + S.USERPOLICY_TYPE.size  # 10; 2 padding 
 _MAX_U8_REPLAY_WINDOW = 32  # larger windows go in XFRMA_REPLAY_ESN_VAL, as iproute2 does
 
 
+_new_instance = object.__new__
+_set_attribute = object.__setattr__
+
+
 def _built(cls: type, values: Dict[str, object]) -> object:
     """An instance of a frozen model dataclass from a complete field dict.
 
@@ -145,8 +168,8 @@ def _built(cls: type, values: Dict[str, object]) -> object:
     object (the unit tests compare decoded objects with normally constructed ones, and
     check that ``values`` names every field).
     """
-    instance = object.__new__(cls)
-    instance.__dict__.update(values)
+    instance = _new_instance(cls)
+    _set_attribute(instance, "__dict__", values)
     return instance
 
 
@@ -185,7 +208,9 @@ def _padding(length: int) -> bytes:
 # Addresses
 
 _packed_addresses: Dict[str, bytes] = {}
-_address_texts: Dict[Tuple[int, bytes], str] = {}
+# Address texts by raw 16-byte address, one cache per family (IPv4 reads the first 4 bytes).
+_ipv4_texts: Dict[bytes, str] = {}
+_ipv6_texts: Dict[bytes, str] = {}
 
 
 def pack_address(text: str) -> bytes:
@@ -207,16 +232,23 @@ def pack_address(text: str) -> bytes:
 
 def unpack_address(family: int, raw: bytes) -> str:
     """Canonical text (as ``ipaddress`` formats it) of a 16-byte xfrm_address_t."""
-    key = (family, raw)
-    text = _address_texts.get(key)
+    text = (_ipv6_texts if family == AF_INET6 else _ipv4_texts).get(raw)
     if text is None:
-        if family == AF_INET6:
-            text = str(ipaddress.IPv6Address(raw))
-        else:
-            text = str(ipaddress.IPv4Address(raw[:_IPV4_SIZE]))
-        if len(_address_texts) >= _CACHE_LIMIT:
-            _address_texts.clear()
-        _address_texts[key] = text
+        text = _address_text(family, raw)
+    return text
+
+
+def _address_text(family: int, raw: bytes) -> str:
+    """unpack_address for an address not in the cache yet (cached on the way)."""
+    if family == AF_INET6:
+        texts = _ipv6_texts
+        text = str(ipaddress.IPv6Address(raw))
+    else:
+        texts = _ipv4_texts
+        text = str(ipaddress.IPv4Address(raw[:_IPV4_SIZE]))
+    if len(texts) >= _CACHE_LIMIT:
+        texts.clear()
+    texts[raw] = text
     return text
 
 
@@ -271,7 +303,26 @@ def pack_selector(selector: Optional[Selector], clear_host_bits: bool = True) ->
         raise XfrmCodecError("selector %s -> %s: field out of range (%s)" % (selector.src, selector.dst, exc))
 
 
+_selector_values: Dict[Tuple[bytes, int], Tuple[object, ...]] = {}
 _selectors: Dict[Tuple[bytes, int], Selector] = {}
+
+
+def selector_values(raw: bytes, fallback_family: int = AF_INET) -> Tuple[object, ...]:
+    """The fields of the Selector in 56 wire bytes, in field order (``selector_record`` of
+    ``unpack_selector(raw, fallback_family)``)."""
+    key = (raw, fallback_family)
+    values = _selector_values.get(key)
+    if values is None:
+        (daddr, saddr, dport, dport_mask, sport, sport_mask, family, prefixlen_d, prefixlen_s, proto, ifindex,
+         user) = _SELECTOR_UNPACK(raw)
+        address_family = family if family in (AF_INET, AF_INET6) else fallback_family
+        values = (family, unpack_address(address_family, saddr), prefixlen_s, unpack_address(address_family, daddr),
+                  prefixlen_d, proto, _ntohs(sport), _ntohs(sport_mask), _ntohs(dport), _ntohs(dport_mask), ifindex,
+                  user)
+        if len(_selector_values) >= _CACHE_LIMIT:
+            _selector_values.clear()
+        _selector_values[key] = values
+    return values
 
 
 def unpack_selector(raw: bytes, fallback_family: int = AF_INET) -> Selector:
@@ -280,27 +331,11 @@ def unpack_selector(raw: bytes, fallback_family: int = AF_INET) -> Selector:
     key = (raw, fallback_family)
     selector = _selectors.get(key)
     if selector is None:
-        (daddr, saddr, dport, dport_mask, sport, sport_mask, family, prefixlen_d, prefixlen_s, proto, ifindex,
-         user) = _SELECTOR_UNPACK(raw)
-        address_family = family if family in (AF_INET, AF_INET6) else fallback_family
-        selector = Selector(
-            family=family,
-            saddr=unpack_address(address_family, saddr),
-            prefixlen_s=prefixlen_s,
-            daddr=unpack_address(address_family, daddr),
-            prefixlen_d=prefixlen_d,
-            proto=proto,
-            sport=_ntohs(sport),
-            sport_mask=_ntohs(sport_mask),
-            dport=_ntohs(dport),
-            dport_mask=_ntohs(dport_mask),
-            ifindex=ifindex,
-            user=user,
-        )
+        selector = _built(Selector, dict(zip(SELECTOR_FIELDS, selector_values(raw, fallback_family))))
         if len(_selectors) >= _CACHE_LIMIT:
             _selectors.clear()
         _selectors[key] = selector
-    return selector
+    return selector  # type: ignore[return-value]
 
 
 # The selector the kernel stores for an SA sent without one: all zero, or all zero but for
@@ -378,33 +413,37 @@ def pack_template(template: Template) -> bytes:
         raise XfrmCodecError("template %s -> %s: field out of range (%s)" % (template.src, template.dst, exc))
 
 
-_templates: Dict[bytes, Template] = {}
+_template_values: Dict[Tuple[bytes, int], Tuple[object, ...]] = {}
+_templates: Dict[Tuple[bytes, int], Template] = {}
 
 
-def unpack_template(raw: bytes, fallback_family: int) -> Template:
-    template = _templates.get(raw)
-    if template is None:
+def template_values(raw: bytes, fallback_family: int) -> Tuple[object, ...]:
+    """The fields of the Template in 64 wire bytes, in field order (``template_record`` of
+    ``unpack_template(raw, fallback_family)``)."""
+    key = (raw, fallback_family)
+    values = _template_values.get(key)
+    if values is None:
         (xfrm_id, family, saddr, reqid, mode, share, optional, aalgos, ealgos, calgos) = _USER_TMPL_UNPACK_FROM(raw)
         daddr, spi, proto = _XFRM_ID_UNPACK(xfrm_id)
         if family not in (AF_INET, AF_INET6):
             family = fallback_family
-        template = Template(
-            src=unpack_address(family, saddr),
-            dst=unpack_address(family, daddr),
-            reqid=reqid,
-            spi=_ntohl(spi),
-            proto=proto,
-            mode=mode,
-            optional=bool(optional),
-            share=share,
-            aalgos=aalgos,
-            ealgos=ealgos,
-            calgos=calgos,
-        )
+        values = (unpack_address(family, saddr), unpack_address(family, daddr), reqid, _ntohl(spi), proto, mode,
+                  bool(optional), share, aalgos, ealgos, calgos)
+        if len(_template_values) >= _CACHE_LIMIT:
+            _template_values.clear()
+        _template_values[key] = values
+    return values
+
+
+def unpack_template(raw: bytes, fallback_family: int) -> Template:
+    key = (raw, fallback_family)
+    template = _templates.get(key)
+    if template is None:
+        template = _built(Template, dict(zip(TEMPLATE_FIELDS, template_values(raw, fallback_family))))
         if len(_templates) >= _CACHE_LIMIT:
             _templates.clear()
-        _templates[raw] = template
-    return template
+        _templates[key] = template
+    return template  # type: ignore[return-value]
 
 
 def _alg_name(algorithm: Algorithm) -> bytes:
@@ -439,8 +478,8 @@ def _algorithm_attr(algorithm: Algorithm, expected_kind: str) -> bytes:
     return _NLATTR_PACK(length, attr_type) + fixed + key + _padding(length)
 
 
-def _decode_algorithm(kind: str, data: bytes, start: int, end: int) -> Algorithm:
-    """An xfrm_algo* attribute payload between start and end."""
+def _algorithm_values(kind: str, data: bytes, start: int, end: int) -> Tuple[str, str, bytes, int]:
+    """(kind, name, key, bits) of an xfrm_algo* attribute payload between start and end."""
     if kind == ALGO_CRYPT:
         name, key_bits = _ALGO_UNPACK_FROM(data, start)
         bits = 0
@@ -455,7 +494,14 @@ def _decode_algorithm(kind: str, data: bytes, start: int, end: int) -> Algorithm
     text = _alg_names.get(name)
     if text is None:
         text = _alg_names[name] = name.split(b"\0", 1)[0].decode("ascii", "replace")
-    return _built(Algorithm, {"kind": kind, "name": text, "key": bytes(data[key_start:key_end]), "bits": bits})
+    return (kind, text, bytes(data[key_start:key_end]), bits)
+
+
+def _algorithm(values: Optional[Tuple[str, str, bytes, int]]) -> Optional[Algorithm]:
+    if values is None:
+        return None
+    kind, name, key, bits = values
+    return _built(Algorithm, {"kind": kind, "name": name, "key": key, "bits": bits})  # type: ignore[return-value]
 
 
 def _mark_attr(mark: Optional[Mark]) -> bytes:
@@ -647,11 +693,10 @@ def decode_error(data: bytes, start: int, end: int, flags: int) -> Tuple[int, Op
     return -error, message
 
 
-def decode_state(data: bytes, start: int, end: int) -> XfrmState:
-    """An SA from a NEWSA message payload (dump reply) between start and end."""
-    (sel_raw, id_raw, saddr, lft_raw, curlft_raw, stats_raw, _seq, reqid, family, mode, replay_window,
-     flags) = _USERSA_INFO_UNPACK_FROM(data, start)
-    daddr, spi, proto = _XFRM_ID_UNPACK(id_raw)
+def _state_attributes(data: bytes, offset: int, end: int) -> Tuple[object, ...]:
+    """The attributes of a NEWSA payload from ``offset``: (aead, auth, crypt, mark, output
+    mark, if_id, oseq, seq, ESN replay window or None), algorithms as (kind, name, key, bits)
+    and marks as (value, mask), None when absent (a mark 0/0 is no mark)."""
     aead = auth = auth_plain = crypt = None
     mark = output_mark = None
     output_mark_value: Optional[int] = None
@@ -659,24 +704,30 @@ def decode_state(data: bytes, start: int, end: int) -> XfrmState:
     if_id = 0
     oseq = seq = 0
     esn_window: Optional[int] = None
-    offset = start + _USERSA_INFO_SIZE
     while offset + _NLATTR_SIZE <= end:
         attr_length, attr_type = _NLATTR_UNPACK_FROM(data, offset)
         if attr_length < _NLATTR_SIZE:
             break
         payload = offset + _NLATTR_SIZE
-        attr_end = offset + attr_length
         attr_type &= 0x3FFF
         if attr_type == XFRMA_ALG_AEAD:
-            aead = _decode_algorithm(ALGO_AEAD, data, payload, attr_end)
+            aead = _algorithm_values(ALGO_AEAD, data, payload, offset + attr_length)
+        elif attr_type == XFRMA_REPLAY_ESN_VAL:
+            _bmp_len, oseq, seq, oseq_hi, seq_hi, esn_window = _REPLAY_ESN_UNPACK_FROM(data, payload)
+            oseq |= oseq_hi << 32
+            seq |= seq_hi << 32
+        elif attr_type in _STATE_ATTRS_IGNORED:
+            pass
         elif attr_type == XFRMA_ALG_AUTH_TRUNC:
-            auth = _decode_algorithm(ALGO_AUTH, data, payload, attr_end)
+            auth = _algorithm_values(ALGO_AUTH, data, payload, offset + attr_length)
         elif attr_type == XFRMA_ALG_AUTH:
-            auth_plain = _decode_algorithm(ALGO_CRYPT, data, payload, attr_end)
+            auth_plain = _algorithm_values(ALGO_CRYPT, data, payload, offset + attr_length)
         elif attr_type == XFRMA_ALG_CRYPT:
-            crypt = _decode_algorithm(ALGO_CRYPT, data, payload, attr_end)
+            crypt = _algorithm_values(ALGO_CRYPT, data, payload, offset + attr_length)
         elif attr_type == XFRMA_MARK:
-            mark = _mark(*_MARK_UNPACK_FROM(data, payload))
+            mark = _MARK_UNPACK_FROM(data, payload)
+            if mark == _NO_MARK:
+                mark = None
         elif attr_type == XFRMA_SET_MARK:
             (output_mark_value,) = _U32_UNPACK_FROM(data, payload)
         elif attr_type == XFRMA_SET_MARK_MASK:
@@ -685,20 +736,46 @@ def decode_state(data: bytes, start: int, end: int) -> XfrmState:
             (if_id,) = _U32_UNPACK_FROM(data, payload)
         elif attr_type == XFRMA_REPLAY_VAL:
             oseq, seq, _bitmap = _REPLAY_UNPACK_FROM(data, payload)
-        elif attr_type == XFRMA_REPLAY_ESN_VAL:
-            _bmp_len, oseq, seq, oseq_hi, seq_hi, esn_window = _REPLAY_ESN_UNPACK_FROM(data, payload)
-            oseq |= oseq_hi << 32
-            seq |= seq_hi << 32
-        offset += _align4(attr_length)
+        offset += (attr_length + 3) & ~3
     if auth is None and auth_plain is not None:
-        auth = Algorithm(kind=ALGO_AUTH, name=auth_plain.name, key=auth_plain.key, bits=0)
-    if output_mark_value is not None:
-        output_mark = _mark(output_mark_value, output_mark_mask)
-    curlft_bytes, curlft_packets, add_time, use_time = _LIFETIME_CUR_UNPACK(curlft_raw)
-    stats_window, stats_replay, stats_integrity = _STATS_UNPACK(stats_raw)
-    return _built(XfrmState, {
-        "src": unpack_address(family, saddr),
-        "dst": unpack_address(family, daddr),
+        auth = (ALGO_AUTH, auth_plain[1], auth_plain[2], 0)
+    if output_mark_value is not None and (output_mark_value or output_mark_mask):
+        output_mark = (output_mark_value, output_mark_mask)
+    return aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window
+
+
+def _state_addresses(family: int, saddr: bytes, daddr: bytes) -> Tuple[str, str]:
+    if family == AF_INET6:
+        texts = _ipv6_texts
+    else:
+        texts = _ipv4_texts
+    return (texts.get(saddr) or _address_text(family, saddr), texts.get(daddr) or _address_text(family, daddr))
+
+
+def decode_state(data: bytes, start: int, end: int) -> XfrmState:
+    """An SA from a NEWSA message payload (dump reply) between start and end."""
+    (sel_raw, daddr, spi, proto, saddr, lft_raw, curlft_bytes, curlft_packets, add_time, use_time, stats_window,
+     stats_replay, stats_integrity, _seq, reqid, family, mode, replay_window,
+     flags) = _USERSA_INFO_DECODE_FROM(data, start)
+    aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window = _state_attributes(
+        data, start + _USERSA_INFO_SIZE, end)
+    src, dst = _state_addresses(family, saddr, daddr)
+    counters = _new_instance(StateCounters)
+    _set_attribute(counters, "__dict__", {
+        "bytes": curlft_bytes,
+        "packets": curlft_packets,
+        "add_time": add_time,
+        "use_time": use_time,
+        "replay_window": stats_window,
+        "replay": stats_replay,
+        "integrity_failed": stats_integrity,
+        "oseq": oseq,
+        "seq": seq,
+    })
+    state = _new_instance(XfrmState)
+    _set_attribute(state, "__dict__", {
+        "src": src,
+        "dst": dst,
         "spi": _ntohl(spi),
         "reqid": reqid,
         "proto": proto,
@@ -706,26 +783,66 @@ def decode_state(data: bytes, start: int, end: int) -> XfrmState:
         "replay_window": replay_window if esn_window is None else esn_window,
         "esn": bool(flags & XFRM_STATE_ESN),
         "flags": flags & ~XFRM_STATE_ESN,
-        "selector": None if _is_match_all(sel_raw, family) else unpack_selector(sel_raw, family),
-        "aead": aead,
-        "auth": auth,
-        "crypt": crypt,
-        "mark": mark,
-        "output_mark": output_mark,
+        "selector": None if sel_raw in _MATCH_ALL_SELECTORS and _is_match_all(sel_raw, family)
+        else unpack_selector(sel_raw, family),
+        "aead": _algorithm(aead),  # type: ignore[arg-type]
+        "auth": _algorithm(auth),  # type: ignore[arg-type]
+        "crypt": _algorithm(crypt),  # type: ignore[arg-type]
+        "mark": None if mark is None else _mark(*mark),  # type: ignore[misc]
+        "output_mark": None if output_mark is None else _mark(*output_mark),  # type: ignore[misc]
         "if_id": if_id,
         "lifetime": INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw),
-        "counters": _built(StateCounters, {
-            "bytes": curlft_bytes,
-            "packets": curlft_packets,
-            "add_time": add_time,
-            "use_time": use_time,
-            "replay_window": stats_window,
-            "replay": stats_replay,
-            "integrity_failed": stats_integrity,
-            "oseq": oseq,
-            "seq": seq,
-        }),
-    })  # type: ignore[return-value]
+        "counters": counters,
+    })
+    return state  # type: ignore[no-any-return]
+
+
+def decode_state_record(data: bytes, start: int, end: int) -> Tuple[object, ...]:
+    """``state_record(decode_state(data, start, end))``, without building the objects.
+
+    The record holds the SA's key bytes: it is for comparing, never for showing.
+    """
+    (sel_raw, daddr, spi, proto, saddr, lft_raw, _bytes, _packets, _add_time, _use_time, _window, _replay,
+     _integrity, _seq, reqid, family, mode, replay_window, flags) = _USERSA_INFO_DECODE_FROM(data, start)
+    aead, auth, crypt, mark, output_mark, if_id, _oseq, _seq_in, esn_window = _state_attributes(
+        data, start + _USERSA_INFO_SIZE, end)
+    src, dst = _state_addresses(family, saddr, daddr)
+    return (src, dst, _ntohl(spi), reqid, proto, mode, replay_window if esn_window is None else esn_window,
+            bool(flags & XFRM_STATE_ESN), flags & ~XFRM_STATE_ESN,
+            None if sel_raw in _MATCH_ALL_SELECTORS and _is_match_all(sel_raw, family)
+            else selector_values(sel_raw, family),
+            aead, auth, crypt, mark, output_mark, if_id,
+            INFINITE_LIFETIME_RECORD if lft_raw == _INFINITE_LIFETIME_BYTES
+            else lifetime_record(unpack_lifetime(lft_raw)))
+
+
+def _policy_attributes(data: bytes, offset: int, end: int) -> Tuple[List[bytes], Optional[Tuple[int, int]], int, int]:
+    """The attributes of a NEWPOLICY payload from ``offset``: (the raw templates, mark as
+    (value, mask) or None (a mark 0/0 is no mark), policy type, if_id)."""
+    templates: List[bytes] = []
+    mark = None
+    ptype = 0
+    if_id = 0
+    while offset + _NLATTR_SIZE <= end:
+        attr_length, attr_type = _NLATTR_UNPACK_FROM(data, offset)
+        if attr_length < _NLATTR_SIZE:
+            break
+        payload = offset + _NLATTR_SIZE
+        attr_type &= 0x3FFF
+        if attr_type == XFRMA_TMPL:
+            attr_end = offset + attr_length
+            templates = [bytes(data[pos:pos + _USER_TMPL_SIZE])
+                         for pos in range(payload, attr_end - _USER_TMPL_SIZE + 1, _USER_TMPL_SIZE)]
+        elif attr_type == XFRMA_MARK:
+            mark = _MARK_UNPACK_FROM(data, payload)
+            if mark == _NO_MARK:
+                mark = None
+        elif attr_type == XFRMA_POLICY_TYPE:
+            ptype = data[payload]
+        elif attr_type == XFRMA_IF_ID:
+            (if_id,) = _U32_UNPACK_FROM(data, payload)
+        offset += (attr_length + 3) & ~3
+    return templates, mark, ptype, if_id
 
 
 def decode_policy(data: bytes, start: int, end: int) -> Optional[XfrmPolicy]:
@@ -735,43 +852,37 @@ def decode_policy(data: bytes, start: int, end: int) -> Optional[XfrmPolicy]:
     if direction >= XFRM_POLICY_MAX:
         return None
     selector = unpack_selector(sel_raw)
-    templates: Tuple[Template, ...] = ()
-    mark = None
-    ptype = 0
-    if_id = 0
-    offset = start + _USERPOLICY_INFO_SIZE
-    while offset + _NLATTR_SIZE <= end:
-        attr_length, attr_type = _NLATTR_UNPACK_FROM(data, offset)
-        if attr_length < _NLATTR_SIZE:
-            break
-        payload = offset + _NLATTR_SIZE
-        attr_type &= 0x3FFF
-        if attr_type == XFRMA_TMPL:
-            attr_end = offset + attr_length
-            templates = tuple(
-                unpack_template(bytes(data[pos:pos + _USER_TMPL_SIZE]), selector.family)
-                for pos in range(payload, attr_end - _USER_TMPL_SIZE + 1, _USER_TMPL_SIZE)
-            )
-        elif attr_type == XFRMA_MARK:
-            mark = _mark(*_MARK_UNPACK_FROM(data, payload))
-        elif attr_type == XFRMA_POLICY_TYPE:
-            ptype = data[payload]
-        elif attr_type == XFRMA_IF_ID:
-            (if_id,) = _U32_UNPACK_FROM(data, payload)
-        offset += _align4(attr_length)
+    templates, mark, ptype, if_id = _policy_attributes(data, start + _USERPOLICY_INFO_SIZE, end)
+    family = selector.family
     return _built(XfrmPolicy, {
         "selector": selector,
         "dir": direction,
         "action": action,
         "priority": priority,
-        "templates": templates,
-        "mark": mark,
+        "templates": tuple([unpack_template(raw, family) for raw in templates]),
+        "mark": None if mark is None else _mark(*mark),
         "ptype": ptype,
         "if_id": if_id,
         "flags": flags,
         "lifetime": INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw),
         "index": index,
     })  # type: ignore[return-value]
+
+
+def decode_policy_record(data: bytes, start: int, end: int) -> Optional[Tuple[object, ...]]:
+    """``policy_record(decode_policy(data, start, end))`` (None for per-socket policies),
+    without building the objects."""
+    (sel_raw, lft_raw, _curlft, priority, _index, direction, action, flags,
+     _share) = _USERPOLICY_INFO_UNPACK_FROM(data, start)
+    if direction >= XFRM_POLICY_MAX:
+        return None
+    selector = selector_values(sel_raw)
+    templates, mark, ptype, if_id = _policy_attributes(data, start + _USERPOLICY_INFO_SIZE, end)
+    family = selector[0]
+    return (selector, direction, action, priority, tuple([template_values(raw, family) for raw in templates]),
+            mark, ptype, if_id, flags,
+            INFINITE_LIFETIME_RECORD if lft_raw == _INFINITE_LIFETIME_BYTES
+            else lifetime_record(unpack_lifetime(lft_raw)))
 
 
 def encode_for(verb: str, obj: object) -> Tuple[int, bytes]:
@@ -799,7 +910,9 @@ __all__: Sequence[str] = (
     "XfrmCodecError",
     "decode_error",
     "decode_policy",
+    "decode_policy_record",
     "decode_state",
+    "decode_state_record",
     "encode_allocspi",
     "encode_delpolicy",
     "encode_delsa",

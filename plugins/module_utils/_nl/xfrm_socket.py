@@ -3,9 +3,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A NETLINK_XFRM socket in a chosen network namespace, with dumps and ordered apply.
 
-The socket is opened by pyroute2 (``pyroute2.netns.create_socket``: a helper process
-``setns()``es into the namespace and passes the descriptor back; ``flags=0`` so a missing
-namespace is an error and is never created). Messages are framed, numbered and matched
+In the current network namespace the socket is a plain ``socket.socket`` and pyroute2 is
+not imported. In a named one it is opened with pyroute2's help, imported then: a thread
+``setns()``es into the namespace (``pyroute2.netns.setns``), or, failing that, a helper process
+(``pyroute2.netns.create_socket``) passes the descriptor back; ``flags=0`` so a missing
+namespace is an error and is never created. Messages are framed, numbered and matched
 here, on the raw descriptor, because pyroute2's generic request path costs far more per
 message than the kernel does.
 
@@ -28,15 +30,10 @@ import errno
 import os
 import socket
 import threading
-from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
-
-try:
-    from pyroute2 import netns as _pyroute2_netns
-except ImportError:  # pragma: no cover - the import sanity test runs without pyroute2
-    _pyroute2_netns = None
 
 T = TypeVar("T")
 
@@ -71,11 +68,21 @@ def netns_path(netns: str) -> str:
     return netns if "/" in netns else os.path.join(NETNS_RUN_DIR, netns)
 
 
+def _pyroute2_netns() -> Any:
+    """``pyroute2.netns``, imported on first use: only a named namespace needs it, and
+    importing pyroute2 costs more than the rest of a module run (it loads all of pyroute2)."""
+    try:
+        from pyroute2 import netns  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return None
+    return netns
+
+
 def _netlink_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, S.NETLINK_XFRM)
 
 
-def _open_in_thread(path: str) -> socket.socket:
+def _open_in_thread(path: str, netns: Any) -> socket.socket:
     """Open the socket from a short-lived thread that enters the namespace.
 
     A network namespace belongs to a thread, not to the process: a thread that
@@ -90,7 +97,7 @@ def _open_in_thread(path: str) -> socket.socket:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                _pyroute2_netns.setns(fd, flags=0, libc=_libc())
+                netns.setns(fd, flags=0, libc=_libc())
             finally:
                 os.close(fd)
             outcome.append(_netlink_socket())
@@ -120,7 +127,8 @@ def _libc() -> object:
 def _open_netlink(netns: Optional[str]) -> socket.socket:
     if netns is None:
         return _netlink_socket()
-    if _pyroute2_netns is None:
+    pyroute2_netns = _pyroute2_netns()
+    if pyroute2_netns is None:
         raise XfrmSocketError("pyroute2 is required to open a socket in network namespace %r" % netns)
     path = netns_path(netns)
     # Checked first: pyroute2 would report a missing namespace with less context, and
@@ -128,12 +136,12 @@ def _open_netlink(netns: Optional[str]) -> socket.socket:
     if not os.path.exists(path):
         raise XfrmSocketError("network namespace %r does not exist (%s)" % (netns, path), errno.ENOENT)
     try:
-        return _open_in_thread(path)
+        return _open_in_thread(path, pyroute2_netns)
     except OSError:
         pass  # e.g. a seccomp profile refusing setns for threads: try the helper process
     try:
         # flags=0: never create the namespace (pyroute2's default O_CREAT would).
-        return _pyroute2_netns.create_socket(path, socket.AF_NETLINK, socket.SOCK_RAW, S.NETLINK_XFRM, flags=0)
+        return pyroute2_netns.create_socket(path, socket.AF_NETLINK, socket.SOCK_RAW, S.NETLINK_XFRM, flags=0)
     except OSError as exc:
         raise XfrmSocketError(
             "cannot open an XFRM socket in network namespace %r: %s" % (netns, exc.strerror or exc),

@@ -18,28 +18,37 @@ network-order members, ``'16s'`` for addresses, ``'3x'`` for padding) or another
 
 Both are checked against the C ``sizeof`` when the module is imported.
 
-The pyroute2 message classes and the Marshal at the bottom are built only when pyroute2
-is importable: ansible-test's import sanity test loads this file without it, and modules
-report the absence with ``missing_required_lib('pyroute2')`` from ``HAS_PYROUTE2`` and
-``PYROUTE2_IMPORT_ERROR``.
+pyroute2 is never imported here when this file is loaded: importing it costs more than the
+rest of a module run (``pyroute2/__init__`` loads all of pyroute2), and neither the fast
+codec nor a socket in the current network namespace needs it. ``HAS_PYROUTE2`` and
+``PYROUTE2_IMPORT_ERROR`` say whether it can be imported (``importlib.util.find_spec``, which
+locates the package without running it; modules report its absence with
+``missing_required_lib('pyroute2')``). The pyroute2 message classes and the Marshal at the
+bottom (tests compare the fast codec with them) are built on first access to one of their
+names, and only when pyroute2 imports: ansible-test's import sanity test loads this file
+without it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 import traceback
 from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
-try:
-    from pyroute2.netlink import nla, nla_base_string, nlmsg, nlmsg_base
-    from pyroute2.netlink import nlmsg_decoder_generic, nlmsg_encoder_generic
-    from pyroute2.netlink.marshal import Marshal
-except ImportError:  # pragma: no cover - exercised by ansible-test's import sanity test
-    HAS_PYROUTE2 = False
-    PYROUTE2_IMPORT_ERROR: Optional[str] = traceback.format_exc()
-else:
-    HAS_PYROUTE2 = True
-    PYROUTE2_IMPORT_ERROR = None
+
+def _find_pyroute2() -> Tuple[bool, Optional[str]]:
+    """(whether pyroute2 can be imported, why not), without importing it."""
+    try:
+        spec = importlib.util.find_spec("pyroute2")
+    except (ImportError, ValueError):  # pragma: no cover - a broken installation or import hook
+        return False, traceback.format_exc()
+    if spec is None:
+        return False, "ModuleNotFoundError: No module named 'pyroute2'"
+    return True, None
+
+
+HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR = _find_pyroute2()
 
 # ---------------------------------------------------------------------------------------
 # Netlink constants (linux/netlink.h)
@@ -439,7 +448,24 @@ XFRMA_NAMES: Tuple[Tuple[int, str, str], ...] = (
 # codec does not use them on the hot path; tests prove both produce identical bytes, and
 # they decode anything (including error echoes) for diagnostics.
 
-if HAS_PYROUTE2:
+# Names built by _pyroute2_classes, resolved on first access by the module __getattr__.
+PYROUTE2_CLASS_NAMES = frozenset((
+    "MarshalXfrm",
+    "xfrm_dump_msg",
+    "xfrm_msg",
+    "xfrm_usersa_id_msg",
+    "xfrm_usersa_info_msg",
+    "xfrm_userpolicy_id_msg",
+    "xfrm_userpolicy_info_msg",
+    "xfrm_userspi_info_msg",
+))
+
+
+def _pyroute2_classes() -> Dict[str, Any]:
+    """The pyroute2 message classes (imports pyroute2; ImportError when it cannot)."""
+    from pyroute2.netlink import nla, nla_base_string, nlmsg, nlmsg_base
+    from pyroute2.netlink import nlmsg_decoder_generic, nlmsg_encoder_generic
+    from pyroute2.netlink.marshal import Marshal
 
     class _key_tail:
         """Field type for the key bytes that end xfrm_algo*; its length comes from
@@ -573,3 +599,17 @@ if HAS_PYROUTE2:
             XFRM_MSG_DELPOLICY: xfrm_userpolicy_id_msg,
             XFRM_MSG_GETPOLICY: xfrm_userpolicy_id_msg,
         }
+
+    return {name: value for name, value in locals().items() if name in PYROUTE2_CLASS_NAMES}
+
+
+def __getattr__(name: str) -> Any:
+    """The pyroute2 classes, built on first use (PEP 562); AttributeError without pyroute2."""
+    if name not in PYROUTE2_CLASS_NAMES:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    try:
+        classes = _pyroute2_classes()
+    except ImportError:
+        raise AttributeError("%s needs pyroute2, which cannot be imported" % name) from None
+    globals().update(classes)
+    return classes[name]

@@ -1,0 +1,347 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The endpoint module's logic on a simulated kernel (issue 7, P2), and what it imports.
+
+``reconcile_node`` runs against a fake adapter that serves dump messages built with the codec
+(as the kernel sends them) and records what is applied:
+
+* on a converged node nothing is applied and nothing is decoded, and the values Ansible
+  masks are exactly those of a full reconcile (keys file, desired keys, installed keys);
+* one installed SA or policy that differs in one field is found and replaced;
+* the module path in the current network namespace never imports pyroute2, and
+  ``HAS_PYROUTE2`` is found without importing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from typing import Any, Dict, List, Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.netsec.ipsec.plugins.module_utils import _derive
+from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module as endpoint
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key, all_secrets, load_keys_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
+from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID, PlanError
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import build_desired, secrets_of
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import ApplyResult, DumpedEntries
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+    ALGO_AEAD,
+    DIR_IN,
+    Algorithm,
+    XfrmPolicy,
+    XfrmState,
+)
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.test_records import (
+    dumped_policy,
+    dumped_state,
+)
+
+BOOT_ID = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa"
+GCM_KEY = "3+ rfc4106(gcm(aes)) 0x%s 128\n" % bytes(range(40, 60)).hex()
+
+
+class FakeModule:
+    check_mode = False
+    _diff = False
+
+    def __init__(self) -> None:
+        self.no_log_values: set = set()
+        self.warnings: List[str] = []
+
+    def warn(self, warning: str) -> None:
+        self.warnings.append(warning)
+
+    def fail_json(self, **result: Any) -> None:
+        raise AssertionError("module failed: %s" % result.get("msg"))
+
+
+class FakeKernel:
+    """The adapter's dump and apply, on messages the codec builds as the kernel would."""
+
+    states: List[XfrmState] = []
+    policies: List[XfrmPolicy] = []
+    applied: List[Any] = []
+    decoded: List[int] = []
+
+    def __init__(self, netns: Any = None) -> None:
+        pass
+
+    def __enter__(self) -> "FakeKernel":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass
+
+    @staticmethod
+    def _entries(messages: Sequence[bytes], read_record: Any, decode: Any) -> DumpedEntries:
+        entries = []
+        for message in messages:
+            record = read_record(message, 16, len(message))
+            if record is not None:
+                entries.append((record, message, 16, len(message)))
+
+        def counted(data: bytes, start: int, end: int) -> Any:
+            FakeKernel.decoded.append(start)
+            return decode(data, start, end)
+
+        return DumpedEntries(entries, counted)
+
+    def dump_state_records(self) -> DumpedEntries:
+        return self._entries([dumped_state(s) for s in self.states], C.decode_state_record, C.decode_state)
+
+    def dump_policy_records(self) -> DumpedEntries:
+        return self._entries([dumped_policy(p) for p in self.policies], C.decode_policy_record, C.decode_policy)
+
+    def apply(self, operations: Sequence[Any]) -> ApplyResult:
+        for operation in operations:
+            C.encode_for(operation.verb, operation.obj)
+        FakeKernel.applied.extend(operations)
+        return ApplyResult(applied=tuple(operations))
+
+
+@pytest.fixture
+def node(tmp_path: Any, monkeypatch: Any) -> Dict[str, Any]:
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(GCM_KEY)
+    params = dict(
+        keys_file=str(keys_file), local=dict(addresses=["10.99.0.1"], subnets=None),
+        peers=[dict(name="peer%d" % index, addresses=["10.98.0.%d" % (index + 2)], subnets=None,
+                    boot_id=str(uuid.UUID(int=index + 1, version=4)), inbound_level=None, outbound="enable")
+               for index in range(5)],
+        per_pair_keys=True, out_spi=None, outbound=True, phase="all", inbound_level="required",
+        bypass=[dict(proto="tcp", port=22)], marks="none", reqid=DEFAULT_REQID, state="present", purge=True,
+    )
+    desired = build_desired(endpoint.local_node(params, BOOT_ID), endpoint.peers_of(params),
+                            load_keys_file(str(keys_file)), endpoint.plan_options(params))
+    monkeypatch.setattr(endpoint, "XfrmKernel", FakeKernel)
+    monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    FakeKernel.states = list(desired.states)
+    FakeKernel.policies = list(desired.policies)
+    FakeKernel.applied = []
+    FakeKernel.decoded = []
+    return dict(params=params, desired=desired, keys_file=str(keys_file))
+
+
+def expected_secrets(node: Dict[str, Any]) -> set:
+    """What the module masked before the fast path: keys file, desired keys, installed keys."""
+    return (set(all_secrets(load_keys_file(node["keys_file"]))) | set(secrets_of(node["desired"].states))
+            | set(secrets_of(FakeKernel.states)))
+
+
+def test_converged_node_applies_nothing_decodes_nothing_and_masks_the_same(node: Dict[str, Any]) -> None:
+    module = FakeModule()
+    result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
+    assert not result["changed"] and FakeKernel.applied == [] and FakeKernel.decoded == []
+    assert result["sas"]["unchanged"] == 10 and result["policies"]["unchanged"] == 14
+    assert module.no_log_values == expected_secrets(node)
+
+
+def test_foreign_sa_keys_are_masked_on_a_converged_node(node: Dict[str, Any]) -> None:
+    foreign = XfrmState(src="192.0.2.1", dst="192.0.2.2", spi=0x99, reqid=4242,
+                        aead=Algorithm(ALGO_AEAD, "rfc4106(gcm(aes))", bytes(range(100, 120)), 128))
+    FakeKernel.states.append(foreign)
+    module = FakeModule()
+    result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
+    assert not result["changed"] and len(FakeKernel.decoded) == 1
+    assert module.no_log_values == expected_secrets(node)
+    assert bytes(range(100, 120)).hex() in module.no_log_values
+
+
+@pytest.mark.parametrize("field", ["key", "spi", "replay_window", "esn"])
+def test_one_field_of_one_installed_sa_differs(node: Dict[str, Any], field: str) -> None:
+    index = 3
+    wanted = FakeKernel.states[index]
+    aead = wanted.aead
+    assert aead is not None
+    stale = {
+        "key": lambda: dataclasses.replace(wanted, aead=dataclasses.replace(aead, key=bytes(20))),
+        "spi": lambda: dataclasses.replace(wanted, spi=wanted.spi + 1),
+        "replay_window": lambda: dataclasses.replace(wanted, replay_window=512),
+        "esn": lambda: dataclasses.replace(wanted, esn=False),
+    }[field]()
+    FakeKernel.states[index] = stale
+    module = FakeModule()
+    result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
+    assert result["changed"]
+    operations = [(op.verb, op.obj) for op in FakeKernel.applied]
+    assert ("add", wanted) in operations
+    if field == "spi":  # another identity: the stale SA is purged, the wanted one added
+        assert sorted(verb for verb, _obj in operations) == ["add", "delete"] and ("delete", stale) in operations
+    else:
+        assert operations == [("delete", stale), ("add", wanted)]
+    assert module.no_log_values == expected_secrets(node)
+
+
+def test_an_installed_sa_of_another_reqid_where_a_desired_one_belongs_is_refused(node: Dict[str, Any]) -> None:
+    wanted = FakeKernel.states[3]
+    FakeKernel.states[3] = dataclasses.replace(wanted, reqid=wanted.reqid + 1)
+    with pytest.raises(PlanError, match="does not own"):
+        endpoint.reconcile_node(FakeModule(), node["params"], BOOT_ID)
+    assert FakeKernel.applied == []
+
+
+@pytest.mark.parametrize("field", ["level", "priority", "template_spi", "missing"])
+def test_one_field_of_one_installed_policy_differs(node: Dict[str, Any], field: str) -> None:
+    index = next(i for i, p in enumerate(FakeKernel.policies) if p.dir == DIR_IN and p.templates)
+    wanted = FakeKernel.policies[index]
+    template = wanted.templates[0]
+    if field == "missing":
+        del FakeKernel.policies[index]
+    else:
+        FakeKernel.policies[index] = {
+            "level": lambda: dataclasses.replace(wanted, templates=(dataclasses.replace(template, optional=True),)),
+            "priority": lambda: dataclasses.replace(wanted, priority=wanted.priority + 1),
+            "template_spi": lambda: dataclasses.replace(wanted, templates=(dataclasses.replace(template, spi=7),)),
+        }[field]()
+    result = endpoint.reconcile_node(FakeModule(), node["params"], BOOT_ID)
+    assert result["changed"]
+    assert [(op.verb, op.obj) for op in FakeKernel.applied] == [("add" if field == "missing" else "update", wanted)]
+
+
+# ---------------------------------------------------------------------------------------
+# Secrets and key derivation on their fast paths
+
+
+def test_secrets_of_spells_every_key_as_all_secrets_does(node: Dict[str, Any]) -> None:
+    states = list(node["desired"].states) + [
+        XfrmState(src="192.0.2.1", dst="192.0.2.2", spi=1, auth=Algorithm("auth", "hmac(sha1)", b"a" * 20, 96),
+                  crypt=Algorithm("crypt", "cbc(aes)", b"c" * 16)),
+        XfrmState(src="192.0.2.1", dst="192.0.2.3", spi=2, aead=Algorithm(ALGO_AEAD, "x", b"", 128))]
+    expected = set()
+    for state in states:
+        for algorithm in state.algorithms():
+            if algorithm.key:
+                holder = Key(spi=1, form=FORM_AEAD, aead_name="k", aead_key=bytes(algorithm.key), icv_bits=0)
+                expected |= set(all_secrets(holder))
+    assert set(secrets_of(states)) == expected
+    assert endpoint._with_other_keys(states, node["desired"].states) == states[-2:]
+
+
+def _reference_derive_key(master: Any, src: Any, dst: Any, src_boot: Any, dst_boot: Any) -> bytes:
+    """derive_key as it was before its fast path (every input checked each time)."""
+    src_bytes = _derive.address_bytes(src, "source address")
+    dst_bytes = _derive.address_bytes(dst, "destination address")
+    src_boot_bytes = _derive.boot_id_bytes(src_boot, "source %s" % src)
+    dst_boot_bytes = _derive.boot_id_bytes(dst_boot, "destination %s" % dst)
+    if not isinstance(master, (bytes, bytearray)):
+        raise _derive.KeyDerivationError("the master key must be bytes")
+    if not master:
+        return b""
+    if len(master) > _derive.MAX_KEY_BYTES:
+        raise _derive.KeyDerivationError("a %d-byte key is too long to derive per-pair keys from "
+                                         "(at most %d bytes)" % (len(master), _derive.MAX_KEY_BYTES))
+    function = hashlib.sha256 if len(master) <= _derive.SHA256_MAX_KEY_BYTES else hashlib.sha512
+    return function(bytes(master) + src_bytes + dst_bytes + src_boot_bytes + dst_boot_bytes).digest()[:len(master)]
+
+
+def _outcome(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except (_derive.KeyDerivationError, TypeError) as error:
+        return type(error), str(error)
+
+
+ADDRESSES = st.sampled_from(["10.0.0.1", "10.0.0.2", "fd00::1", "::ffff:10.0.0.3", "10.0.0.999", "", "x"])
+BOOT_IDS = st.one_of(st.sampled_from([BOOT_ID, BOOT_ID + "\n", BOOT_ID.upper(), BOOT_ID[:-1], "", BOOT_ID + "0"]),
+                     st.uuids().map(str), st.none(), st.integers())
+MASTERS = st.one_of(st.binary(max_size=80), st.binary(min_size=1, max_size=40).map(bytearray), st.none(),
+                    st.text(max_size=4))
+
+
+@settings(max_examples=400, deadline=None)
+@given(MASTERS, ADDRESSES, ADDRESSES, BOOT_IDS, BOOT_IDS)
+def test_derive_key_fast_path_gives_the_same_keys_and_errors(master: Any, src: str, dst: str, src_boot: Any,
+                                                             dst_boot: Any) -> None:
+    assert _outcome(_derive.derive_key, master, src, dst, src_boot, dst_boot) == _outcome(
+        _reference_derive_key, master, src, dst, src_boot, dst_boot)
+
+
+# ---------------------------------------------------------------------------------------
+# pyroute2 is not imported on the module path (it costs more than the rest of a run)
+
+
+def test_module_path_does_not_import_pyroute2() -> None:
+    code = (
+        "import sys\n"
+        "from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module, _xfrm_info_module\n"
+        "from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_socket, xfrm_structs\n"
+        "from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import HAS_PYROUTE2\n"
+        "print(HAS_PYROUTE2, any(name.split('.')[0] == 'pyroute2' for name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(importlib.util.find_spec("pyroute2") is not None), "False"]
+
+
+@pytest.mark.skipif(not S.HAS_PYROUTE2, reason="pyroute2 is needed for its classes")
+def test_pyroute2_classes_are_built_on_first_use() -> None:
+    assert S.MarshalXfrm.msg_map[S.XFRM_MSG_NEWSA] is S.xfrm_usersa_info_msg
+    assert issubclass(S.xfrm_userpolicy_info_msg, S.xfrm_msg)
+    with pytest.raises(AttributeError):
+        S.no_such_class  # pylint: disable=pointless-statement
+
+
+# ---------------------------------------------------------------------------------------
+# skip_when_converged: the first rollout phase recognises a node that holds the end state
+
+def _first_phase(params: Dict[str, Any], **changes: Any) -> Dict[str, Any]:
+    """The role's phase 1 arguments: every peer not yet vouched for (keep), the final check on."""
+    peers = [dict(peer, inbound_level="keep", outbound="keep") for peer in params["peers"]]
+    return dict(params, **dict(dict(peers=peers, phase="inbound", skip_when_converged=True), **changes))
+
+
+def test_first_phase_on_a_node_holding_the_end_state_is_converged(node: Dict[str, Any]) -> None:
+    module = FakeModule()
+    result = endpoint.reconcile_node(module, _first_phase(node["params"]), BOOT_ID)
+    assert result["converged"] is True and not result["changed"] and FakeKernel.applied == []
+    assert module.no_log_values == expected_secrets(node)
+
+
+def test_first_phase_without_the_check_is_not_converged(node: Dict[str, Any]) -> None:
+    result = endpoint.reconcile_node(FakeModule(), _first_phase(node["params"], skip_when_converged=False), BOOT_ID)
+    assert result["converged"] is False and not result["changed"]
+
+
+@pytest.mark.parametrize("difference", ["missing-out-sa", "in-policy-level-use", "stale-key", "extra-owned-sa"])
+def test_first_phase_on_a_node_that_differs_runs_the_phase(node: Dict[str, Any], difference: str) -> None:
+    out_index = next(i for i, s in enumerate(FakeKernel.states) if s.src == "10.99.0.1")
+    in_policy = next(i for i, p in enumerate(FakeKernel.policies) if p.dir == DIR_IN and p.templates)
+    if difference == "missing-out-sa":
+        del FakeKernel.states[out_index]
+    elif difference == "in-policy-level-use":
+        policy = FakeKernel.policies[in_policy]
+        FakeKernel.policies[in_policy] = dataclasses.replace(
+            policy, templates=tuple(dataclasses.replace(t, optional=True) for t in policy.templates))
+    elif difference == "stale-key":
+        state = FakeKernel.states[out_index]
+        FakeKernel.states[out_index] = dataclasses.replace(state, aead=dataclasses.replace(state.aead, key=bytes(20)))
+    else:
+        extra = dataclasses.replace(FakeKernel.states[out_index], dst="10.98.0.99", spi=0x30000099)
+        FakeKernel.states.append(extra)
+    result = endpoint.reconcile_node(FakeModule(), _first_phase(node["params"]), BOOT_ID)
+    assert result["converged"] is False
+    # The inbound phase only adds and updates the IN side: it never touches the OUT SA.
+    for operation in FakeKernel.applied:
+        assert not (isinstance(operation.obj, XfrmState) and operation.obj.src == "10.99.0.1"), operation
+
+
+def test_an_explicit_level_is_kept_in_the_final_check(node: Dict[str, Any]) -> None:
+    """A peer given inbound_level use (an override, not keep) stays use in the end state, so a
+    node holding required for it is not converged."""
+    params = _first_phase(node["params"])
+    params["peers"][0] = dict(params["peers"][0], inbound_level="use")
+    result = endpoint.reconcile_node(FakeModule(), params, BOOT_ID)
+    assert result["converged"] is False
