@@ -26,6 +26,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
+from safety_lab import entry_blocks
+
 REPO = Path(__file__).resolve().parents[2]
 REQID = 0x6E736563
 BAND = (0x6E00, 0x6FFF)
@@ -64,17 +66,6 @@ def secret_forms(material: bytes) -> List[str]:
 
 # --------------------------------------------------------------------------- kernel dumps
 
-def _blocks(text: str) -> List[str]:
-    """`ip xfrm` output split into one text block per entry."""
-    blocks: List[str] = []
-    for line in text.splitlines():
-        if line and not line[0].isspace():
-            blocks.append(line)
-        elif blocks:
-            blocks[-1] += "\n" + line
-    return blocks
-
-
 def _owned_policy(block: str) -> bool:
     if "reqid %d " % REQID in block + " ":
         return True
@@ -97,11 +88,11 @@ class Dump:
 
     @property
     def states(self) -> List[str]:
-        return _blocks(self.state)
+        return entry_blocks(self.state)
 
     @property
     def policies(self) -> List[str]:
-        return _blocks(self.policy)
+        return entry_blocks(self.policy)
 
     def owned_states(self) -> List[str]:
         return [b for b in self.states if "reqid %d " % REQID in b + " "]

@@ -235,7 +235,8 @@ def losses_in_context(figures: Dict[str, Any], run: "Run") -> Dict[str, List[str
     return found
 
 
-def _blocks(text: str) -> List[str]:
+def entry_blocks(text: str) -> List[str]:
+    """`ip xfrm` output split into one text block per entry."""
     blocks: List[str] = []
     for line in text.splitlines():
         if line and not line[0].isspace():
@@ -275,7 +276,7 @@ def comparable(dumps: Dict[str, Tuple[str, str]]) -> Dict[str, Tuple[str, str]]:
 
 
 def owned_sa_count(state_text: str) -> int:
-    return sum(1 for block in _blocks(state_text) if "reqid %d " % REQID in block)
+    return sum(1 for block in entry_blocks(state_text) if "reqid %d " % REQID in block)
 
 
 def sa_keys(state_text: str) -> List[bytes]:

@@ -25,7 +25,7 @@ import os
 import re
 import time
 
-from safety_lab import (MASTER, REQID, Ansible, assert_check_mode_unchanged, inventory_with_group, key_line,
+from safety_lab import (MASTER, REQID, Ansible, entry_blocks, assert_check_mode_unchanged, inventory_with_group, key_line,
                         out_dir, report, sa_keys, scan_for_keys, text_leaks, xfrm_dumps)
 
 BAND = (28160, 28671)
@@ -47,16 +47,6 @@ xfrm policy add src 192.168.0.0/16 dst 192.168.0.0/16 dir in priority 2500 actio
 FOREIGN_KEYS = ("5e" * 20, "6f" * 16, "7a" * 32)
 
 
-def _blocks(text):
-    blocks = []
-    for line in text.splitlines():
-        if line and not line[0].isspace():
-            blocks.append(line)
-        elif blocks:
-            blocks[-1] += "\n" + line
-    return blocks
-
-
 def _owned(block):
     if "reqid %d " % REQID in block + " ":
         return True
@@ -65,12 +55,12 @@ def _owned(block):
 
 
 def foreign_lines(dumps):
-    return {node: ([b for b in _blocks(state) if not _owned(b)], [b for b in _blocks(policy) if not _owned(b)])
+    return {node: ([b for b in entry_blocks(state) if not _owned(b)], [b for b in entry_blocks(policy) if not _owned(b)])
             for node, (state, policy) in dumps.items()}
 
 
 def owned_counts(dumps):
-    return {node: (sum(_owned(b) for b in _blocks(state)), sum(_owned(b) for b in _blocks(policy)))
+    return {node: (sum(_owned(b) for b in entry_blocks(state)), sum(_owned(b) for b in entry_blocks(policy)))
             for node, (state, policy) in dumps.items()}
 
 
@@ -96,7 +86,7 @@ def test_foreign_entries_and_secrets_through_a_life_cycle(inventory_path, lab_no
     def after(step, expect_owned=None):
         dumps = xfrm_dumps(lab_exec, nodes)
         for node, (state, _policy) in dumps.items():
-            derived.update(key for key in sa_keys("\n".join(b for b in _blocks(state) if _owned(b))))
+            derived.update(key for key in sa_keys("\n".join(b for b in entry_blocks(state) if _owned(b))))
         assert foreign_lines(dumps) == baseline, "foreign entries changed by: %s" % step
         counts = owned_counts(dumps)
         steps[step] = {"owned_sas_policies": counts, "seconds": round(ansible.runs[-1].seconds, 1)}
@@ -115,7 +105,7 @@ def test_foreign_entries_and_secrets_through_a_life_cycle(inventory_path, lab_no
     ansible.playbook("playbooks/mesh.yml", extra_vars=v1, args=verbose, inventory=two)
     purged = after("purge node3")
     for node in nodes[:2]:
-        assert addresses[nodes[2]] not in "".join(b for b in _blocks(purged[node][0]) if _owned(b)), node
+        assert addresses[nodes[2]] not in "".join(b for b in entry_blocks(purged[node][0]) if _owned(b)), node
 
     ansible.playbook("playbooks/rotate.yml", extra_vars={"ipsec_keys_content": key_line(2), "ipsec_rotate_grace": 1},
                      args=verbose)
