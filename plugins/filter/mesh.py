@@ -13,6 +13,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     boot_ids_from_results,
     current_keys_from_results,
     forwarding_needs,
+    member_variables,
     mesh_peers,
 )
 
@@ -30,8 +31,12 @@ def _mesh_boot_ids(play_hosts, hostvars, variable, outside_results=None):
     return boot_ids_from_results(play_hosts, hostvars, variable, outside_results)
 
 
-def _mesh_current_keys(play_hosts, hostvars, variable, outside_results, local_host):
+def _mesh_current_keys(play_hosts, hostvars, variable, outside_results, local_host=None):
     return current_keys_from_results(play_hosts, hostvars, variable, outside_results, local_host)
+
+
+def _mesh_members(members, hostvars):
+    return member_variables(members, hostvars)
 
 
 def _mesh_forwarding(addresses, subnets=()):
@@ -60,6 +65,7 @@ class FilterModule:
             "mesh_peers": _mesh_peers,
             "mesh_boot_ids": _mesh_boot_ids,
             "mesh_current_keys": _mesh_current_keys,
+            "mesh_members": _mesh_members,
             "mesh_forwarding": _mesh_forwarding,
             "mesh_status": _mesh_status,
         }

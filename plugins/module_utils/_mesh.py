@@ -28,6 +28,10 @@ class MeshInventoryError(ValueError):
 
 
 PEER_OVERRIDE_FIELDS = ("addresses", "subnets", "inbound_level", "outbound", "boot_id")
+ADDRESSES_VARIABLE = "ipsec_addresses"
+SUBNETS_VARIABLE = "ipsec_subnets"
+# What mesh_peers reads of each member's host variables.
+MEMBER_VARIABLES = (ADDRESSES_VARIABLE, SUBNETS_VARIABLE)
 LEVEL_REQUIRED = "required"
 LEVEL_KEEP = "keep"
 OUTBOUND_ENABLE = "enable"
@@ -95,11 +99,11 @@ def mesh_peers(
         variables = hostvars[member]
         peer: Dict[str, Any] = {
             "name": member,
-            "addresses": host_addresses(member, variables.get("ipsec_addresses")),
+            "addresses": host_addresses(member, variables.get(ADDRESSES_VARIABLE)),
             "inbound_level": LEVEL_REQUIRED if member in encrypting else LEVEL_KEEP,
             "outbound": OUTBOUND_ENABLE if member in inbound_ready else OUTBOUND_KEEP,
         }
-        subnets = host_subnets(member, variables.get("ipsec_subnets"))
+        subnets = host_subnets(member, variables.get(SUBNETS_VARIABLE))
         if subnets:
             peer["subnets"] = subnets
         if boot_ids.get(member):
@@ -172,10 +176,11 @@ def boot_ids_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, Mapp
 
 
 def current_keys_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]],
-                              variable: str, outside_results: Any, local_host: str) -> List[str]:
+                              variable: str, outside_results: Any, local_host: Optional[str] = None) -> List[str]:
     """The current keys (masked key lines, as ``xfrm_info`` reports them) that the members
-    other than ``local_host`` hold, read by the same two steps as the boot ids, sorted and
-    without repeats: what ``xfrm_keys`` may repair ``local_host``'s key to."""
+    (other than ``local_host``, when given) hold, read by the same two steps as the boot ids,
+    sorted and without repeats: what ``xfrm_keys`` may repair a node's key to. A node's own
+    key in the list changes nothing: it is never the new key when the node's key changes."""
     found = set()
     for host in play_hosts:
         if host != local_host:
@@ -184,6 +189,17 @@ def current_keys_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, 
         if result.get("item") != local_host:
             found.add(_field_of(result, "current_key"))
     return sorted(line for line in found if line)
+
+
+def member_variables(members: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """The host variables ``mesh_peers`` reads, per member: computed once per run, so that
+    building each node's peers does not look up every member's ``hostvars`` again (each lookup
+    assembles all of that host's variables, which grows as members squared)."""
+    found: Dict[str, Dict[str, Any]] = {}
+    for member in members:
+        variables = hostvars[member]
+        found[member] = {name: variables.get(name) for name in MEMBER_VARIABLES}
+    return found
 
 
 def _field_of(result: Any, field: str) -> Optional[str]:

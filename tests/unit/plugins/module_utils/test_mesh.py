@@ -10,6 +10,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     MeshInventoryError,
     boot_ids_from_results,
     current_keys_from_results,
+    member_variables,
     forwarding_needs,
     mesh_peers,
 )
@@ -98,6 +99,15 @@ def test_current_keys_of_the_other_members():
     assert current_keys_from_results(play, hostvars, "ipsec_node_info", outside, "node1") == [line_b]
     assert current_keys_from_results(play, hostvars, "ipsec_node_info", outside, "node2") == [line_a, line_b]
     assert current_keys_from_results(play, hostvars, "ipsec_node_info", None, "node2") == [line_a]
+
+
+def test_member_variables_give_the_same_peers_as_hostvars():
+    members = member_variables(MEMBERS, HOSTVARS)
+    assert set(members) == set(MEMBERS)
+    assert all(set(variables) == {"ipsec_addresses", "ipsec_subnets"} for variables in members.values())
+    for local in MEMBERS:
+        assert mesh_peers(MEMBERS, members, local, BOOT, ["node2"], ["node3"]) == \
+            mesh_peers(MEMBERS, HOSTVARS, local, BOOT, ["node2"], ["node3"])
 
 
 def test_forwarding_needs():
