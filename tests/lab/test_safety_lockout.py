@@ -59,11 +59,18 @@ class NodeAnsible:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False, cwd=str(REPO))
         proc.seconds = time.monotonic() - started
         (self.work / (name + ".log")).write_text(proc.stdout + "\n--- stderr\n" + proc.stderr)
-        proc.results = json.loads(results_file.read_text()) if results_file.exists() else []
+        proc.results = self._results(results_file)
         proc.returncode_ok = expect_rc is None or proc.returncode == expect_rc
         self.runs.append(proc)
         assert proc.returncode_ok, "%s exited %d\n%s\n%s" % (playbook, proc.returncode, proc.stdout[-10000:], proc.stderr[-3000:])
         return proc
+
+    def _results(self, results_file):
+        """The results Ansible wrote inside the node, read through the node: a checkout under
+        /tmp is the node's own copy-on-write /tmp there, so the file is not visible outside."""
+        shown = subprocess.run(["lab-exec", self.node, "cat", str(results_file)], capture_output=True, text=True,
+                               timeout=60, check=False)
+        return json.loads(shown.stdout) if shown.returncode == 0 and shown.stdout.strip() else []
 
 
 @pytest.fixture(scope="module")
