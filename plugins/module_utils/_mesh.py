@@ -20,7 +20,7 @@ so a partial run (``--limit``, a failed host) never breaks or downgrades a conve
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 
 class MeshInventoryError(ValueError):
@@ -164,14 +164,10 @@ def boot_ids_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, Mapp
     left out: such a peer keeps its existing SAs everywhere (the module names it).
     """
     boot_ids: Dict[str, str] = {}
-    for host in play_hosts:
-        boot_id = _boot_id_of(hostvars[host].get(variable))
-        if boot_id:
-            boot_ids[host] = boot_id
-    for result in (outside_results or {}).get("results", []) if isinstance(outside_results, Mapping) else []:
-        boot_id = _boot_id_of(result)
-        if boot_id and result.get("item"):
-            boot_ids[str(result["item"])] = boot_id
+    for host, result in _member_reads(play_hosts, hostvars, variable, outside_results):
+        boot_id = str(result.get("boot_id") or "").strip()
+        if boot_id and host:
+            boot_ids[str(host)] = boot_id
     return boot_ids
 
 
@@ -181,14 +177,9 @@ def current_keys_from_results(play_hosts: Sequence[str], hostvars: Mapping[str, 
     (other than ``local_host``, when given) hold, read by the same two steps as the boot ids,
     sorted and without repeats: what ``xfrm_keys`` may repair a node's key to. A node's own
     key in the list changes nothing: it is never the new key when the node's key changes."""
-    found = set()
-    for host in play_hosts:
-        if host != local_host:
-            found.add(_field_of(hostvars[host].get(variable), "current_key"))
-    for result in (outside_results or {}).get("results", []) if isinstance(outside_results, Mapping) else []:
-        if result.get("item") != local_host:
-            found.add(_field_of(result, "current_key"))
-    return sorted(line for line in found if line)
+    found = {str(result["current_key"]) for host, result in _member_reads(play_hosts, hostvars, variable, outside_results)
+             if host != local_host and result.get("current_key")}
+    return sorted(found)
 
 
 def member_variables(members: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
@@ -202,18 +193,22 @@ def member_variables(members: Sequence[str], hostvars: Mapping[str, Mapping[str,
     return found
 
 
-def _field_of(result: Any, field: str) -> Optional[str]:
-    if not isinstance(result, Mapping) or result.get("failed") or result.get("unreachable") or result.get("skipped"):
-        return None
-    value = result.get(field)
-    return str(value) if value else None
+def _member_reads(play_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]], variable: str,
+                  outside_results: Any) -> Iterator[Tuple[Any, Mapping[str, Any]]]:
+    """(host, result) of every successful ``xfrm_info`` read: what each play host registered
+    as ``variable``, then the items of the delegated loop over members outside the play (the
+    host there is the loop item, None when missing). Failed, unreachable and skipped reads are
+    left out."""
+    for host in play_hosts:
+        if _usable(hostvars[host].get(variable)):
+            yield host, hostvars[host][variable]
+    for result in (outside_results or {}).get("results", []) if isinstance(outside_results, Mapping) else []:
+        if _usable(result):
+            yield result.get("item"), result
 
 
-def _boot_id_of(result: Any) -> Optional[str]:
-    if not isinstance(result, Mapping) or result.get("failed") or result.get("unreachable") or result.get("skipped"):
-        return None
-    boot_id = result.get("boot_id")
-    return str(boot_id).strip() if boot_id else None
+def _usable(result: Any) -> bool:
+    return isinstance(result, Mapping) and not (result.get("failed") or result.get("unreachable") or result.get("skipped"))
 
 
 def forwarding_needs(addresses: Sequence[str], subnets: Sequence[str]) -> Dict[str, bool]:
