@@ -694,6 +694,20 @@ def read_keys_bytes(path: Union[str, "os.PathLike[str]"]) -> bytes:
     return data
 
 
+def desired_keys(content: Optional[str], keys: Optional[Sequence[Mapping[str, Any]]]
+                 ) -> Optional[Tuple[KeysFile, bytes]]:
+    """The keys and the exact bytes a keys file should hold, from option ``content`` (a
+    newline is added when missing) or option ``keys`` (rendered canonically); None when
+    neither is given. Raises ``KeysFileError`` naming the option and line."""
+    if content is not None:
+        text = content if content.endswith("\n") else content + "\n"
+        return parse_keys_text(text, "option content"), text.encode("ascii")
+    if keys is not None:
+        keys_file = keys_from_dicts(keys, "option keys")
+        return keys_file, render_keys_file(keys_file).encode("ascii")
+    return None
+
+
 _DICT_FIELDS_AEAD = ("aead", "aead_key", "icv_bits")
 _DICT_FIELDS_AUTH_ENC = ("auth", "auth_key", "enc", "enc_key")
 _DICT_FIELDS = ("spi", "plus") + _DICT_FIELDS_AEAD + _DICT_FIELDS_AUTH_ENC
@@ -864,6 +878,12 @@ def fingerprint(key_material: bytes) -> str:
     return FINGERPRINT_PREFIX + hashlib.sha256(key_material).hexdigest()[:FINGERPRINT_HEX_CHARS]
 
 
+def file_fingerprint(content: bytes) -> str:
+    """Fingerprint of a whole keys file's bytes, in the form of ``fingerprint``: enough to
+    tell whether a node holds the file the controller would write, without the file."""
+    return fingerprint(content)
+
+
 def key_fingerprint(key: Key) -> str:
     """Fingerprint of a key's material. For auth+enc keys the hashed bytes are
     ``len(auth_key)`` as 2 bytes big-endian, then the auth key, then the encryption key, so
@@ -922,21 +942,24 @@ def describe(key: Key) -> Dict[str, Any]:
 
 def key_spellings(key_material: bytes) -> Tuple[str, ...]:
     """The spellings of one non-empty key that might show up in output: lowercase and
-    uppercase hex, both also with ``0x``, standard and URL-safe base64, with and without
-    padding."""
+    uppercase hex, standard and URL-safe base64 without padding.
+
+    Ansible masks every occurrence of a ``no_log_values`` string inside a longer one, so the
+    ``0x`` and padded forms, which contain these, need no entries of their own (each entry is
+    one more replace over every string of a result: a 1000-peer result has 4000 lines).
+    """
     lower = key_material.hex()
-    upper = lower.upper()
-    encoded = base64.b64encode(key_material).decode("ascii")
-    url_safe = base64.urlsafe_b64encode(key_material).decode("ascii")
-    return (lower, upper, HEX_PREFIX + lower, HEX_PREFIX + upper, encoded, encoded.rstrip("="), url_safe,
-            url_safe.rstrip("="))
+    encoded = base64.b64encode(key_material).decode("ascii").rstrip("=")
+    url_safe = base64.urlsafe_b64encode(key_material).decode("ascii").rstrip("=")
+    if url_safe == encoded:
+        return (lower, lower.upper(), encoded)
+    return (lower, lower.upper(), encoded, url_safe)
 
 
 def all_secrets(keys: Union[KeysFile, Key, Iterable[Key]]) -> List[str]:
     """Every spelling of key material that might show up in output, for ``no_log_values``.
 
-    For each non-empty key: lowercase and uppercase hex, both with ``0x``, standard and
-    URL-safe base64 (with and without padding), and, for a parsed ``KeysFile``, the key
+    For each non-empty key its ``key_spellings`` and, for a parsed ``KeysFile``, the key
     fields exactly as the input wrote them. Empty keys are not secrets and add nothing.
     """
     if isinstance(keys, KeysFile):
@@ -955,8 +978,10 @@ def all_secrets(keys: Union[KeysFile, Key, Iterable[Key]]) -> List[str]:
                 if spelling not in secrets:
                     secrets.append(spelling)
     for token in written:
-        if token and token != EMPTY_KEY_TOKEN and token != HEX_PREFIX and token not in secrets:
-            secrets.append(token)
+        # Without its prefix: the bare digits also mask the prefixed form (see key_spellings).
+        bare = token[len(HEX_PREFIX):] if token[:len(HEX_PREFIX)].lower() == HEX_PREFIX else token
+        if bare and bare != EMPTY_KEY_TOKEN and bare not in secrets:
+            secrets.append(bare)
     return secrets
 
 
