@@ -11,8 +11,10 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._status import mesh_s
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     MeshInventoryError,
     boot_ids_from_results,
+    contract_problems,
     current_keys_from_results,
     forwarding_needs,
+    keys_file_is_current,
     member_variables,
     mesh_peers,
 )
@@ -46,6 +48,14 @@ def _mesh_forwarding(addresses, subnets=()):
         raise AnsibleFilterError(str(error)) from None
 
 
+def _mesh_contract_problems(play_hosts, hostvars, groups, group):
+    return contract_problems(play_hosts, hostvars, groups, group)
+
+
+def _keys_file_is_current(node_info, content=None, keys=None):
+    return keys_file_is_current(node_info, content, keys)
+
+
 def _mesh_status(hosts, hostvars, variable, members):
     nodes = {}
     for host in hosts:
@@ -68,4 +78,6 @@ class FilterModule:
             "mesh_members": _mesh_members,
             "mesh_forwarding": _mesh_forwarding,
             "mesh_status": _mesh_status,
+            "mesh_contract_problems": _mesh_contract_problems,
+            "keys_file_is_current": _keys_file_is_current,
         }

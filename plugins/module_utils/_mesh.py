@@ -22,6 +22,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
+    KEYS_FILE_MODE,
+    KeysFileError,
+    desired_keys,
+    file_fingerprint,
+)
+
 
 class MeshInventoryError(ValueError):
     """An inventory variable that the mesh cannot use; the message names host and variable."""
@@ -223,3 +230,42 @@ def forwarding_needs(addresses: Sequence[str], subnets: Sequence[str]) -> Dict[s
         "ipv6": has_ipv6_tunnel or any(net.version == 6 for net in routed),
         "ipv4": any(net.version == 4 for net in routed),
     }
+
+
+def contract_problems(play_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]],
+                      groups: Mapping[str, Sequence[str]], group: str) -> List[str]:
+    """What breaks the role's inventory contract, one message per host and variable (empty
+    when nothing does): checked once for the whole play, not as one task per host.
+
+    Only what must be a host variable is checked here (``mesh_peers`` reads every member's
+    addresses from ``hostvars``); the key may also be a play or extra variable, which
+    ``hostvars`` does not hold, so the role checks it on each node that needs it."""
+    if group not in groups:
+        return ["the mesh group %s is not in the inventory (variable ipsec_mesh_group)" % group]
+    members = set(groups[group])
+    problems: List[str] = []
+    for host in play_hosts:
+        if host not in members:
+            problems.append("%s: not a member of the mesh group %s" % (host, group))
+        if hostvars[host].get(ADDRESSES_VARIABLE) is None:
+            problems.append("%s: %s is not set" % (host, ADDRESSES_VARIABLE))
+    return problems
+
+
+def keys_file_is_current(node_info: Any, content: Optional[str], keys: Optional[Sequence[Mapping[str, Any]]]) -> bool:
+    """Whether the node's keys file, as ``xfrm_info`` read it, is already the file
+    ``xfrm_keys`` would write from ``content`` or ``keys`` with its default mode, so that the
+    keys task has nothing to do. False whenever that is not certain: no read, both or neither
+    option given, content that does not parse (the keys task then names the problem)."""
+    if not isinstance(node_info, Mapping) or not node_info.get("keys_file_fingerprint"):
+        return False
+    if (content is None) == (keys is None):
+        return False
+    try:
+        desired = desired_keys(None if content is None else str(content), keys)
+    except (KeysFileError, UnicodeError, TypeError, AttributeError):
+        return False
+    if desired is None:
+        return False
+    return (node_info.get("keys_file_mode") == KEYS_FILE_MODE
+            and node_info["keys_file_fingerprint"] == file_fingerprint(desired[1]))

@@ -10,12 +10,16 @@ the entries this collection owns are reported, with key fingerprints, never keys
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Set
+import os
+import stat
+
+from typing import Any, Dict, List, Set
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     MISSING_FILE_REASON,
     KeysFileError,
     all_secrets,
+    file_fingerprint,
     fingerprint,
     parse_keys_text,
     read_keys_bytes,
@@ -51,7 +55,7 @@ def run_module(module: Any) -> None:
     except OSError as error:
         module.fail_json(msg="%s: %s" % (error.filename, error.strerror), **result)
     if params["keys_file"]:
-        result["current_key"] = current_key(module, params["keys_file"])
+        result.update(keys_file_facts(module, params["keys_file"]))
     if params["entries"]:
         if not HAS_PYROUTE2:
             module.fail_json(msg="reading SAs and policies needs pyroute2 on the node: %s" % PYROUTE2_IMPORT_ERROR,
@@ -67,17 +71,31 @@ def run_module(module: Any) -> None:
     module.exit_json(**result)
 
 
-def current_key(module: Any, path: str) -> Optional[str]:
-    """The keys file's current key as a masked line (key id, algorithms, fingerprint), or
-    None when the file is missing or does not parse (the keys task reports why)."""
+def keys_file_facts(module: Any, path: str) -> Dict[str, Any]:
+    """What the node's keys file holds, without a key: its current key as a masked line
+    (key id, algorithms, fingerprint; None when the file is missing or does not parse, the
+    keys task reports why), the fingerprint of its bytes and its permission bits (None when
+    it is missing), so the mesh role can tell whether the keys task has anything to do."""
+    facts: Dict[str, Any] = dict(current_key=None, keys_file_fingerprint=None, keys_file_mode=None)
     try:
-        keys_file = parse_keys_text(read_keys_bytes(path), path)
+        content = read_keys_bytes(path)
     except KeysFileError as error:
         if error.reason != MISSING_FILE_REASON:
-            module.warn("%s is not a valid keys file, its current key is not reported" % path)
-        return None
+            module.warn("%s cannot be read (%s), its current key is not reported" % (path, error.reason))
+        return facts
+    facts["keys_file_fingerprint"] = file_fingerprint(content)
+    try:
+        facts["keys_file_mode"] = "%04o" % stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    try:
+        keys_file = parse_keys_text(content, path)
+    except KeysFileError:
+        module.warn("%s is not a valid keys file, its current key is not reported" % path)
+        return facts
     module.no_log_values.update(all_secrets(keys_file))
-    return render_masked_key_line(keys_file.current)
+    facts["current_key"] = render_masked_key_line(keys_file.current)
+    return facts
 
 
 def _read_text(path: str) -> str:

@@ -22,12 +22,11 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     all_secrets,
     check_successor,
     describe,
-    keys_from_dicts,
+    desired_keys,
     overhead,
     parse_keys_text,
     read_keys_bytes,
     render_key_line,
-    render_keys_file,
     render_masked_key_line,
     render_masked_keys_file,
 )
@@ -164,15 +163,7 @@ def _masked_text(existing_bytes: Optional[bytes], existing_file: Optional[KeysFi
 
 def _desired_content(params: Dict[str, Any]) -> Optional[Tuple[KeysFile, bytes]]:
     """The keys and the exact bytes the file should hold, or None for "only report"."""
-    if params["content"] is not None:
-        text = params["content"]
-        if not text.endswith("\n"):
-            text += "\n"
-        return parse_keys_text(text, "option content"), text.encode("ascii")
-    if params["keys"] is not None:
-        keys_file = keys_from_dicts(params["keys"], "option keys")
-        return keys_file, render_keys_file(keys_file).encode("ascii")
-    return None
+    return desired_keys(params["content"], params["keys"])
 
 
 def _retaining_previous(existing_file: KeysFile, existing_bytes: Optional[bytes],

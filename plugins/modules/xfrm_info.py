@@ -48,8 +48,9 @@ options:
   keys_file:
     description:
       - A keys file (see M(netsec.ipsec.xfrm_keys)) whose current key to report, masked, in
-        RV(current_key). The mesh role uses it to tell a node that is only being repaired to
-        its peers' key from a change of the mesh key.
+        RV(current_key), with the fingerprint and mode of the whole file in RV(keys_file_fingerprint) and
+        RV(keys_file_mode). The mesh role uses them to tell a node that is only being repaired to its peers' key
+        from a change of the mesh key, and to skip the keys task where the file is already as it would write it.
     type: path
 requirements:
   - pyroute2 on the target, for O(entries=true).
@@ -87,6 +88,19 @@ current_key:
   returned: when O(keys_file) is given
   type: str
   sample: "3+ rfc4106(gcm(aes)) sha256:5d41402abc4b 128"
+keys_file_fingerprint:
+  description:
+    - C(sha256:) and the first 12 hex digits of the SHA-256 of O(keys_file)'s bytes; V(null) when the file is
+      missing or cannot be read. The mesh role compares it with the same fingerprint of the content it would
+      install, and skips the keys task on a node that already holds that file.
+  returned: when O(keys_file) is given
+  type: str
+  sample: "sha256:0c4e7d6a1f92"
+keys_file_mode:
+  description: The permission bits of O(keys_file) in octal; V(null) when the file is missing.
+  returned: when O(keys_file) is given
+  type: str
+  sample: "0600"
 xfrm_stat:
   description: All counters of C(/proc/net/xfrm_stat) (empty when the kernel has no XFRM statistics).
   returned: always

@@ -266,6 +266,7 @@ keys_info:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import KEYS_FILE_MODE
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import run_module
 
 
@@ -289,7 +290,7 @@ def main() -> None:
             allow_rotation=dict(type="bool", default=True),
             mesh_current_keys=dict(type="list", elements="str", default=[], no_log=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            mode=dict(type="raw", default="0600"),
+            mode=dict(type="raw", default=KEYS_FILE_MODE),
             owner=dict(type="str"),
             group=dict(type="str"),
         ),

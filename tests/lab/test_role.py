@@ -34,6 +34,10 @@ RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+
                         r"skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
 LONG_HEX = re.compile(r"[0-9a-fA-F]{32,}")
 FINAL_PHASE = "netsec.ipsec.mesh : Reconcile SAs and policies with the kernel - all"
+SETUP_INCLUDE = "netsec.ipsec.mesh : Set up the node and roll out the rest where anything is left to do"
+KEYS_TASK = "netsec.ipsec.mesh : Install the keys file on the node"
+NO_KEY_TASK = "netsec.ipsec.mesh : Stop where the node has no key"
+FORWARDING_TASK = "netsec.ipsec.mesh : Enable the forwarding the node needs"
 
 # lab-capture runs ansible-playbook too: give every child the collection.
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(REPO / "build" / "collections"))
@@ -56,6 +60,20 @@ class Run:
 
     def tasks(self) -> List[str]:
         return re.findall(r"^TASK \[(.+?)\] \*+$", self.stdout, re.M)
+
+    def statuses(self, task_part: str) -> Dict[str, List[str]]:
+        """Per host, the statuses (ok, changed, skipping, ...) of the tasks whose name holds
+        ``task_part``: a task's heading is printed even where every host skips it."""
+        found: Dict[str, List[str]] = {}
+        current = ""
+        for line in self.stdout.splitlines():
+            heading = re.match(r"^TASK \[(.+?)\] \*+$", line)
+            match = RESULT_LINE.match(line)
+            if heading:
+                current = heading.group(1)
+            elif match and task_part in current:
+                found.setdefault(match.group(2), []).append(match.group(1))
+        return found
 
     def diffs(self, task: str = FINAL_PHASE) -> Dict[str, List[str]]:
         """Per host, the +/- lines of the diff it printed for ``task``."""
@@ -308,7 +326,7 @@ def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, 
     xfrm = playbook("mesh.yml", "--tags", "xfrm", *common, inventories=[subnet_overlay])
     assert xfrm.returncode == 0, xfrm.explain()
     xfrm_tasks = set(xfrm.tasks())
-    assert not any("keys file" in task or "forwarding" in task for task in xfrm_tasks), xfrm_tasks
+    assert not xfrm_tasks & {KEYS_TASK, FORWARDING_TASK}, xfrm_tasks
     assert {"netsec.ipsec.mesh : Reconcile SAs and policies with the kernel - %s" % phase
             for phase in ("inbound", "outbound", "all")} <= xfrm_tasks, xfrm_tasks
     changed = {host: counts["changed"] for host, counts in xfrm.recap().items()}
@@ -319,14 +337,15 @@ def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, 
     # validation that ansible-core inserts for roles with meta/argument_specs.yml, and ours.
     always = ["netsec.ipsec.mesh : Validating arguments against arg spec 'main' - "
               "Mesh an inventory group with IPsec ESP by programming XFRM directly",
-              "netsec.ipsec.mesh : Check the inventory contract"]
+              "netsec.ipsec.mesh : Check the inventory contract of every host in the play, once"]
+    # Both steps sit in the set-up include, which runs for the tags of each of its steps.
     keys_run = playbook("mesh.yml", "--tags", "keys", *common, inventories=[subnet_overlay])
     assert keys_run.returncode == 0, keys_run.explain()
-    assert keys_run.tasks() == always + ["netsec.ipsec.mesh : Install the keys file on the node"], keys_run.tasks()
+    assert keys_run.tasks() == always + [SETUP_INCLUDE, NO_KEY_TASK, KEYS_TASK], keys_run.tasks()
 
     sysctl_run = playbook("mesh.yml", "--tags", "sysctl", *common, inventories=[subnet_overlay])
     assert sysctl_run.returncode == 0, sysctl_run.explain()
-    assert sysctl_run.tasks() == always + ["netsec.ipsec.mesh : Enable the forwarding the node needs"], sysctl_run.tasks()
+    assert sysctl_run.tasks() == always + [SETUP_INCLUDE, FORWARDING_TASK], sysctl_run.tasks()
     # node1 routes a subnet: its forwarding is managed (and already on); the others need none.
     assert "ok: [node1]" in sysctl_run.stdout and "skipping: [node2]" in sysctl_run.stdout
     for run in (keys_run, sysctl_run):
@@ -390,7 +409,30 @@ def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, tmp_pat
     assert run.returncode != 0, run.explain()
     assert "netsec.ipsec.rotate playbook" in run.stdout + run.stderr, run.explain()
     assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
-    assert not any("Reconcile SAs" in task for task in run.tasks()), run.tasks()
+    reconciled = {host: statuses for host, statuses in run.statuses("Reconcile SAs").items()
+                  if set(statuses) != {"skipping"}}
+    assert not reconciled, reconciled
+    for node in lab_nodes:
+        assert (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+
+
+def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, lab_nodes, tmp_path):
+    """A member without addresses stops the play before any node is read (checked once, by
+    the run_once assert); a run without a key stops every node that would need one."""
+    before = {node: (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    no_addresses = tmp_path / "no-addresses.yml"
+    no_addresses.write_text(yaml.safe_dump({"all": {"hosts": {"node2": {"ipsec_addresses": None}}}}))
+    run = playbook("mesh.yml", "-e", "@%s" % keys["path"], inventories=[no_addresses])
+    assert run.returncode != 0 and "node2: ipsec_addresses is not set" in run.stdout + run.stderr, run.explain()
+    assert NO_KEY_TASK not in run.tasks() and not run.statuses("Inspect each node"), run.explain()
+    no_key = playbook("mesh.yml")
+    assert no_key.returncode != 0, no_key.explain()
+    for node in lab_nodes:
+        assert "%s: the mesh needs ipsec_keys_content or ipsec_keys" % node in no_key.stdout + no_key.stderr, \
+            no_key.explain()
+    assert no_key.statuses(NO_KEY_TASK) == {node: ["fatal"] for node in lab_nodes}, no_key.explain()
+    for bad in (run, no_key):
+        assert all(counts["changed"] == 0 for counts in bad.recap().values()), bad.explain()
     for node in lab_nodes:
         assert (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
 

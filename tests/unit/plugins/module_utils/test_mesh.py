@@ -4,12 +4,21 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any, List, Set
+
 import pytest
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_info_module import keys_file_facts
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import _desired_content
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     MeshInventoryError,
     boot_ids_from_results,
+    contract_problems,
     current_keys_from_results,
+    keys_file_is_current,
     member_variables,
     forwarding_needs,
     mesh_peers,
@@ -115,3 +124,73 @@ def test_forwarding_needs():
     assert forwarding_needs(["10.0.0.1"], ["10.0.0.1/32"]) == {"ipv6": False, "ipv4": False}
     assert forwarding_needs(["10.0.0.1"], ["10.244.1.0/24"]) == {"ipv6": False, "ipv4": True}
     assert forwarding_needs(["10.0.0.1", "fd00::1"], []) == {"ipv6": True, "ipv4": False}
+
+
+# --- the role's once-per-play checks ---------------------------------------------------
+
+CONTENT = "3+ rfc4106(gcm(aes)) 0x5d1a7c3e9b0f24688ac1e7d3f05b9a2c61e8d4b7 128"
+KEYS = [dict(spi=3, plus=True, aead="rfc4106(gcm(aes))", aead_key="5d1a7c3e9b0f24688ac1e7d3f05b9a2c61e8d4b7",
+             icv_bits=128)]
+
+
+def test_contract_problems_name_host_and_variable():
+    groups = {"ipsec_mesh": MEMBERS, "all": MEMBERS + ["outsider"]}
+    assert contract_problems(MEMBERS, HOSTVARS, groups, "ipsec_mesh") == []
+    broken = dict(HOSTVARS, node2={"ipsec_keys_content": CONTENT}, outsider=HOSTVARS["node1"])
+    assert contract_problems(MEMBERS + ["outsider"], broken, groups, "ipsec_mesh") == [
+        "node2: ipsec_addresses is not set",
+        "outsider: not a member of the mesh group ipsec_mesh",
+    ]
+    assert contract_problems(MEMBERS, HOSTVARS, groups, "mesh2") == [
+        "the mesh group mesh2 is not in the inventory (variable ipsec_mesh_group)"]
+
+
+class InfoModule:
+    def __init__(self) -> None:
+        self.no_log_values: Set[str] = set()
+        self.warnings: List[str] = []
+
+    def warn(self, warning: str) -> None:
+        self.warnings.append(warning)
+
+
+def written_by_the_keys_module(path: Path, content: Any = None, keys: Any = None) -> None:
+    """The bytes and mode xfrm_keys gives the file for these options."""
+    path.write_bytes(_desired_content(dict(content=content, keys=keys))[1])
+    os.chmod(path, 0o600)
+
+
+@pytest.mark.parametrize("option", ["content", "keys"])
+def test_keys_file_is_current_only_for_the_exact_file_and_mode(tmp_path: Path, option: str):
+    path = tmp_path / "keys"
+    given = dict(content=CONTENT) if option == "content" else dict(keys=KEYS)
+    written_by_the_keys_module(path, **given)
+    module = InfoModule()
+    facts = keys_file_facts(module, str(path))
+    assert facts["keys_file_mode"] == "0600" and facts["current_key"].startswith("3+ rfc4106(gcm(aes)) sha256:")
+    assert KEYS[0]["aead_key"] not in repr(facts) and KEYS[0]["aead_key"] in module.no_log_values
+    assert keys_file_is_current(facts, given.get("content"), given.get("keys"))
+    # The other option's rendering differs in bytes (content keeps its spelling): not current.
+    other = dict(content=CONTENT.replace("0x5d", "0x5D")) if option == "content" else dict(keys=[dict(KEYS[0], spi=4)])
+    assert not keys_file_is_current(facts, other.get("content"), other.get("keys"))
+    os.chmod(path, 0o644)
+    assert not keys_file_is_current(keys_file_facts(module, str(path)), given.get("content"), given.get("keys"))
+
+
+def test_keys_file_is_current_is_false_whenever_unsure(tmp_path: Path):
+    path = tmp_path / "keys"
+    module = InfoModule()
+    missing = keys_file_facts(module, str(path))
+    assert missing == dict(current_key=None, keys_file_fingerprint=None, keys_file_mode=None)
+    assert not keys_file_is_current(missing, CONTENT, None)
+    written_by_the_keys_module(path, content=CONTENT)
+    facts = keys_file_facts(module, str(path))
+    assert not keys_file_is_current(facts, CONTENT, KEYS)          # both options: the module refuses
+    assert not keys_file_is_current(facts, None, None)             # neither: the module only reports
+    assert not keys_file_is_current(facts, "3+ no-such-alg 0x00 128", None)  # invalid: the module names it
+    assert not keys_file_is_current(None, CONTENT, None)           # no read (--tags keys)
+    assert not keys_file_is_current(dict(failed=True), CONTENT, None)
+    path.write_text("not a keys file\n")
+    unparsable = keys_file_facts(module, str(path))
+    assert unparsable["current_key"] is None and unparsable["keys_file_fingerprint"].startswith("sha256:")
+    assert any("not a valid keys file" in warning for warning in module.warnings)
