@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Optional, Set
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     MISSING_FILE_REASON,
