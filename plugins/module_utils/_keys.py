@@ -83,8 +83,9 @@ EMPTY_KEY_TOKEN = '""'
 AEAD_NAME_PREFIX = "rfc"
 
 FINGERPRINT_PREFIX = "sha256:"
-KEYS_FILE_MODE = "0600"  # what xfrm_keys writes unless told otherwise
 FINGERPRINT_HEX_CHARS = 12
+
+KEYS_FILE_MODE = "0600"  # what xfrm_keys writes unless told otherwise
 
 DEFAULT_AEAD = "rfc4106(gcm(aes))"
 DEFAULT_AEAD_KEY_BYTES = 20

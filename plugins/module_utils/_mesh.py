@@ -265,7 +265,6 @@ def keys_file_is_current(node_info: Any, content: Optional[str], keys: Optional[
         desired = desired_keys(None if content is None else str(content), keys)
     except (KeysFileError, UnicodeError, TypeError, AttributeError):
         return False
-    if desired is None:
-        return False
+    # Exactly one option is given, so desired_keys returns keys and bytes, never None.
     return (node_info.get("keys_file_mode") == KEYS_FILE_MODE
             and node_info["keys_file_fingerprint"] == file_fingerprint(desired[1]))

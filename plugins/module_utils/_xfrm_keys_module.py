@@ -93,7 +93,7 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
                 os.unlink(path)
         return
 
-    desired = _desired_content(params)
+    desired = desired_keys(params["content"], params["keys"])  # None: only report
     if desired is None:
         # Neither content nor keys: report on the file that is there, change nothing.
         if existing_bytes is None:
@@ -159,11 +159,6 @@ def _masked_text(existing_bytes: Optional[bytes], existing_file: Optional[KeysFi
         # Never show content that did not parse: it may hold a key we cannot recognise.
         return "# %s is not a valid keys file (%d bytes, not shown)\n" % (path, len(existing_bytes))
     return render_masked_keys_file(existing_file)
-
-
-def _desired_content(params: Dict[str, Any]) -> Optional[Tuple[KeysFile, bytes]]:
-    """The keys and the exact bytes the file should hold, or None for "only report"."""
-    return desired_keys(params["content"], params["keys"])
 
 
 def _retaining_previous(existing_file: KeysFile, existing_bytes: Optional[bytes],

@@ -33,6 +33,7 @@ RESULT_LINE = re.compile(r"^(ok|changed|skipping|fatal|failed|unreachable): \[(n
 RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+"
                         r"skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
 LONG_HEX = re.compile(r"[0-9a-fA-F]{32,}")
+TASK_HEADING = re.compile(r"^TASK \[(.+?)\] \*+$")
 FINAL_PHASE = "netsec.ipsec.mesh : Reconcile SAs and policies with the kernel - all"
 KEYS_TASK = "netsec.ipsec.mesh : Install the keys file on the node"
 NO_KEY_TASK = "netsec.ipsec.mesh : Stop where the node has no key"
@@ -58,7 +59,7 @@ class Run:
                 for m in map(RECAP_LINE.match, self.stdout.splitlines()) if m}
 
     def tasks(self) -> List[str]:
-        return re.findall(r"^TASK \[(.+?)\] \*+$", self.stdout, re.M)
+        return [heading.group(1) for heading in map(TASK_HEADING.match, self.stdout.splitlines()) if heading]
 
     def work_tasks(self) -> List[str]:
         """``tasks()`` without the role's ``meta: end_role`` steps (shown where they skip)."""
@@ -70,7 +71,7 @@ class Run:
         found: Dict[str, List[str]] = {}
         current = ""
         for line in self.stdout.splitlines():
-            heading = re.match(r"^TASK \[(.+?)\] \*+$", line)
+            heading = TASK_HEADING.match(line)
             match = RESULT_LINE.match(line)
             if heading:
                 current = heading.group(1)
@@ -85,7 +86,7 @@ class Run:
         current = None
         for line in self.stdout.splitlines():
             match = RESULT_LINE.match(line)
-            heading = re.match(r"^TASK \[(.+?)\] \*+$", line)
+            heading = TASK_HEADING.match(line)
             if heading:
                 current, pending = heading.group(1), []
             elif match:

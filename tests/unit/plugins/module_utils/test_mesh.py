@@ -10,8 +10,8 @@ from typing import Any, List, Set
 
 import pytest
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import desired_keys
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_info_module import keys_file_facts
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import _desired_content
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
     MeshInventoryError,
@@ -156,7 +156,7 @@ class InfoModule:
 
 def written_by_the_keys_module(path: Path, content: Any = None, keys: Any = None) -> None:
     """The bytes and mode xfrm_keys gives the file for these options."""
-    path.write_bytes(_desired_content(dict(content=content, keys=keys))[1])
+    path.write_bytes(desired_keys(content, keys)[1])
     os.chmod(path, 0o600)
 
 
