@@ -42,19 +42,18 @@ from typing import Callable, Dict, List, Optional, Sequence
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (  # noqa: E402
-    Operation,
-    XfrmKernel,
-)
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (  # noqa: E402
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ALGO_AEAD,
     DIR_OUT,
     MODE_TUNNEL,
     Algorithm,
-    Selector,
+    Operation,
     Template,
+    Verb,
     XfrmPolicy,
     XfrmState,
+    selector_between,
 )
 
 LOCAL = "192.168.0.1"
@@ -83,7 +82,7 @@ def build_objects(count: int, with_sas: bool) -> List[Operation]:
         if with_sas:
             operations.append(
                 Operation(
-                    "add",
+                    Verb.ADD,
                     XfrmState(
                         src=LOCAL,
                         dst=peer,
@@ -96,9 +95,9 @@ def build_objects(count: int, with_sas: bool) -> List[Operation]:
             )
         operations.append(
             Operation(
-                "add",
+                Verb.ADD,
                 XfrmPolicy(
-                    selector=Selector.between("0.0.0.0/0", peer + "/32"),
+                    selector=selector_between("0.0.0.0/0", peer + "/32"),
                     dir=DIR_OUT,
                     priority=1000,
                     templates=(Template(src=LOCAL, dst=peer, reqid=REQID, mode=MODE_TUNNEL),),
@@ -110,7 +109,7 @@ def build_objects(count: int, with_sas: bool) -> List[Operation]:
 
 def ip_command(operation: Operation) -> List[str]:
     """The iproute2 arguments (after ``ip``) installing the same object."""
-    obj = operation.obj
+    obj = operation.entry
     if isinstance(obj, XfrmState):
         aead = obj.aead
         assert aead is not None

@@ -10,7 +10,7 @@ fresh, empty network namespace (``unshare(CLONE_NEWNET)`` of this process; the n
 left behind is flushed first, unmeasured, so that its clean-up cannot steal the next run's CPU).
 Within one round every method runs once, side by side; medians over the rounds are reported.
 
-  ours      the module's logic in this process: ``_xfrm_endpoint_module.reconcile_node`` with a
+  ours      the module's logic in this process: ``_modules.endpoint.reconcile_node`` with a
             stand-in for AnsibleModule (keys file read, build_desired, no_log values, dump,
             reconcile, apply through XfrmKernel, the result's rendered lines) from empty
   noop      the same call again on the converged namespace (P2)
@@ -49,20 +49,19 @@ COLLECTIONS = os.path.join(ROOT, "build", "collections")
 sys.path.insert(0, COLLECTIONS)
 
 # pylint: disable=wrong-import-position
-from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module as endpoint  # noqa: E402
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import load_keys_file  # noqa: E402
-from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID  # noqa: E402
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (  # noqa: E402
-    build_desired,
-    reconcile,
-)
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import XfrmKernel  # noqa: E402
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (  # noqa: E402
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import load_keys_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import build_desired
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import reconcile
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     DIR_NAMES,
     MODE_NAMES,
     XfrmPolicy,
     XfrmState,
 )
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import FakeModule
 
 LOCAL_ADDRESS = "10.99.0.1"
 MODULE = os.path.join(ROOT, "plugins", "modules", "xfrm_endpoint.py")
@@ -73,23 +72,6 @@ EACH_ROUNDS = 3  # ip per object: the slowest method, and the steadiest
 
 def peer_address(index: int) -> str:
     return "10.%d.%d.%d" % (100 + index // 62500, (index // 250) % 250, index % 250 + 1)
-
-
-class FakeModule:
-    """What ``reconcile_node`` uses of AnsibleModule."""
-
-    check_mode = False
-    _diff = False
-
-    def __init__(self) -> None:
-        self.no_log_values: set = set()
-        self.warnings: List[str] = []
-
-    def warn(self, warning: str) -> None:
-        self.warnings.append(warning)
-
-    def fail_json(self, **result: Any) -> None:
-        raise SystemExit("module failed: %s" % result.get("msg"))
 
 
 def module_params(peers: int, keys_file: str) -> Dict[str, Any]:
@@ -170,8 +152,8 @@ class Workload:
         self.boot_id = str(uuid.uuid4())
         self.params = module_params(peers, self.keys_file)
         desired = self.desired()
-        self.plan = reconcile(desired, [], [], True)
-        self.objects = [operation.obj for operation in self.plan.operations]
+        self.plan = reconcile(desired, [], [])
+        self.objects = [operation.entry for operation in self.plan.operations]
         self.states = len(desired.states)
         self.policies = len(desired.policies)
         self.batch = os.path.join(directory, "objects.batch")
@@ -205,10 +187,10 @@ class Workload:
             states, policies = kernel.dump_states(), kernel.dump_policies()
             times["dump"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            plan = reconcile(desired, states, policies, True)
+            plan = reconcile(desired, states, policies)
             times["reconcile"] = time.perf_counter() - mark
             mark = time.perf_counter()
-            outcome = kernel.apply([endpoint.Operation(op.verb, op.obj) for op in plan.operations])
+            outcome = kernel.apply(plan.operations)
             times["apply"] = time.perf_counter() - mark
             assert outcome.ok, outcome.error
         mark = time.perf_counter()
@@ -219,7 +201,7 @@ class Workload:
     def converged(self) -> None:
         """Assert the namespace holds exactly the desired set (no operation left)."""
         with XfrmKernel() as kernel:
-            plan = reconcile(self.desired(), kernel.dump_states(), kernel.dump_policies(), True)
+            plan = reconcile(self.desired(), kernel.dump_states(), kernel.dump_policies())
         if plan.operations:
             raise SystemExit("not converged: %d operations left, first: %r" % (len(plan.operations), plan.operations[0]))
 
@@ -250,7 +232,7 @@ class Workload:
 
 
 IMPORT_CODE = ("import time; started = time.perf_counter(); {extra}"
-               "from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module; "
+               "from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint; "
                "import sys; print('%f %d' % (time.perf_counter() - started, 'pyroute2' in sys.modules))")
 
 

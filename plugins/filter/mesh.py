@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._status import mesh_status, render_status, summary
-from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status import mesh_status, render_status, summary
+from ansible_collections.netsec.ipsec.plugins.module_utils._controller.mesh import (
     MeshInventoryError,
     boot_ids_from_results,
     contract_problems,

@@ -296,7 +296,8 @@ converged:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_endpoint_module import DEFAULT_REQID, run_module
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules.endpoint import run_module
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID
 
 
 def main() -> None:

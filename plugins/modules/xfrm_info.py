@@ -213,7 +213,7 @@ foreign_policies:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_info_module import run_module
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules.info import run_module
 
 
 def main() -> None:

@@ -13,11 +13,13 @@ import os
 import secrets
 import shutil
 import subprocess
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import HAS_PYROUTE2, XfrmKernel
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2
+from ansible_collections.netsec.ipsec.tests.oracle import iproute2 as oracle
 
 NETNS_PREFIX = "nsec-test-"
 
@@ -56,3 +58,9 @@ def ip_xfrm(netns: str, *args: str) -> str:
     """``ip -n NETNS xfrm ARGS...`` output (an independent view of the namespace)."""
     command: List[str] = ["ip", "-n", netns, "xfrm"] + list(args)
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def policy_indexes(netns: str) -> Dict[Tuple[object, ...], int]:
+    """The kernel's index of each policy in ``netns``, by kernel identity, as iproute2 reports
+    it (the model leaves the index out: it is the kernel's, not part of a policy)."""
+    return oracle.dump_policy_indexes(netns)

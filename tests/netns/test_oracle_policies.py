@@ -85,20 +85,20 @@ def test_iproute2_installs_then_adapter_dumps(netns, policies):
 
 def test_adapter_dump_equals_iproute2_dump(netns, policies):
     """Both readers on one table: every policy the adapter dumps equals the parsed
-    iproute2 dump of the same namespace, index included."""
+    iproute2 dump of the same namespace (paired by kernel identity, unique in a table)."""
     oracle.ip_batch(netns, policies)
     parsed, text = oracle.dump_policies(netns)
     with oracle.open_kernel(netns) as kernel:
         dumped = kernel.dump_policies()
-    by_index = {p.index: p for p in parsed}
+    by_identity = {p.key(): p for p in parsed}
     problems = []
     for pol in dumped:
-        twin = by_index.pop(pol.index, None)
+        twin = by_identity.pop(pol.key(), None)
         if twin is None:
-            problems.append("%s: index %d not in the iproute2 dump" % (oracle.describe(pol), pol.index))
+            problems.append("%s: not in the iproute2 dump" % oracle.describe(pol))
             continue
         problems += ["%s: %s" % (oracle.describe(twin), d) for d in oracle.field_differences(twin, pol)]
-    problems += ["%s: index %d missing from XfrmKernel.dump_policies" % (oracle.describe(p), i) for i, p in by_index.items()]
+    problems += ["%s: missing from XfrmKernel.dump_policies" % oracle.describe(p) for p in by_identity.values()]
     _report(problems, text)
 
 
@@ -106,12 +106,14 @@ def test_adapter_update_then_iproute2_reads(netns, policies):
     """UPDPOLICY by the adapter replaces each iproute2-installed policy in place (same
     index), as iproute2 then reports."""
     oracle.ip_batch(netns, policies)
-    before = {p.priority: p.index for p in oracle.dump_policies(netns)[0]}
+    indexes = oracle.dump_policy_indexes(netns)
+    before = {p.priority: indexes[oracle.kernel_form(p).key()] for p in policies}
     variants = [oracle.update_variant(p) for p in policies]
     problems = oracle.apply_with_adapter(netns, variants, "update")
     got, text = oracle.dump_policies(netns)
     problems += oracle.compare(variants, got, "ip -s -d xfrm policy list after XfrmKernel.apply(update)")
-    after = {p.priority: p.index for p in got}
+    indexes = oracle.dump_policy_indexes(netns)
+    after = {p.priority: indexes[p.key()] for p in got}
     problems += [
         "%s: index changed %d -> %s by update" % (oracle.describe(p), before[p.priority], after.get(v.priority))
         for p, v in zip(policies, variants)

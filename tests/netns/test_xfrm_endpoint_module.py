@@ -78,7 +78,7 @@ def test_a_refused_sa_rolls_back_and_leaves_the_node_as_it_was(netns_name: str, 
     before = dump(netns_name)
     result = run_module(netns_name, tmp_path, **endpoint_args(tmp_path))
     assert result["failed"] is True
-    assert "add state 10.77.0.2->10.77.0.1" in result["msg"]
+    assert "add state 10.77.0.2 -> 10.77.0.1 esp spi" in result["msg"]
     assert "rolled back, the node is as it was" in result["msg"]
     assert result["applied"] == [] and result["changed"] is False
     assert dump(netns_name) == before

@@ -23,7 +23,6 @@ namespace's XFRM tables are never read or written from here.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ipaddress
 import os
 import random
@@ -34,7 +33,9 @@ import subprocess
 import time
 from typing import Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
+    Operation,
+    Verb,
     ACTION_ALLOW,
     ACTION_BLOCK,
     AF_INET,
@@ -54,6 +55,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     MODE_TUNNEL,
     POLICY_TYPE_MAIN,
     POLICY_TYPE_SUB,
+    SA_FLAG_AF_UNSPEC,
     SA_FLAG_ESN,
     XFRM_INF,
     Algorithm,
@@ -66,6 +68,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     XfrmState,
     any_address,
     family_of,
+    selector_between,
 )
 
 XfrmObject = Union[XfrmState, XfrmPolicy]
@@ -586,8 +589,9 @@ def _ifindexes(ifnames: Optional[Mapping[int, str]]) -> Dict[str, int]:
     return {name: index for index, name in _ifnames(ifnames).items()}
 
 
-def _parse_policy_block(block: _Block, ifindexes: Mapping[str, int]) -> XfrmPolicy:
+def _parse_policy_block(block: _Block, ifindexes: Mapping[str, int]) -> Tuple[XfrmPolicy, int]:
     fields: Dict[str, object] = {"selector": _parse_selector(block.head, ifindexes)}
+    index = 0
     templates: List[Template] = []
     seen_dir = False
     for tokens, sub in _group(block):
@@ -607,7 +611,7 @@ def _parse_policy_block(block: _Block, ifindexes: Mapping[str, int]) -> XfrmPoli
                     fields["action"] = {"allow": ACTION_ALLOW, "block": ACTION_BLOCK}[a] if a in ("allow", "block") else int(a)
                     i += 2
                 elif w == "index":
-                    fields["index"] = int(tokens[i + 1])
+                    index = int(tokens[i + 1])
                     i += 2
                 elif w == "priority":
                     fields["priority"] = int(tokens[i + 1])
@@ -640,7 +644,7 @@ def _parse_policy_block(block: _Block, ifindexes: Mapping[str, int]) -> XfrmPoli
     if not seen_dir:
         raise ParseError("policy without a dir line: %r" % block)
     fields["templates"] = tuple(templates)
-    return XfrmPolicy(**fields)  # type: ignore[arg-type]
+    return XfrmPolicy(**fields), index  # type: ignore[arg-type]
 
 
 def _parse_algo(tokens: List[str]) -> Algorithm:
@@ -683,7 +687,7 @@ def _kv_comma(tokens: List[str]) -> Dict[str, str]:
     return out
 
 
-def _parse_state_block(block: _Block, ifindexes: Mapping[str, int]) -> XfrmState:
+def _parse_state_block(block: _Block, ifindexes: Mapping[str, int]) -> Tuple[XfrmState, Optional[StateCounters]]:
     head = block.head
     if head[0] in ("Deleted", "Updated", "Expired"):
         raise ParseError("not a dump line: %r" % head)
@@ -766,10 +770,6 @@ def _parse_state_block(block: _Block, ifindexes: Mapping[str, int]) -> XfrmState
             pass
         else:
             raise ParseError("state: unknown line %r" % " ".join(tokens))
-    if "selector" in fields and is_match_all(fields["selector"], family_of(dst)):  # type: ignore[arg-type]
-        # "sel src 0.0.0.0/0 dst 0.0.0.0/0 uid 0" on an IPv4 SA: the kernel's copy of "no
-        # selector" (see kernel_form); the canonical model form is None
-        fields["selector"] = None
     esn = bool(flags & SA_FLAG_ESN)
     fields["esn"] = esn
     fields["flags"] = flags & ~SA_FLAG_ESN
@@ -778,8 +778,9 @@ def _parse_state_block(block: _Block, ifindexes: Mapping[str, int]) -> XfrmState
         # window of usersa_info is then what was sent there (iproute2 sends 0): the model's
         # replay_window is the effective window.
         fields["replay_window"] = esn_window
+    found_counters = None
     if counters:
-        fields["counters"] = StateCounters(
+        found_counters = StateCounters(
             bytes=counters.get("bytes", 0),
             packets=counters.get("packets", 0),
             add_time=counters.get("add_time", 0),
@@ -790,11 +791,12 @@ def _parse_state_block(block: _Block, ifindexes: Mapping[str, int]) -> XfrmState
             oseq=counters.get("oseq", 0),
             seq=counters.get("seq", 0),
         )
-    return XfrmState(**fields)  # type: ignore[arg-type]
+    return XfrmState(**fields), found_counters  # type: ignore[arg-type]
 
 
-def parse_policies(text: str, ifnames: Optional[Mapping[int, str]] = None) -> List[XfrmPolicy]:
-    """Policies from ``ip [-s] [-d] xfrm policy list`` output, in dump order.
+def parse_policies_with_index(text: str, ifnames: Optional[Mapping[int, str]] = None
+                              ) -> List[Tuple[XfrmPolicy, int]]:
+    """(policy, kernel index) from ``ip [-s] [-d] xfrm policy list`` output, in dump order.
 
     Only ``-s`` output carries lifetimes and the index: without it they come back as the
     defaults (INF/0 and 0). ``-d`` changes nothing for xfrm in iproute2 6.1. Anything the
@@ -804,15 +806,28 @@ def parse_policies(text: str, ifnames: Optional[Mapping[int, str]] = None) -> Li
     return [_parse_policy_block(b, ifindexes) for b in _blocks(text)]
 
 
-def parse_states(text: str, ifnames: Optional[Mapping[int, str]] = None) -> List[XfrmState]:
-    """SAs from ``ip [-s] [-d] xfrm state list`` output, in dump order.
+def parse_policies(text: str, ifnames: Optional[Mapping[int, str]] = None) -> List[XfrmPolicy]:
+    """The policies of ``parse_policies_with_index``."""
+    return [policy for policy, _index in parse_policies_with_index(text, ifnames)]
+
+
+def parse_states_with_counters(text: str, ifnames: Optional[Mapping[int, str]] = None
+                               ) -> List[Tuple[XfrmState, Optional[StateCounters]]]:
+    """(SA, counters or None) from ``ip [-s] [-d] xfrm state list`` output, in dump order.
 
     Only ``-s`` output carries lifetimes and the lifetime/stats counters: without it the
     lifetime comes back as the default. ``replay_window`` is the effective window: the one
     in the "anti-replay esn context" when the kernel keeps the replay state there (ESN, or
-    a window over 32 packets sent as XFRMA_REPLAY_ESN_VAL), else usersa_info's."""
+    a window over 32 packets sent as XFRMA_REPLAY_ESN_VAL), else usersa_info's. A selector
+    comes back as printed: the all-zero one of the SA's family is what the kernel stores for
+    an SA added without one (see ``kernel_form``)."""
     ifindexes = _ifindexes(ifnames)
     return [_parse_state_block(b, ifindexes) for b in _blocks(text)]
+
+
+def parse_states(text: str, ifnames: Optional[Mapping[int, str]] = None) -> List[XfrmState]:
+    """The SAs of ``parse_states_with_counters``."""
+    return [state for state, _counters in parse_states_with_counters(text, ifnames)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -824,30 +839,21 @@ def zero_selector(family: int) -> Selector:
     return Selector(family=family, saddr=any_addr, prefixlen_s=0, daddr=any_addr, prefixlen_d=0)
 
 
-def is_match_all(selector: Optional[Selector], sa_family: int) -> bool:
-    """True for the SA selectors the kernel cannot tell apart from "no selector": none at
-    all, or the all-zero selector of the SA's own family (what the kernel stores for an SA
-    sent without one, reference 1.5)."""
-    return selector is None or selector == zero_selector(sa_family)
-
-
 def kernel_form(obj: XfrmObject) -> XfrmObject:
-    """The object as a dump is expected to report it after installing ``obj``, in the
-    model's canonical form.
+    """The object as a dump is expected to report it after installing ``obj``.
 
-    The one normalisation: an SA selector that matches everything is ``None``. The kernel
-    stores an SA sent without a selector with the SA's family copied into the all-zero
-    selector (reference 1.5; left at family 0 with flag af-unspec), which is byte for byte
-    what an explicit ``sel src 0.0.0.0/0 dst 0.0.0.0/0`` of the SA's family gives: both read
-    back as ``selector=None`` (the codec's documented convention, and the parser's). A
-    zero selector of the *other* family is a real selector and stays.
+    The one normalisation: the kernel stores an SA sent without a selector (``None``) with
+    the SA's family copied into the all-zero selector (reference 1.5; left at family 0 with
+    flag af-unspec), byte for byte what an explicit ``sel src 0.0.0.0/0 dst 0.0.0.0/0`` of
+    the SA's family gives: both read back as the zero selector of the SA's family. A zero
+    selector of the *other* family is a real selector and stays.
 
     Template families are not a model field (they derive from the template's addresses),
     so "the kernel fills template family" needs no normalisation: the corpus always gives
     template addresses. Everything else must come back exactly as sent.
     """
-    if isinstance(obj, XfrmState) and obj.selector is not None and is_match_all(obj.selector, obj.family):
-        return dataclasses.replace(obj, selector=None)
+    if isinstance(obj, XfrmState) and obj.selector is None and not obj.flags & SA_FLAG_AF_UNSPEC:
+        return obj._replace(selector=zero_selector(obj.family))
     return obj
 
 
@@ -867,11 +873,9 @@ def describe(obj: XfrmObject) -> str:
 def _diff_value(path: str, want: object, got: object, out: List[str]) -> None:
     if want == got:
         return
-    if dataclasses.is_dataclass(want) and dataclasses.is_dataclass(got) and type(want) is type(got):
-        for f in dataclasses.fields(want):
-            if not f.compare:
-                continue
-            _diff_value("%s.%s" % (path, f.name), getattr(want, f.name), getattr(got, f.name), out)
+    if hasattr(want, "_fields") and type(want) is type(got):
+        for name in want._fields:  # type: ignore[union-attr]
+            _diff_value("%s.%s" % (path, name), getattr(want, name), getattr(got, name), out)
         return
     if isinstance(want, tuple) and isinstance(got, tuple):
         if len(want) != len(got):
@@ -969,6 +973,13 @@ def dump_policies(netns: str, ifnames: Optional[Mapping[int, str]] = None) -> Tu
     return parse_policies(text, ifnames), text
 
 
+def dump_policy_indexes(netns: str, ifnames: Optional[Mapping[int, str]] = None) -> Dict[Tuple[object, ...], int]:
+    """The kernel's index of every policy of the namespace, by kernel identity (``key()``),
+    as ``ip -s xfrm policy list`` prints it."""
+    text = run_ip(netns, ["-s", "-d", "xfrm", "policy", "list"])
+    return {policy.key(): index for policy, index in parse_policies_with_index(text, ifnames)}
+
+
 # ---------------------------------------------------------------------------------------------
 # the corpus
 
@@ -1034,7 +1045,7 @@ def _sa_recipes() -> List[Callable[..., Dict[str, object]]]:
 
     def sel(a, r, proto=0, sport=0, dport=0, v4len=24, v6len=64):
         n = r.randrange(1, 200)
-        return Selector.between(a.subnet(n, v4len, v6len), a.subnet(n + 1, v4len, v6len), proto=proto, sport=sport, dport=dport)
+        return selector_between(a.subnet(n, v4len, v6len), a.subnet(n + 1, v4len, v6len), proto=proto, sport=sport, dport=dport)
 
     return [
         # 0 tunnel, AES-GCM-128 (20-byte key incl. salt), no selector: the seed's SA
@@ -1074,7 +1085,7 @@ def _sa_recipes() -> List[Callable[..., Dict[str, object]]]:
         # 15 replay window 64 without ESN (iproute2 sends it as XFRMA_REPLAY_ESN_VAL)
         lambda a, r: dict(mode=MODE_TUNNEL, replay_window=64, **gcm128(r)),
         # 16 Cilium-like: explicit any selector, marks, if_id, everything at once
-        lambda a, r: dict(mode=MODE_TUNNEL, selector=Selector.between(a.any, a.any), mark=Mark(0xD00, 0xF00), output_mark=Mark(0xE00 | (3 << 12), 0xFFFFFF00),
+        lambda a, r: dict(mode=MODE_TUNNEL, selector=selector_between(a.any, a.any), mark=Mark(0xD00, 0xF00), output_mark=Mark(0xE00 | (3 << 12), 0xFFFFFF00),
                           if_id=7, replay_window=32, **gcm128(r)),
         # 17 tunnel carrying the other family (selector family != SA family), icmp selector
         lambda a, r: dict(mode=MODE_TUNNEL, selector=Selector(
@@ -1118,24 +1129,24 @@ def _policy_recipes() -> List[Callable[..., Dict[str, object]]]:
         return Template(src=a.host(n, 1), dst=a.host(n, 2), reqid=r.randrange(1, 1 << 16), spi=spi, mode=MODE_TUNNEL, optional=optional)
 
     def sel(a, n, **kw):
-        return Selector.between(a.subnet(2 * n), a.subnet(2 * n + 1), **kw)
+        return selector_between(a.subnet(2 * n), a.subnet(2 * n + 1), **kw)
 
     other = {AF_INET: _Addr(AF_INET6), AF_INET6: _Addr(AF_INET)}
 
     return [
         # 0 OUT, one required tunnel template: the mesh's OUT policy
-        lambda a, r, n: dict(selector=Selector.between(a.any, a.subnet(n)), dir=DIR_OUT, templates=(tun(a, r, n),)),
+        lambda a, r, n: dict(selector=selector_between(a.any, a.subnet(n)), dir=DIR_OUT, templates=(tun(a, r, n),)),
         # 1 IN at "use" level (rollout)
-        lambda a, r, n: dict(selector=Selector.between(a.subnet(n), a.any), dir=DIR_IN, templates=(tun(a, r, n, optional=True),)),
+        lambda a, r, n: dict(selector=selector_between(a.subnet(n), a.any), dir=DIR_IN, templates=(tun(a, r, n, optional=True),)),
         # 2 FWD, "use" level, template with an SPI
-        lambda a, r, n: dict(selector=Selector.between(a.subnet(n), a.any), dir=DIR_FWD, templates=(tun(a, r, n, True, r.randrange(0x100, 1 << 32)),)),
+        lambda a, r, n: dict(selector=selector_between(a.subnet(n), a.any), dir=DIR_FWD, templates=(tun(a, r, n, True, r.randrange(0x100, 1 << 32)),)),
         # 3-6 SSH bypass in both directions, client and server side
-        lambda a, r, n: dict(selector=Selector.between(a.any, a.any, IPPROTO_TCP, dport=22), dir=DIR_OUT),
-        lambda a, r, n: dict(selector=Selector.between(a.any, a.any, IPPROTO_TCP, sport=22), dir=DIR_IN),
-        lambda a, r, n: dict(selector=Selector.between(a.any, a.any, IPPROTO_TCP, dport=22), dir=DIR_IN),
-        lambda a, r, n: dict(selector=Selector.between(a.any, a.any, IPPROTO_TCP, sport=22), dir=DIR_OUT),
+        lambda a, r, n: dict(selector=selector_between(a.any, a.any, IPPROTO_TCP, dport=22), dir=DIR_OUT),
+        lambda a, r, n: dict(selector=selector_between(a.any, a.any, IPPROTO_TCP, sport=22), dir=DIR_IN),
+        lambda a, r, n: dict(selector=selector_between(a.any, a.any, IPPROTO_TCP, dport=22), dir=DIR_IN),
+        lambda a, r, n: dict(selector=selector_between(a.any, a.any, IPPROTO_TCP, sport=22), dir=DIR_OUT),
         # 7 default drop below an OUT policy
-        lambda a, r, n: dict(selector=Selector.between(a.any, a.subnet(n)), dir=DIR_OUT, action=ACTION_BLOCK),
+        lambda a, r, n: dict(selector=selector_between(a.any, a.subnet(n)), dir=DIR_OUT, action=ACTION_BLOCK),
         # 8 sub policy type with a template
         lambda a, r, n: dict(selector=sel(a, n), dir=DIR_IN, ptype=POLICY_TYPE_SUB, templates=(tun(a, r, n),)),
         # 9 if_id and mark/mask (Cilium's encrypt mark layout)
@@ -1159,14 +1170,14 @@ def _policy_recipes() -> List[Callable[..., Dict[str, object]]]:
                                                proto=a.icmp, sport=8 if a.family == AF_INET else 128, sport_mask=0xFFFF, dport=0, dport_mask=0xFFFF),
                              dir=DIR_IN, action=ACTION_BLOCK),
         # 15 selector bound to an interface (dev lo)
-        lambda a, r, n: dict(selector=dataclasses.replace(sel(a, n), ifindex=1), dir=DIR_OUT, templates=(tun(a, r, n),)),
+        lambda a, r, n: dict(selector=sel(a, n)._replace(ifindex=1), dir=DIR_OUT, templates=(tun(a, r, n),)),
         # 16 tunnel template of the other family (4-in-6 / 6-in-4)
         lambda a, r, n: dict(selector=sel(a, n), dir=DIR_OUT, templates=(
             Template(src=other[a.family].host(n, 1), dst=other[a.family].host(n, 2), reqid=r.randrange(1, 1 << 16), mode=MODE_TUNNEL),)),
         # 17 sub type, block, mark with a narrow mask
         lambda a, r, n: dict(selector=sel(a, n), dir=DIR_FWD, ptype=POLICY_TYPE_SUB, action=ACTION_BLOCK, mark=_mark(r, 0xF0)),
         # 18 host-to-host selectors (hashed by the kernel), required tunnel template, if_id
-        lambda a, r, n: dict(selector=Selector.between(a.host(n, 1), a.host(n, 2)), dir=DIR_OUT, if_id=r.randrange(1, 50), templates=(tun(a, r, n),)),
+        lambda a, r, n: dict(selector=selector_between(a.host(n, 1), a.host(n, 2)), dir=DIR_OUT, if_id=r.randrange(1, 50), templates=(tun(a, r, n),)),
         # 19 byte/packet lifetimes, no template
         lambda a, r, n: dict(selector=sel(a, n), dir=DIR_IN, lifetime=Lifetime(
             soft_byte_limit=r.randrange(1 << 20, 1 << 40), hard_byte_limit=1 << 41, soft_packet_limit=12345, hard_packet_limit=1 << 33)),
@@ -1217,9 +1228,8 @@ def update_variant(obj: XfrmObject) -> XfrmObject:
     if isinstance(obj, XfrmPolicy):
         templates = obj.templates
         if obj.dir != DIR_OUT:
-            templates = tuple(dataclasses.replace(t, optional=not t.optional) for t in templates)
-        return dataclasses.replace(
-            obj,
+            templates = tuple(t._replace(optional=not t.optional) for t in templates)
+        return obj._replace(
             priority=obj.priority + 100000,
             flags=obj.flags ^ 1,
             action=ACTION_BLOCK if obj.action == ACTION_ALLOW and not obj.templates else obj.action,
@@ -1232,7 +1242,7 @@ def update_variant(obj: XfrmObject) -> XfrmObject:
         changes["if_id"] = obj.if_id + 1
     if obj.output_mark is not None:
         changes["output_mark"] = Mark(obj.output_mark.value ^ 0x100 or 0x100, obj.output_mark.mask | 0x100)
-    return dataclasses.replace(obj, **changes)  # type: ignore[arg-type]
+    return obj._replace(**changes)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1253,10 +1263,10 @@ def throwaway_netns(prefix: str = "oracle") -> Iterator[str]:
 
 
 def _adapter():
-    # Imported when used: the adapter is written concurrently with these tests.
-    from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_kernel
+    # Imported when used: parsing iproute2's output needs no adapter.
+    from ansible_collections.netsec.ipsec.plugins.module_utils._kernel import xfrm
 
-    return _xfrm_kernel
+    return xfrm
 
 
 @contextlib.contextmanager
@@ -1276,13 +1286,12 @@ def open_kernel(netns: str) -> Iterator[object]:
 def apply_with_adapter(netns: str, objs: Sequence[XfrmObject], verb: str = "add") -> List[str]:
     """``XfrmKernel.apply`` of one ``verb`` operation per object, in one call; returns
     problem messages (empty when everything was applied)."""
-    mod = _adapter()
     with open_kernel(netns) as kernel:
-        result = kernel.apply([mod.Operation(verb, obj) for obj in objs])
+        result = kernel.apply([Operation(Verb(verb), obj) for obj in objs])
     problems = []
     if getattr(result, "error", None) or getattr(result, "failed", None):
         failed = result.failed
-        what = describe(failed.obj) if hasattr(failed, "obj") else repr(failed)
+        what = describe(failed.entry) if hasattr(failed, "entry") else repr(failed)
         problems.append("XfrmKernel.apply failed at %s: %s" % (what, result.error))
     applied = getattr(result, "applied", None)
     count = applied if isinstance(applied, int) else len(applied) if applied is not None else None

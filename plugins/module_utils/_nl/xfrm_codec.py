@@ -10,18 +10,18 @@ the bytes equal what pyroute2's classes (same layouts) and iproute2 produce.
 
 Encoders return a message *payload* (fixed struct + attributes, without the 16-byte
 nlmsghdr); ``frame()`` adds the header, so the socket layer can number messages when it
-sends them. Dumps decode either to model objects (``decode_state``/``decode_policy``) or to
-records (``decode_state_record``/``decode_policy_record``: the record of the object the
-former would build, ``_xfrm_model.state_record``, without building it), through the same
-parsing helpers.
+sends them. Dumps decode to model entries in canonical form (``_xfrm.model``), ready to
+be compared with built ones.
 
-Normalisations (the planner must build desired objects the same way to compare equal):
+What the codec does on the way:
 
 * NEW/UPD messages clear the host bits of selector addresses (the kernel does not, and
   10.1.0.1/16 would be a different policy from 10.1.0.0/16). DEL messages send the
   selector exactly as given, so an object read from a dump is deleted by its exact key.
 * An SA selector that matches everything (``XfrmState.selector is None``) is sent as all
-  zeros; the kernel stores it with the SA's family, and such a selector decodes as None.
+  zeros; the kernel stores it with the SA's family, and it decodes as that family's zero
+  selector (the canonical form). An all-zero selector of family 0 (flag af-unspec) decodes
+  as None.
 * A mark of value 0 and mask 0 is "no mark": it is not sent and decodes as None. Output
   marks likewise.
 * ESN, or a replay window over 32 packets, is sent as XFRMA_REPLAY_ESN_VAL with
@@ -32,10 +32,11 @@ Normalisations (the planner must build desired objects the same way to compare e
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import struct
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import (  # noqa: E501 - hot-path globals
@@ -55,7 +56,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs impo
     XFRM_POLICY_MAX,
     XFRM_STATE_ESN,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     AF_INET,
     AF_INET6,
     ALGO_AEAD,
@@ -65,16 +66,14 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     Algorithm,
     Lifetime,
     Mark,
+    Operation,
     Selector,
     StateCounters,
-    INFINITE_LIFETIME_RECORD,
-    SELECTOR_FIELDS,
-    TEMPLATE_FIELDS,
     Template,
+    Verb,
     XfrmPolicy,
     XfrmState,
     family_of,
-    lifetime_record,
 )
 
 _ADDRESS_SIZE = 16
@@ -84,7 +83,15 @@ _ZERO_ADDRESS = bytes(_ADDRESS_SIZE)
 _ZERO_SELECTOR = bytes(S.SELECTOR.size)
 _ZERO_CURLFT = bytes(S.LIFETIME_CUR.size)
 _ZERO_STATS = bytes(S.STATS.size)
-_NO_MARK = (0, 0)
+# Decoded entries are built from complete field tuples, without the keyword handling of the
+# named tuples' constructors (a dump holds thousands).
+_new_state = functools.partial(tuple.__new__, XfrmState)
+_REPLAY_SIZE = S.REPLAY_STATE.size
+_REPLAY_ESN_SIZE = S.REPLAY_STATE_ESN.size
+_NLA_TYPE_MASK = 0x3FFF  # an attribute type without NLA_F_NESTED and NLA_F_NET_BYTEORDER
+# nlmsgerr: the error number and the echoed request's header (at least).
+_ERROR_UNPACK_FROM = struct.Struct("=iI").unpack_from
+_ERROR_FIXED_SIZE = 4 + S.NLMSGHDR.size
 
 # Caches keyed by wire bytes or model values. Dumps repeat the same tunnel endpoints,
 # selectors, templates and lifetimes many times, and model objects are immutable, so
@@ -153,24 +160,6 @@ _MARK_ATTR_SIZE = _NLATTR_SIZE + S.MARK.size
 _U32_ATTR_SIZE = _NLATTR_SIZE + S.U32.size
 _POLICY_TYPE_ATTR_SIZE = _NLATTR_SIZE + S.USERPOLICY_TYPE.size  # 10; 2 padding bytes follow
 _MAX_U8_REPLAY_WINDOW = 32  # larger windows go in XFRMA_REPLAY_ESN_VAL, as iproute2 does
-
-
-_new_instance = object.__new__
-_set_attribute = object.__setattr__
-
-
-def _built(cls: type, values: Dict[str, object]) -> object:
-    """An instance of a frozen model dataclass from a complete field dict.
-
-    A frozen dataclass's __init__ sets every field through object.__setattr__, which is
-    most of the cost of decoding a dump of thousands of objects. The model classes have no
-    __slots__ and no __post_init__, so filling the instance dict directly gives the same
-    object (the unit tests compare decoded objects with normally constructed ones, and
-    check that ``values`` names every field).
-    """
-    instance = _new_instance(cls)
-    _set_attribute(instance, "__dict__", values)
-    return instance
 
 
 _marks: Dict[Tuple[int, int], Mark] = {}
@@ -303,52 +292,29 @@ def pack_selector(selector: Optional[Selector], clear_host_bits: bool = True) ->
         raise XfrmCodecError("selector %s -> %s: field out of range (%s)" % (selector.src, selector.dst, exc))
 
 
-_selector_values: Dict[Tuple[bytes, int], Tuple[object, ...]] = {}
-_selectors: Dict[Tuple[bytes, int], Selector] = {}
+_selectors: Dict[Tuple[bytes, int], Optional[Selector]] = {}
 
 
-def selector_values(raw: bytes, fallback_family: int = AF_INET) -> Tuple[object, ...]:
-    """The fields of the Selector in 56 wire bytes, in field order (``selector_record`` of
-    ``unpack_selector(raw, fallback_family)``)."""
-    key = (raw, fallback_family)
-    values = _selector_values.get(key)
-    if values is None:
-        (daddr, saddr, dport, dport_mask, sport, sport_mask, family, prefixlen_d, prefixlen_s, proto, ifindex,
-         user) = _SELECTOR_UNPACK(raw)
-        address_family = family if family in (AF_INET, AF_INET6) else fallback_family
-        values = (family, unpack_address(address_family, saddr), prefixlen_s, unpack_address(address_family, daddr),
-                  prefixlen_d, proto, _ntohs(sport), _ntohs(sport_mask), _ntohs(dport), _ntohs(dport_mask), ifindex,
-                  user)
-        if len(_selector_values) >= _CACHE_LIMIT:
-            _selector_values.clear()
-        _selector_values[key] = values
-    return values
-
-
-def unpack_selector(raw: bytes, fallback_family: int = AF_INET) -> Selector:
-    """Selector from 56 wire bytes. A selector of family 0 (larval SAs carry one) has its
-    addresses read in ``fallback_family``, the family of the object that holds it."""
-    key = (raw, fallback_family)
-    selector = _selectors.get(key)
-    if selector is None:
-        selector = _built(Selector, dict(zip(SELECTOR_FIELDS, selector_values(raw, fallback_family))))
+def unpack_selector(raw: bytes, fallback_family: int = AF_INET) -> Optional[Selector]:
+    """The Selector in 56 wire bytes; None for the all-zero selector of family 0 (an SA added
+    with flag af-unspec). Another selector of family 0 (larval SAs carry one) keeps family 0
+    and has its addresses read in ``fallback_family``, the family of the entry holding it."""
+    cache_key = (raw, fallback_family)
+    selector = _selectors.get(cache_key)
+    if selector is None and cache_key not in _selectors:
+        if raw == _ZERO_SELECTOR:
+            selector = None
+        else:
+            (daddr, saddr, dport, dport_mask, sport, sport_mask, family, prefixlen_d, prefixlen_s, proto, ifindex,
+             user) = _SELECTOR_UNPACK(raw)
+            address_family = family if family in (AF_INET, AF_INET6) else fallback_family
+            selector = Selector(family, unpack_address(address_family, saddr), prefixlen_s,
+                                unpack_address(address_family, daddr), prefixlen_d, proto, _ntohs(sport),
+                                _ntohs(sport_mask), _ntohs(dport), _ntohs(dport_mask), ifindex, user)
         if len(_selectors) >= _CACHE_LIMIT:
             _selectors.clear()
-        _selectors[key] = selector
-    return selector  # type: ignore[return-value]
-
-
-# The selector the kernel stores for an SA sent without one: all zero, or all zero but for
-# the SA's family, which the kernel fills in.
-_MATCH_ALL_SELECTORS = frozenset(
-    [_ZERO_SELECTOR]
-    + [_ZERO_SELECTOR[:40] + struct.pack("=H", family) + _ZERO_SELECTOR[42:] for family in (AF_INET, AF_INET6)]
-)
-
-
-def _is_match_all(raw: bytes, family: int) -> bool:
-    """True for the selector of an SA sent without one (of its own family, or none)."""
-    return raw in _MATCH_ALL_SELECTORS and raw[40:42] in (b"\0\0", struct.pack("=H", family))
+        _selectors[cache_key] = selector
+    return selector
 
 
 _packed_lifetimes: Dict[Lifetime, bytes] = {}
@@ -413,37 +379,27 @@ def pack_template(template: Template) -> bytes:
         raise XfrmCodecError("template %s -> %s: field out of range (%s)" % (template.src, template.dst, exc))
 
 
-_template_values: Dict[Tuple[bytes, int], Tuple[object, ...]] = {}
 _templates: Dict[Tuple[bytes, int], Template] = {}
 
 
-def template_values(raw: bytes, fallback_family: int) -> Tuple[object, ...]:
-    """The fields of the Template in 64 wire bytes, in field order (``template_record`` of
-    ``unpack_template(raw, fallback_family)``)."""
-    key = (raw, fallback_family)
-    values = _template_values.get(key)
-    if values is None:
+def unpack_template(raw: bytes, fallback_family: int) -> Template:
+    """The Template in 64 wire bytes; a template of family 0 has its addresses read in
+    ``fallback_family``, the family of its policy's selector (the kernel fills it in so)."""
+    cache_key = (raw, fallback_family)
+    template = _templates.get(cache_key)
+    if template is None:
         (xfrm_id, family, saddr, reqid, mode, share, optional, aalgos, ealgos, calgos) = _USER_TMPL_UNPACK_FROM(raw)
         daddr, spi, proto = _XFRM_ID_UNPACK(xfrm_id)
-        if family not in (AF_INET, AF_INET6):
+        if family == 0:
             family = fallback_family
-        values = (unpack_address(family, saddr), unpack_address(family, daddr), reqid, _ntohl(spi), proto, mode,
-                  bool(optional), share, aalgos, ealgos, calgos)
-        if len(_template_values) >= _CACHE_LIMIT:
-            _template_values.clear()
-        _template_values[key] = values
-    return values
-
-
-def unpack_template(raw: bytes, fallback_family: int) -> Template:
-    key = (raw, fallback_family)
-    template = _templates.get(key)
-    if template is None:
-        template = _built(Template, dict(zip(TEMPLATE_FIELDS, template_values(raw, fallback_family))))
+        if family not in (AF_INET, AF_INET6):
+            raise XfrmCodecError("template of unknown address family %d" % family)
+        template = Template(unpack_address(family, saddr), unpack_address(family, daddr), reqid, _ntohl(spi), proto,
+                            mode, bool(optional), share, aalgos, ealgos, calgos)
         if len(_templates) >= _CACHE_LIMIT:
             _templates.clear()
-        _templates[key] = template
-    return template  # type: ignore[return-value]
+        _templates[cache_key] = template
+    return template
 
 
 def _alg_name(algorithm: Algorithm) -> bytes:
@@ -478,30 +434,31 @@ def _algorithm_attr(algorithm: Algorithm, expected_kind: str) -> bytes:
     return _NLATTR_PACK(length, attr_type) + fixed + key + _padding(length)
 
 
-def _algorithm_values(kind: str, data: bytes, start: int, end: int) -> Tuple[str, str, bytes, int]:
-    """(kind, name, key, bits) of an xfrm_algo* attribute payload between start and end."""
+_ALGO_LAYOUTS = {ALGO_CRYPT: (_ALGO_UNPACK_FROM, S.ALGO.size), ALGO_AEAD: (_ALGO_AEAD_UNPACK_FROM, S.ALGO_AEAD.size),
+                 ALGO_AUTH: (_ALGO_AUTH_UNPACK_FROM, S.ALGO_AUTH.size)}
+
+
+def _algorithm_from(kind: str, data: bytes, start: int, end: int) -> Algorithm:
+    """The algorithm in an xfrm_algo, xfrm_algo_aead or xfrm_algo_auth attribute payload
+    between start and end (XfrmCodecError when the key does not fit in it)."""
+    unpack_from, size = _ALGO_LAYOUTS[kind]
+    if end - start < size:
+        raise XfrmCodecError("%s algorithm attribute of %d bytes, shorter than its %d-byte header"
+                             % (kind, end - start, size))
     if kind == ALGO_CRYPT:
-        name, key_bits = _ALGO_UNPACK_FROM(data, start)
+        name, key_bits = unpack_from(data, start)
         bits = 0
-        key_start = start + S.ALGO.size
-    elif kind == ALGO_AEAD:
-        name, key_bits, bits = _ALGO_AEAD_UNPACK_FROM(data, start)
-        key_start = start + S.ALGO_AEAD.size
     else:
-        name, key_bits, bits = _ALGO_AUTH_UNPACK_FROM(data, start)
-        key_start = start + S.ALGO_AUTH.size
-    key_end = min(key_start + (key_bits + 7) // 8, end)
+        name, key_bits, bits = unpack_from(data, start)
+    key_start = start + size
+    key_end = key_start + (key_bits + 7) // 8
+    if key_end > end:
+        raise XfrmCodecError("%s algorithm attribute announces a %d-bit key in %d bytes"
+                             % (kind, key_bits, end - key_start))
     text = _alg_names.get(name)
     if text is None:
         text = _alg_names[name] = name.split(b"\0", 1)[0].decode("ascii", "replace")
-    return (kind, text, bytes(data[key_start:key_end]), bits)
-
-
-def _algorithm(values: Optional[Tuple[str, str, bytes, int]]) -> Optional[Algorithm]:
-    if values is None:
-        return None
-    kind, name, key, bits = values
-    return _built(Algorithm, {"kind": kind, "name": name, "key": key, "bits": bits})  # type: ignore[return-value]
+    return Algorithm(kind, text, bytes(data[key_start:key_end]), bits)
 
 
 def _mark_attr(mark: Optional[Mark]) -> bytes:
@@ -626,7 +583,7 @@ def encode_newpolicy(policy: XfrmPolicy) -> bytes:
             _INFINITE_LIFETIME_BYTES if policy.lifetime is INFINITE_LIFETIME else pack_lifetime(policy.lifetime),
             _ZERO_CURLFT,
             policy.priority,
-            policy.index,
+            0,  # index: chosen by the kernel
             policy.dir,
             policy.action,
             policy.flags,
@@ -671,252 +628,216 @@ def iter_messages(data: bytes) -> Iterator[Tuple[int, int, int, int, int]]:
             raise XfrmCodecError("truncated netlink message at offset %d" % offset)
         yield msg_type, flags, seq, offset + _NLMSGHDR_SIZE, offset + length
         offset += _align4(length)
+    if offset < size:
+        raise XfrmCodecError("%d stray bytes after the last netlink message" % (size - offset))
 
 
 def decode_error(data: bytes, start: int, end: int, flags: int) -> Tuple[int, Optional[str]]:
     """(errno, extended-ack message) of an NLMSG_ERROR payload; errno 0 is an ACK."""
-    (error,) = struct.unpack_from("=i", data, start)
+    if end - start < _ERROR_FIXED_SIZE:
+        raise XfrmCodecError("netlink error message of %d bytes, shorter than %d" % (end - start, _ERROR_FIXED_SIZE))
+    error, echo_length = _ERROR_UNPACK_FROM(data, start)
     message: Optional[str] = None
     if flags & S.NLM_F_ACK_TLVS:
         # The echoed request follows: just its header when capped, else all of it.
-        (echo_length,) = _U32_UNPACK_FROM(data, start + 4)
         offset = start + 4 + (_NLMSGHDR_SIZE if flags & S.NLM_F_CAPPED else _align4(echo_length))
-        while offset + _NLATTR_SIZE <= end:
-            attr_length, attr_type = _NLATTR_UNPACK_FROM(data, offset)
-            if attr_length < _NLATTR_SIZE:
-                break
-            if attr_type & 0x3FFF == S.NLMSGERR_ATTR_MSG:
-                message = bytes(data[offset + _NLATTR_SIZE:offset + attr_length]).split(b"\0", 1)[0].decode(
-                    "utf-8", "replace"
-                )
-            offset += _align4(attr_length)
+        for attr_type, payload, attr_end in _attributes(data, offset, end):
+            if attr_type == S.NLMSGERR_ATTR_MSG:
+                message = bytes(data[payload:attr_end]).split(b"\0", 1)[0].decode("utf-8", "replace")
     return -error, message
 
 
-def _state_attributes(data: bytes, offset: int, end: int) -> Tuple[object, ...]:
-    """The attributes of a NEWSA payload from ``offset``: (aead, auth, crypt, mark, output
-    mark, if_id, oseq, seq, ESN replay window or None), algorithms as (kind, name, key, bits)
-    and marks as (value, mask), None when absent (a mark 0/0 is no mark)."""
-    aead = auth = auth_plain = crypt = None
-    mark = output_mark = None
-    output_mark_value: Optional[int] = None
-    output_mark_mask = 0xFFFFFFFF
-    if_id = 0
-    oseq = seq = 0
-    esn_window: Optional[int] = None
+def _attributes(data: bytes, offset: int, end: int) -> Iterator[Tuple[int, int, int]]:
+    """(type without the nested/byte-order flags, payload offset, payload end) of each
+    netlink attribute from ``offset`` to ``end``; XfrmCodecError when one overruns ``end``."""
     while offset + _NLATTR_SIZE <= end:
         attr_length, attr_type = _NLATTR_UNPACK_FROM(data, offset)
-        if attr_length < _NLATTR_SIZE:
-            break
-        payload = offset + _NLATTR_SIZE
-        attr_type &= 0x3FFF
+        attr_end = offset + attr_length
+        if attr_length < _NLATTR_SIZE or attr_end > end:
+            raise XfrmCodecError("netlink attribute %d of %d bytes at offset %d overruns its message (%d bytes left)"
+                                 % (attr_type & _NLA_TYPE_MASK, attr_length, offset, end - offset))
+        yield attr_type & _NLA_TYPE_MASK, offset + _NLATTR_SIZE, attr_end
+        offset += (attr_length + 3) & ~3
+
+
+def _fixed(what: str, attr_type: int, payload: int, attr_end: int, size: int) -> None:
+    """XfrmCodecError unless an attribute's payload holds ``size`` bytes."""
+    if attr_end - payload < size:
+        raise XfrmCodecError("%s attribute %d of %d bytes, shorter than %d" % (what, attr_type, attr_end - payload,
+                                                                               size))
+
+
+def _mark_from(data: bytes, payload: int, attr_end: int, attr_type: int) -> Optional[Mark]:
+    _fixed("mark", attr_type, payload, attr_end, S.MARK.size)
+    value, mask = _MARK_UNPACK_FROM(data, payload)
+    return _mark(value, mask)
+
+
+def _u32_from(data: bytes, payload: int, attr_end: int, attr_type: int) -> int:
+    _fixed("u32", attr_type, payload, attr_end, S.U32.size)
+    return _U32_UNPACK_FROM(data, payload)[0]
+
+
+def _state_attributes(data: bytes, offset: int, end: int) -> Tuple[Any, ...]:
+    """The attributes of a NEWSA payload from ``offset``: (aead, auth, crypt, mark, output
+    mark, if_id, oseq, seq, ESN replay window or None). A mark 0/0 is no mark; an auth
+    algorithm reported only as XFRMA_ALG_AUTH (no truncation length) has bits 0."""
+    aead = auth = auth_plain = crypt = mark = output_mark = None
+    output_mark_value: Optional[int] = None
+    output_mark_mask = 0xFFFFFFFF
+    if_id = oseq = seq = 0
+    esn_window: Optional[int] = None
+    for attr_type, payload, attr_end in _attributes(data, offset, end):
         if attr_type == XFRMA_ALG_AEAD:
-            aead = _algorithm_values(ALGO_AEAD, data, payload, offset + attr_length)
+            aead = _algorithm_from(ALGO_AEAD, data, payload, attr_end)
         elif attr_type == XFRMA_REPLAY_ESN_VAL:
+            _fixed("replay", attr_type, payload, attr_end, _REPLAY_ESN_SIZE)
             _bmp_len, oseq, seq, oseq_hi, seq_hi, esn_window = _REPLAY_ESN_UNPACK_FROM(data, payload)
             oseq |= oseq_hi << 32
             seq |= seq_hi << 32
         elif attr_type in _STATE_ATTRS_IGNORED:
             pass
         elif attr_type == XFRMA_ALG_AUTH_TRUNC:
-            auth = _algorithm_values(ALGO_AUTH, data, payload, offset + attr_length)
+            auth = _algorithm_from(ALGO_AUTH, data, payload, attr_end)
         elif attr_type == XFRMA_ALG_AUTH:
-            auth_plain = _algorithm_values(ALGO_CRYPT, data, payload, offset + attr_length)
+            auth_plain = _algorithm_from(ALGO_CRYPT, data, payload, attr_end)
         elif attr_type == XFRMA_ALG_CRYPT:
-            crypt = _algorithm_values(ALGO_CRYPT, data, payload, offset + attr_length)
+            crypt = _algorithm_from(ALGO_CRYPT, data, payload, attr_end)
         elif attr_type == XFRMA_MARK:
-            mark = _MARK_UNPACK_FROM(data, payload)
-            if mark == _NO_MARK:
-                mark = None
+            mark = _mark_from(data, payload, attr_end, attr_type)
         elif attr_type == XFRMA_SET_MARK:
-            (output_mark_value,) = _U32_UNPACK_FROM(data, payload)
+            output_mark_value = _u32_from(data, payload, attr_end, attr_type)
         elif attr_type == XFRMA_SET_MARK_MASK:
-            (output_mark_mask,) = _U32_UNPACK_FROM(data, payload)
+            output_mark_mask = _u32_from(data, payload, attr_end, attr_type)
         elif attr_type == XFRMA_IF_ID:
-            (if_id,) = _U32_UNPACK_FROM(data, payload)
+            if_id = _u32_from(data, payload, attr_end, attr_type)
         elif attr_type == XFRMA_REPLAY_VAL:
+            _fixed("replay", attr_type, payload, attr_end, _REPLAY_SIZE)
             oseq, seq, _bitmap = _REPLAY_UNPACK_FROM(data, payload)
-        offset += (attr_length + 3) & ~3
     if auth is None and auth_plain is not None:
-        auth = (ALGO_AUTH, auth_plain[1], auth_plain[2], 0)
-    if output_mark_value is not None and (output_mark_value or output_mark_mask):
-        output_mark = (output_mark_value, output_mark_mask)
+        auth = Algorithm(ALGO_AUTH, auth_plain.name, auth_plain.key, 0)
+    if output_mark_value is not None:
+        output_mark = _mark(output_mark_value, output_mark_mask)
     return aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window
 
 
 def _state_addresses(family: int, saddr: bytes, daddr: bytes) -> Tuple[str, str]:
     if family == AF_INET6:
         texts = _ipv6_texts
-    else:
+    elif family == AF_INET:
         texts = _ipv4_texts
+    else:
+        raise XfrmCodecError("SA of unknown address family %d" % family)
     return (texts.get(saddr) or _address_text(family, saddr), texts.get(daddr) or _address_text(family, daddr))
 
 
-def decode_state(data: bytes, start: int, end: int) -> XfrmState:
-    """An SA from a NEWSA message payload (dump reply) between start and end."""
+def _decode_state(data: bytes, start: int, end: int) -> Tuple[XfrmState, Tuple[int, ...]]:
+    """The SA of a NEWSA payload and its counters (bytes, packets, add and use time, replay
+    window, replay and integrity failures, output and input sequence numbers)."""
+    if end - start < _USERSA_INFO_SIZE:
+        raise XfrmCodecError("SA message of %d bytes, shorter than xfrm_usersa_info (%d)"
+                             % (end - start, _USERSA_INFO_SIZE))
     (sel_raw, daddr, spi, proto, saddr, lft_raw, curlft_bytes, curlft_packets, add_time, use_time, stats_window,
      stats_replay, stats_integrity, _seq, reqid, family, mode, replay_window,
      flags) = _USERSA_INFO_DECODE_FROM(data, start)
     aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window = _state_attributes(
         data, start + _USERSA_INFO_SIZE, end)
     src, dst = _state_addresses(family, saddr, daddr)
-    counters = _new_instance(StateCounters)
-    _set_attribute(counters, "__dict__", {
-        "bytes": curlft_bytes,
-        "packets": curlft_packets,
-        "add_time": add_time,
-        "use_time": use_time,
-        "replay_window": stats_window,
-        "replay": stats_replay,
-        "integrity_failed": stats_integrity,
-        "oseq": oseq,
-        "seq": seq,
-    })
-    state = _new_instance(XfrmState)
-    _set_attribute(state, "__dict__", {
-        "src": src,
-        "dst": dst,
-        "spi": _ntohl(spi),
-        "reqid": reqid,
-        "proto": proto,
-        "mode": mode,
-        "replay_window": replay_window if esn_window is None else esn_window,
-        "esn": bool(flags & XFRM_STATE_ESN),
-        "flags": flags & ~XFRM_STATE_ESN,
-        "selector": None if sel_raw in _MATCH_ALL_SELECTORS and _is_match_all(sel_raw, family)
-        else unpack_selector(sel_raw, family),
-        "aead": _algorithm(aead),  # type: ignore[arg-type]
-        "auth": _algorithm(auth),  # type: ignore[arg-type]
-        "crypt": _algorithm(crypt),  # type: ignore[arg-type]
-        "mark": None if mark is None else _mark(*mark),  # type: ignore[misc]
-        "output_mark": None if output_mark is None else _mark(*output_mark),  # type: ignore[misc]
-        "if_id": if_id,
-        "lifetime": INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw),
-        "counters": counters,
-    })
-    return state  # type: ignore[no-any-return]
+    state = _new_state((src, dst, _ntohl(spi), reqid, proto, mode,
+                        replay_window if esn_window is None else esn_window, bool(flags & XFRM_STATE_ESN),
+                        flags & ~XFRM_STATE_ESN, unpack_selector(sel_raw, family), aead, auth, crypt, mark,
+                        output_mark, if_id,
+                        INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw)))
+    return state, (curlft_bytes, curlft_packets, add_time, use_time, stats_window, stats_replay, stats_integrity,
+                   oseq, seq)
 
 
-def decode_state_record(data: bytes, start: int, end: int) -> Tuple[object, ...]:
-    """``state_record(decode_state(data, start, end))``, without building the objects.
-
-    The record holds the SA's key bytes: it is for comparing, never for showing.
-    """
-    (sel_raw, daddr, spi, proto, saddr, lft_raw, _bytes, _packets, _add_time, _use_time, _window, _replay,
-     _integrity, _seq, reqid, family, mode, replay_window, flags) = _USERSA_INFO_DECODE_FROM(data, start)
-    aead, auth, crypt, mark, output_mark, if_id, _oseq, _seq_in, esn_window = _state_attributes(
-        data, start + _USERSA_INFO_SIZE, end)
-    src, dst = _state_addresses(family, saddr, daddr)
-    return (src, dst, _ntohl(spi), reqid, proto, mode, replay_window if esn_window is None else esn_window,
-            bool(flags & XFRM_STATE_ESN), flags & ~XFRM_STATE_ESN,
-            None if sel_raw in _MATCH_ALL_SELECTORS and _is_match_all(sel_raw, family)
-            else selector_values(sel_raw, family),
-            aead, auth, crypt, mark, output_mark, if_id,
-            INFINITE_LIFETIME_RECORD if lft_raw == _INFINITE_LIFETIME_BYTES
-            else lifetime_record(unpack_lifetime(lft_raw)))
+def decode_state(data: bytes, start: int, end: int) -> XfrmState:
+    """The SA in a NEWSA message payload (a dump reply) between start and end."""
+    return _decode_state(data, start, end)[0]
 
 
-def _policy_attributes(data: bytes, offset: int, end: int) -> Tuple[List[bytes], Optional[Tuple[int, int]], int, int]:
-    """The attributes of a NEWPOLICY payload from ``offset``: (the raw templates, mark as
-    (value, mask) or None (a mark 0/0 is no mark), policy type, if_id)."""
-    templates: List[bytes] = []
+def decode_state_counters(data: bytes, start: int, end: int) -> Tuple[XfrmState, StateCounters]:
+    """The SA in a NEWSA message payload and what the kernel counts on it."""
+    state, counters = _decode_state(data, start, end)
+    return state, StateCounters(*counters)
+
+
+def _policy_attributes(data: bytes, offset: int, end: int, family: int
+                       ) -> Tuple[Tuple[Template, ...], Optional[Mark], int, int]:
+    """The attributes of a NEWPOLICY payload from ``offset``: (templates, mark (a mark 0/0
+    is no mark), policy type, if_id)."""
+    templates: Tuple[Template, ...] = ()
     mark = None
     ptype = 0
     if_id = 0
-    while offset + _NLATTR_SIZE <= end:
-        attr_length, attr_type = _NLATTR_UNPACK_FROM(data, offset)
-        if attr_length < _NLATTR_SIZE:
-            break
-        payload = offset + _NLATTR_SIZE
-        attr_type &= 0x3FFF
+    for attr_type, payload, attr_end in _attributes(data, offset, end):
         if attr_type == XFRMA_TMPL:
-            attr_end = offset + attr_length
-            templates = [bytes(data[pos:pos + _USER_TMPL_SIZE])
-                         for pos in range(payload, attr_end - _USER_TMPL_SIZE + 1, _USER_TMPL_SIZE)]
+            if (attr_end - payload) % _USER_TMPL_SIZE:
+                raise XfrmCodecError("template attribute of %d bytes is not a whole number of %d-byte templates"
+                                     % (attr_end - payload, _USER_TMPL_SIZE))
+            templates = tuple([unpack_template(bytes(data[position:position + _USER_TMPL_SIZE]), family)
+                               for position in range(payload, attr_end, _USER_TMPL_SIZE)])
         elif attr_type == XFRMA_MARK:
-            mark = _MARK_UNPACK_FROM(data, payload)
-            if mark == _NO_MARK:
-                mark = None
+            mark = _mark_from(data, payload, attr_end, attr_type)
         elif attr_type == XFRMA_POLICY_TYPE:
+            _fixed("policy type", attr_type, payload, attr_end, 1)
             ptype = data[payload]
         elif attr_type == XFRMA_IF_ID:
-            (if_id,) = _U32_UNPACK_FROM(data, payload)
-        offset += (attr_length + 3) & ~3
+            if_id = _u32_from(data, payload, attr_end, attr_type)
     return templates, mark, ptype, if_id
 
 
+# A policy's all-zero selector (which the kernel refuses to install) read as family 0.
+_ZERO_POLICY_SELECTOR = Selector(0, "0.0.0.0", 0, "0.0.0.0", 0)
+
+
 def decode_policy(data: bytes, start: int, end: int) -> Optional[XfrmPolicy]:
-    """A policy from a NEWPOLICY payload; None for per-socket policies (dir >= 3)."""
-    (sel_raw, lft_raw, _curlft, priority, index, direction, action, flags,
-     _share) = _USERPOLICY_INFO_UNPACK_FROM(data, start)
-    if direction >= XFRM_POLICY_MAX:
-        return None
-    selector = unpack_selector(sel_raw)
-    templates, mark, ptype, if_id = _policy_attributes(data, start + _USERPOLICY_INFO_SIZE, end)
-    family = selector.family
-    return _built(XfrmPolicy, {
-        "selector": selector,
-        "dir": direction,
-        "action": action,
-        "priority": priority,
-        "templates": tuple([unpack_template(raw, family) for raw in templates]),
-        "mark": None if mark is None else _mark(*mark),
-        "ptype": ptype,
-        "if_id": if_id,
-        "flags": flags,
-        "lifetime": INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw),
-        "index": index,
-    })  # type: ignore[return-value]
-
-
-def decode_policy_record(data: bytes, start: int, end: int) -> Optional[Tuple[object, ...]]:
-    """``policy_record(decode_policy(data, start, end))`` (None for per-socket policies),
-    without building the objects."""
+    """The policy in a NEWPOLICY payload; None for per-socket policies (dir >= 3)."""
+    if end - start < _USERPOLICY_INFO_SIZE:
+        raise XfrmCodecError("policy message of %d bytes, shorter than xfrm_userpolicy_info (%d)"
+                             % (end - start, _USERPOLICY_INFO_SIZE))
     (sel_raw, lft_raw, _curlft, priority, _index, direction, action, flags,
      _share) = _USERPOLICY_INFO_UNPACK_FROM(data, start)
     if direction >= XFRM_POLICY_MAX:
         return None
-    selector = selector_values(sel_raw)
-    templates, mark, ptype, if_id = _policy_attributes(data, start + _USERPOLICY_INFO_SIZE, end)
-    family = selector[0]
-    return (selector, direction, action, priority, tuple([template_values(raw, family) for raw in templates]),
-            mark, ptype, if_id, flags,
-            INFINITE_LIFETIME_RECORD if lft_raw == _INFINITE_LIFETIME_BYTES
-            else lifetime_record(unpack_lifetime(lft_raw)))
+    selector = unpack_selector(sel_raw) or _ZERO_POLICY_SELECTOR
+    templates, mark, ptype, if_id = _policy_attributes(data, start + _USERPOLICY_INFO_SIZE, end, selector.family)
+    return XfrmPolicy(selector, direction, action, priority, templates, mark, ptype, if_id, flags,
+                      INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw))
 
 
-def encode_for(verb: str, obj: object) -> Tuple[int, bytes]:
-    """(message type, payload) for an operation verb on an SA or policy."""
-    if isinstance(obj, XfrmState):
-        if verb == "add":
-            return S.XFRM_MSG_NEWSA, encode_newsa(obj)
-        if verb == "update":
-            return S.XFRM_MSG_UPDSA, encode_newsa(obj)
-        if verb == "delete":
-            return S.XFRM_MSG_DELSA, encode_delsa(obj)
-    elif isinstance(obj, XfrmPolicy):
-        if verb == "add":
-            return S.XFRM_MSG_NEWPOLICY, encode_newpolicy(obj)
-        if verb == "update":
-            return S.XFRM_MSG_UPDPOLICY, encode_newpolicy(obj)
-        if verb == "delete":
-            return S.XFRM_MSG_DELPOLICY, encode_delpolicy(obj)
-    else:
-        raise XfrmCodecError("not an XFRM object: %s" % type(obj).__name__)
-    raise XfrmCodecError("unknown operation verb %r" % (verb,))
+_MESSAGE_TYPES = {
+    (XfrmState, Verb.ADD): S.XFRM_MSG_NEWSA,
+    (XfrmState, Verb.UPDATE): S.XFRM_MSG_UPDSA,
+    (XfrmState, Verb.DELETE): S.XFRM_MSG_DELSA,
+    (XfrmPolicy, Verb.ADD): S.XFRM_MSG_NEWPOLICY,
+    (XfrmPolicy, Verb.UPDATE): S.XFRM_MSG_UPDPOLICY,
+    (XfrmPolicy, Verb.DELETE): S.XFRM_MSG_DELPOLICY,
+}
+
+
+def encode_operation(operation: Operation) -> Tuple[int, bytes]:
+    """(message type, payload) of a kernel operation on an SA or policy."""
+    entry = operation.entry
+    msg_type = _MESSAGE_TYPES.get((type(entry), operation.verb))
+    if msg_type is None:
+        raise XfrmCodecError("cannot encode %r of a %s" % (operation.verb, type(entry).__name__))
+    if operation.verb is Verb.DELETE:
+        return msg_type, encode_delsa(entry) if isinstance(entry, XfrmState) else encode_delpolicy(entry)
+    return msg_type, encode_newsa(entry) if isinstance(entry, XfrmState) else encode_newpolicy(entry)
 
 
 __all__: Sequence[str] = (
     "XfrmCodecError",
     "decode_error",
     "decode_policy",
-    "decode_policy_record",
     "decode_state",
-    "decode_state_record",
+    "decode_state_counters",
     "encode_allocspi",
     "encode_delpolicy",
     "encode_delsa",
-    "encode_for",
+    "encode_operation",
     "encode_newpolicy",
     "encode_newsa",
     "frame",

@@ -11,15 +11,11 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._derive import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import (
     KeyDerivationError,
-    derive_for_direction,
     derive_key,
-    derive_out_in,
-)
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    FORM_AUTH_ENC,
-    parse_keys_text,
+    derive_material,
 )
 
 MASTER20 = bytes.fromhex("5d1a7c3e9b0f24688ac1e7d3f05b9a2c61e8d4b7")
@@ -83,10 +79,13 @@ def test_directions_differ_and_the_two_ends_agree() -> None:
     b_to_a = derive_key(MASTER20, "10.0.0.2", "10.0.0.1", BOOT_B, BOOT_A)
     assert a_to_b != b_to_a
     key = parse_keys_text("3+ rfc4106(gcm(aes)) 0x%s 128" % MASTER20.hex(), "t").current
-    a_out, a_in = derive_out_in(key, "10.0.0.1", "10.0.0.2", BOOT_A, BOOT_B)
-    b_out, b_in = derive_out_in(key, "10.0.0.2", "10.0.0.1", BOOT_B, BOOT_A)
-    assert a_out.aead_key == a_to_b == b_in.aead_key
-    assert b_out.aead_key == b_to_a == a_in.aead_key
+    # On A: OUT A->B and IN B->A; on B: OUT B->A and IN A->B.
+    (a_out,), (a_in,) = (derive_material(key, "10.0.0.1", "10.0.0.2", BOOT_A, BOOT_B),
+                         derive_material(key, "10.0.0.2", "10.0.0.1", BOOT_B, BOOT_A))
+    (b_out,), (b_in,) = (derive_material(key, "10.0.0.2", "10.0.0.1", BOOT_B, BOOT_A),
+                         derive_material(key, "10.0.0.1", "10.0.0.2", BOOT_A, BOOT_B))
+    assert a_out == a_to_b == b_in
+    assert b_out == b_to_a == a_in
 
 
 def test_a_reboot_changes_the_keys() -> None:
@@ -132,24 +131,18 @@ def test_auth_enc_derives_both_keys_separately() -> None:
     enc = bytes.fromhex("c0ffee11d00d22beef33cafe44babe5500112233445566778899aabbccddeeff")
     key = parse_keys_text("4+ hmac(sha256) %s cbc(aes) %s" % (auth.hex(), enc.hex()), "t"
                           ).current
-    derived = derive_for_direction(key, "fd00::1", "10.0.0.2", BOOT_A, BOOT_B)
+    derived_auth, derived_enc = derive_material(key, "fd00::1", "10.0.0.2", BOOT_A, BOOT_B)
     src = bytes.fromhex("fd000000000000000000000000000001")
     dst = bytes([10, 0, 0, 2])
     tail = src + dst + BOOT_A.encode() + BOOT_B.encode()
-    assert derived.auth_key == hashlib.sha256(auth + tail).digest()[:16]
-    assert derived.enc_key == hashlib.sha256(enc + tail).digest()[:32]
-    assert (derived.form, derived.spi, derived.auth_name, derived.enc_name, derived.line) == (
-        FORM_AUTH_ENC, 4, "hmac(sha256)", "cbc(aes)", 1)
-    assert derived != key
+    assert derived_auth == hashlib.sha256(auth + tail).digest()[:16]
+    assert derived_enc == hashlib.sha256(enc + tail).digest()[:32]
+    assert (derived_auth, derived_enc) != key.key_material
 
 
 def test_null_keys_stay_empty_and_aead_keeps_its_parameters() -> None:
     null = parse_keys_text('1 digest_null "" cipher_null ""', "t").current
-    derived = derive_for_direction(null, "10.0.0.1", "10.0.0.2", BOOT_A, BOOT_B)
-    assert derived == null
+    assert derive_material(null, "10.0.0.1", "10.0.0.2", BOOT_A, BOOT_B) == (b"", b"")
     aead = parse_keys_text("2+ rfc4543(gcm(aes)) %s 128" % MASTER20.hex(), "t").current
-    derived = derive_for_direction(aead, "10.0.0.1", "10.0.0.2", BOOT_A, BOOT_B)
-    assert (derived.spi, derived.plus_marker, derived.aead_name, derived.icv_bits) == (
-        2, True, "rfc4543(gcm(aes))", 128)
-    assert len(derived.aead_key or b"") == 20
-    assert (derived.aead_key or b"").hex() not in repr(derived)
+    (derived,) = derive_material(aead, "10.0.0.1", "10.0.0.2", BOOT_A, BOOT_B)
+    assert len(derived) == 20 and derived != MASTER20

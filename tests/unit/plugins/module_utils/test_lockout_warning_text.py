@@ -6,19 +6,17 @@
 
 from __future__ import annotations
 
-from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module as endpoint
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner import LocalNode, Peer, PlanOptions, build_desired
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
+    LocalNode,
+    Peer,
+    PlanOptions,
+    build_desired,
+)
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import FakeModule
 
 KEY = Key(spi=1, form=FORM_AEAD, aead_name="rfc4106(gcm(aes))", aead_key=bytes(range(20)), icv_bits=128)
-
-
-class FakeModule:
-    def __init__(self):
-        self.warnings = []
-
-    def warn(self, message):
-        self.warnings.append(message)
 
 
 def test_warning_names_the_policy_once(monkeypatch):

@@ -10,19 +10,19 @@ from typing import Any, List, Set
 
 import pytest
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import desired_keys
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_info_module import keys_file_facts
-
-from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._controller.mesh import (
     MeshInventoryError,
     boot_ids_from_results,
     contract_problems,
     current_keys_from_results,
+    forwarding_needs,
     keys_file_is_current,
     member_variables,
-    forwarding_needs,
     mesh_peers,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import desired_keys
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules.info import keys_file_facts
+
 
 BOOT = {"node%d" % i: "%08d-0000-4000-8000-000000000000" % i for i in range(1, 5)}
 HOSTVARS = {

@@ -23,41 +23,43 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netsec.ipsec.plugins.module_utils import _desired
-from ansible_collections.netsec.ipsec.plugins.module_utils._derive import derive_key
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, FORM_AUTH_ENC, Key, KeysFile
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import desired as _desired
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import derive_key
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
     AUTH_TRUNCATION_BITS,
+    DesiredSet,
+    LocalNode,
+    Peer,
+    PlanOptions,
+    build_desired,
+    derived_mark_id,
+    role_of,
+    sender_id,
+    wire_spi,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import (
     DEFAULT_REQID,
     PRIORITY_BAND_HIGH,
     PRIORITY_BAND_LOW,
     PRIORITY_BYPASS,
     PRIORITY_ENCRYPT,
-    LocalNode,
-    Peer,
-    Plan,
     PlanError,
-    PlannedOperation,
-    PlanOptions,
-    build_desired,
-    derived_mark_id,
     is_owned_policy,
     is_owned_state,
-    normalise_policy,
-    normalise_state,
-    plan,
-    plan_node,
-    reconcile,
-    render,
-    plan_report,
-    render_lines,
-    render_plan,
-    role_of,
-    secrets_of,
-    sender_id,
-    wire_spi,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import (
+    Change,
+    ChangeKind,
+    Plan,
+    reconcile,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import (
+    changed_lines,
+    render_plan,
+    secrets_of,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ACTION_ALLOW,
     ACTION_BLOCK,
     AF_INET,
@@ -71,12 +73,18 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     SA_FLAG_ESN,
     Algorithm,
     Mark,
+    Operation,
     Selector,
-    StateCounters,
     Template,
+    Verb,
     XfrmPolicy,
     XfrmState,
+    canonical_policy,
+    canonical_state,
+    selector_between,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import decoded_policy, decoded_state
 
 BOOT_A = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa"
 BOOT_B = "0b0b0b0b-2222-4222-8222-bbbbbbbbbbbb"
@@ -165,12 +173,12 @@ def test_two_nodes_ipv4_exact_objects():
         aead=Algorithm("aead", GCM, derive_key(KEY1.aead_key, B4, A4, BOOT_B, BOOT_A), 128))
     assert set(desired.states) == {expected_out, expected_in}
     expected_out_policy = XfrmPolicy(
-        selector=Selector.between("0.0.0.0/0", "10.0.0.2/32"), dir=DIR_OUT, action=ACTION_ALLOW,
+        selector=selector_between("0.0.0.0/0", "10.0.0.2/32"), dir=DIR_OUT, action=ACTION_ALLOW,
         priority=PRIORITY_ENCRYPT,
         templates=(Template(src=A4, dst=B4, reqid=DEFAULT_REQID, spi=out_spi, mode=MODE_TUNNEL,
                             optional=False),))
     expected_in_policy = XfrmPolicy(
-        selector=Selector.between("10.0.0.2/32", "0.0.0.0/0"), dir=DIR_IN, action=ACTION_ALLOW,
+        selector=selector_between("10.0.0.2/32", "0.0.0.0/0"), dir=DIR_IN, action=ACTION_ALLOW,
         priority=PRIORITY_ENCRYPT,
         templates=(Template(src=B4, dst=A4, reqid=DEFAULT_REQID, spi=0, mode=MODE_TUNNEL,
                             optional=False),))
@@ -196,7 +204,7 @@ def test_ipv6_only():
     assert {s.family for s in desired.states} == {AF_INET6}
     assert all(s.selector == zero_selector(AF_INET6) for s in desired.states)
     out_policy, = policies_of(desired, DIR_OUT, True)
-    assert out_policy.selector == Selector.between("::/0", "fd00::2/128")
+    assert out_policy.selector == selector_between("::/0", "fd00::2/128")
     assert {p.selector.family for p in desired.policies} == {AF_INET6}
     assert len(desired.policies) == 10  # OUT, IN, bypass tcp/22 x 4, neighbour discovery x 4
 
@@ -210,7 +218,7 @@ def test_dual_stack_pairs_each_family_ipv4_first():
     assert len(policies_of(desired, DIR_IN, True)) == 2
     # The reconciler orders IPv4 before IPv6 for the same peer.
     ops = reconcile(desired, [], []).operations
-    in_sa_adds = [op.obj for op in ops if isinstance(op.obj, XfrmState) and op.obj.dst in (A4, A6)]
+    in_sa_adds = [op.entry for op in ops if isinstance(op.entry, XfrmState) and op.entry.dst in (A4, A6)]
     assert [s.family for s in in_sa_adds] == [AF_INET, AF_INET6]
 
 
@@ -253,7 +261,7 @@ def test_both_ends_agree_ipv6_and_marks(marks):
     on_b = build_desired(as_local(b), [as_peer(a, mark_id=4)], [KEY1], PlanOptions(marks=marks))
 
     def strip(state: XfrmState) -> XfrmState:
-        return dataclasses.replace(state, mark=None, output_mark=None)
+        return state._replace(mark=None, output_mark=None)
 
     assert [strip(s) for s in states_of(on_a, A6, B6)] == [strip(s) for s in states_of(on_b, A6, B6)]
     assert [strip(s) for s in states_of(on_a, B6, A6)] == [strip(s) for s in states_of(on_b, B6, A6)]
@@ -407,7 +415,7 @@ def test_ipv6_neighbour_discovery_is_let_through_in_plaintext():
         assert sorted((p.dir, p.selector.sport) for p in nd) == [
             (DIR_IN, 135), (DIR_IN, 136), (DIR_OUT, 135), (DIR_OUT, 136)]
         for policy in nd:
-            assert policy.selector == Selector.between("::/0", "::/0", 58, sport=policy.selector.sport)
+            assert policy.selector == selector_between("::/0", "::/0", 58, sport=policy.selector.sport)
             assert policy.selector.sport_mask == 0xFFFF and policy.selector.dport_mask == 0
             assert policy.priority == PRIORITY_BYPASS and policy.action == ACTION_ALLOW
             assert is_owned_policy(policy)
@@ -624,13 +632,13 @@ def strongswan_like() -> Tuple[List[XfrmState], List[XfrmPolicy]]:
     tmpl_out = Template(src=A4, dst="192.0.2.9", reqid=1)
     tmpl_in = Template(src="192.0.2.9", dst=A4, reqid=1)
     policies = [
-        XfrmPolicy(Selector.between("10.0.0.1/32", "192.0.2.9/32"), DIR_OUT, priority=375423, templates=(tmpl_out,)),
-        XfrmPolicy(Selector.between("192.0.2.9/32", "10.0.0.1/32"), DIR_IN, priority=375423, templates=(tmpl_in,)),
-        XfrmPolicy(Selector.between("192.0.2.9/32", "10.0.0.1/32"), DIR_FWD, priority=375423, templates=(tmpl_in,)),
+        XfrmPolicy(selector_between("10.0.0.1/32", "192.0.2.9/32"), DIR_OUT, priority=375423, templates=(tmpl_out,)),
+        XfrmPolicy(selector_between("192.0.2.9/32", "10.0.0.1/32"), DIR_IN, priority=375423, templates=(tmpl_in,)),
+        XfrmPolicy(selector_between("192.0.2.9/32", "10.0.0.1/32"), DIR_FWD, priority=375423, templates=(tmpl_in,)),
         # per-socket bypass policies of the IKE daemon (dir 3..5), template-less, priority 0
-        XfrmPolicy(Selector.between("0.0.0.0/0", "0.0.0.0/0"), 3, index=0x3b),
-        XfrmPolicy(Selector.between("0.0.0.0/0", "0.0.0.0/0"), 4, index=0x44),
-        XfrmPolicy(Selector.between("::/0", "::/0"), 5, priority=PRIORITY_BYPASS),
+        XfrmPolicy(selector_between("0.0.0.0/0", "0.0.0.0/0"), 3),
+        XfrmPolicy(selector_between("0.0.0.0/0", "0.0.0.0/0"), 4),
+        XfrmPolicy(selector_between("::/0", "::/0"), 5, priority=PRIORITY_BYPASS),
     ]
     return states, policies
 
@@ -639,10 +647,10 @@ def cilium_like() -> Tuple[List[XfrmState], List[XfrmPolicy]]:
     states = [foreign_sa(A4, "10.182.0.1", 3, 1, Mark(0x13E00, 0xFFFFFF00)),
               foreign_sa("10.182.0.1", A4, 3, 1, Mark(0x10D00, 0xFFFF0F00))]
     policies = [
-        XfrmPolicy(Selector.between("0.0.0.0/0", "0.0.0.0/0"), DIR_OUT, ACTION_BLOCK, 100, mark=Mark(0xE00, 0xF00)),
-        XfrmPolicy(Selector.between("0.0.0.0/0", "0.0.0.0/0"), DIR_FWD, priority=2975,
+        XfrmPolicy(selector_between("0.0.0.0/0", "0.0.0.0/0"), DIR_OUT, ACTION_BLOCK, 100, mark=Mark(0xE00, 0xF00)),
+        XfrmPolicy(selector_between("0.0.0.0/0", "0.0.0.0/0"), DIR_FWD, priority=2975,
                    templates=(Template("0.0.0.0", "0.0.0.0", reqid=0, optional=True),)),
-        XfrmPolicy(Selector.between("0.0.0.0/0", "10.182.0.0/16"), DIR_OUT, priority=0,
+        XfrmPolicy(selector_between("0.0.0.0/0", "10.182.0.0/16"), DIR_OUT, priority=0,
                    mark=Mark(0x13E00, 0xFFFFFF00), templates=(Template(A4, "10.182.0.1", reqid=1, spi=3),)),
     ]
     return states, policies
@@ -656,18 +664,18 @@ def test_ownership_predicates():
         assert not any(is_owned_state(s) for s in states)
         assert not any(is_owned_policy(p) for p in policies)
     bypass = policies_of(ours, templated=False)[0]
-    assert not is_owned_policy(dataclasses.replace(bypass, priority=PRIORITY_BAND_HIGH + 1))
-    assert not is_owned_policy(dataclasses.replace(bypass, priority=PRIORITY_BAND_LOW - 1))
-    assert is_owned_policy(dataclasses.replace(bypass, priority=PRIORITY_BAND_HIGH))
+    assert not is_owned_policy(bypass._replace(priority=PRIORITY_BAND_HIGH + 1))
+    assert not is_owned_policy(bypass._replace(priority=PRIORITY_BAND_LOW - 1))
+    assert is_owned_policy(bypass._replace(priority=PRIORITY_BAND_HIGH))
     for direction in (3, 4, 5):
-        assert not is_owned_policy(dataclasses.replace(bypass, dir=direction))
-        assert not is_owned_policy(dataclasses.replace(policies_of(ours, DIR_IN, True)[0], dir=direction))
-    assert not is_owned_policy(dataclasses.replace(bypass, ptype=POLICY_TYPE_SUB))
+        assert not is_owned_policy(bypass._replace(dir=direction))
+        assert not is_owned_policy(policies_of(ours, DIR_IN, True)[0]._replace(dir=direction))
+    assert not is_owned_policy(bypass._replace(ptype=POLICY_TYPE_SUB))
     # A templated policy is owned by reqid, whatever its priority.
     out = policies_of(ours, DIR_OUT, True)[0]
-    assert is_owned_policy(dataclasses.replace(out, priority=5))
-    assert not is_owned_policy(dataclasses.replace(
-        out, templates=(dataclasses.replace(out.templates[0], reqid=1),)))
+    assert is_owned_policy(out._replace(priority=5))
+    assert not is_owned_policy(
+        out._replace(templates=(out.templates[0]._replace(reqid=1),)))
     # Another reqid makes a different owner.
     assert not is_owned_state(ours.states[0], reqid=7)
 
@@ -676,8 +684,8 @@ def test_ownership_predicates():
 def test_foreign_entries_never_touched(foreign):
     states, policies = foreign()
     for options in (PlanOptions(), PlanOptions(state="absent")):
-        result = plan_node(node_a(), [peer_b(), peer_c()], [KEY1], options, states, policies)
-        touched = [op.obj for op in result.operations]
+        result = reconcile(build_desired(node_a(), [peer_b(), peer_c()], [KEY1], options), states, policies)
+        touched = [op.entry for op in result.operations]
         assert not any(obj in states or obj in policies for obj in touched)
         assert not any(is_owned_state(o) is False for o in touched if isinstance(o, XfrmState))
         assert result.foreign_states == len(states) and result.foreign_policies == len(policies)
@@ -687,8 +695,7 @@ def test_foreign_entries_never_touched(foreign):
 def test_foreign_policy_at_same_identity_is_an_error():
     desired = build_desired(node_a(), [peer_b()], [KEY1])
     ours = policies_of(desired, DIR_OUT, True)[0]
-    theirs = dataclasses.replace(ours, priority=375423,
-                                 templates=(dataclasses.replace(ours.templates[0], reqid=1, spi=0),))
+    theirs = ours._replace(priority=375423, templates=(ours.templates[0]._replace(reqid=1, spi=0),))
     with pytest.raises(PlanError) as error:
         reconcile(desired, [], [theirs])
     message = str(error.value)
@@ -699,13 +706,13 @@ def test_foreign_bypass_lookalike_outside_band_is_an_error():
     desired = build_desired(node_a(), [peer_b()], [KEY1])
     bypass = policies_of(desired, templated=False)[0]
     with pytest.raises(PlanError, match="does not own"):
-        reconcile(desired, [], [dataclasses.replace(bypass, priority=0)])
+        reconcile(desired, [], [bypass._replace(priority=0)])
 
 
 def test_foreign_sa_at_same_identity_is_an_error_and_masked():
     desired = build_desired(node_a(), [peer_b()], [KEY1])
     ours = states_of(desired, A4, B4)[0]
-    theirs = dataclasses.replace(ours, reqid=1, aead=Algorithm("aead", GCM, b"\xaa" * 20, 128))
+    theirs = ours._replace(reqid=1, aead=Algorithm("aead", GCM, b"\xaa" * 20, 128))
     with pytest.raises(PlanError) as error:
         reconcile(desired, [theirs], [])
     message = str(error.value)
@@ -730,7 +737,7 @@ def test_foreign_sa_colliding_through_mark_lookup_is_an_error():
 
 
 def verbs(result: Plan) -> List[str]:
-    return [op.verb for op in result.operations]
+    return [op.verb.value for op in result.operations]
 
 
 def test_fresh_install_adds_everything():
@@ -752,10 +759,11 @@ def test_idempotent():
 
 
 def kernel_form(obj):
-    """What a dump could plausibly return for an object we installed."""
+    """What a dump returns for an entry we installed: counters, the family of the SA's
+    all-zero selector and the policy index filled in, attributes the model does not hold."""
     if isinstance(obj, XfrmState):
-        return dataclasses.replace(obj, counters=StateCounters(bytes=99, packets=3, replay_window=1024))
-    return dataclasses.replace(obj, index=(0x1000 | obj.dir))
+        return decoded_state(obj._replace(selector=None), counters=(99, 3, 1700000000, 5))
+    return decoded_policy(obj, index=0x1000 | obj.dir)
 
 
 def test_idempotent_against_kernel_filled_fields():
@@ -765,21 +773,19 @@ def test_idempotent_against_kernel_filled_fields():
     assert result.operations == ()
 
 
-def test_normalisation_rules():
+def test_canonical_form_rules():
     desired = build_desired(node_a(), [peer_b()], [KEY1])
     state = desired.states[0]
-    dumped = dataclasses.replace(state, selector=None, esn=False, flags=SA_FLAG_ESN, mark=Mark(0, 0),
-                                 output_mark=Mark(0, 0))
-    assert normalise_state(dumped) == state
+    dumped = state._replace(selector=None, esn=False, flags=SA_FLAG_ESN, mark=Mark(0, 0), output_mark=Mark(0, 0))
+    assert canonical_state(dumped) == state
     policy = policies_of(desired, DIR_OUT, True)[0]
-    sent = dataclasses.replace(policy, mark=Mark(0, 0),
-                               templates=(dataclasses.replace(policy.templates[0], share=2),))
-    assert normalise_policy(sent) == policy
-    assert normalise_policy(policy) == policy and normalise_state(state) == state
-    assert reconcile(desired, [dumped], [sent] + [p for p in desired.policies if p != policy]).operations[0].obj \
+    sent = policy._replace(mark=Mark(0, 0), templates=(policy.templates[0]._replace(share=2),))
+    assert canonical_policy(sent) == policy
+    assert canonical_policy(policy) == policy and canonical_state(state) == state
+    assert reconcile(desired, [dumped], [sent] + [p for p in desired.policies if p != policy]).operations[0].entry \
         in desired.states  # only the missing other SA is added
     ipv6 = XfrmState(src=A6, dst=B6, spi=5, reqid=1)
-    assert normalise_state(ipv6).selector == zero_selector(AF_INET6)
+    assert canonical_state(ipv6).selector == zero_selector(AF_INET6)
 
 
 def test_policy_change_is_an_update_never_delete_add():
@@ -787,7 +793,7 @@ def test_policy_change_is_an_update_never_delete_add():
     after = build_desired(node_a(), [peer_b()], [KEY1])
     result = reconcile(after, before.states, before.policies)
     assert verbs(result) == ["update"]
-    assert result.operations[0].obj == policies_of(after, DIR_IN, True)[0]
+    assert result.operations[0].entry == policies_of(after, DIR_IN, True)[0]
     assert result.changes[0].before == policies_of(before, DIR_IN, True)[0]
     assert result.counts()["policies"]["updated"] == 1
 
@@ -799,12 +805,13 @@ def test_sa_change_is_delete_then_add_adjacent():
     assert verbs(result) == ["delete", "add", "delete", "add"]
     ops = result.operations
     for i in (0, 2):
-        assert ops[i].obj.key() == ops[i + 1].obj.key()
-        assert ops[i].obj in before.states and ops[i + 1].obj in rebooted.states
+        assert ops[i].entry.key() == ops[i + 1].entry.key()
+        assert ops[i].entry in before.states and ops[i + 1].entry in rebooted.states
     # IN SA re-created before OUT SA.
-    assert ops[1].obj.dst == A4 and ops[3].obj.src == A4
+    assert ops[1].entry.dst == A4 and ops[3].entry.src == A4
     assert result.counts()["sas"] == dict(added=0, updated=2, removed=0, unchanged=0, kept=0)
-    assert [line[:2] for line in render_lines(result)] == ["~ ", "~ "]
+    assert changed_lines(result) == {"added": [], "updated": [render(ops[1].entry), render(ops[3].entry)],
+                                     "removed": []}
 
 
 def test_peer_removal_order():
@@ -813,15 +820,15 @@ def test_peer_removal_order():
     result = reconcile(after, before.states, before.policies)
     assert set(verbs(result)) == {"delete"}
     local = after.local_addresses
-    assert [role_of(op.obj, local) for op in result.operations] == [
+    assert [role_of(op.entry, local) for op in result.operations] == [
         "out-policy", "out-sa", "in-policy", "in-policy", "in-sa"]
-    assert all(C4 in render(op.obj) for op in result.operations)
+    assert all(C4 in render(op.entry) for op in result.operations)
 
 
 def test_purge_off_keeps_extras():
     before = build_desired(node_a(), [peer_b(), peer_c()], [KEY1])
     after = build_desired(node_a(), [peer_b()], [KEY1])
-    result = reconcile(after, before.states, before.policies, purge=False)
+    result = reconcile(dataclasses.replace(after, purge=False), before.states, before.policies)
     assert result.operations == ()
     assert len(result.kept) == 4
     assert result.counts()["sas"]["kept"] == 2
@@ -833,7 +840,7 @@ def test_frozen_peer_entries_kept_while_others_are_purged():
     stale = build_desired(node_a(), [Peer("d", ["10.0.0.4"], boot_id=BOOT_C)], [KEY1])
     after = build_desired(node_a(), [peer_b(), peer_c(boot_id=None)], [KEY1])
     result = reconcile(after, before.states + stale.states, before.policies + stale.policies)
-    assert all("10.0.0.4" in render(op.obj) for op in result.operations)
+    assert all("10.0.0.4" in render(op.entry) for op in result.operations)
     assert len(result.operations) == 4
     assert set(result.kept) == {o for o in before.states + before.policies if C4 in render(o)}
     assert "peer c" in result.warnings[0]
@@ -842,9 +849,10 @@ def test_frozen_peer_entries_kept_while_others_are_purged():
 def test_state_absent_removes_all_owned_and_only_owned():
     installed = build_desired(node_a(subnets=["10.1.0.0/24"]), [peer_b(), peer_c()], [KEY1, KEY2])
     foreign_states, foreign_policies = strongswan_like()
-    result = plan_node(node_a(), [peer_b(), peer_c(boot_id=None)], [], PlanOptions(state="absent", purge=False),
+    result = reconcile(build_desired(node_a(), [peer_b(), peer_c(boot_id=None)], [],
+                                     PlanOptions(state="absent", purge=False)),
                        list(installed.states) + foreign_states, list(installed.policies) + foreign_policies)
-    deleted = [op.obj for op in result.operations]
+    deleted = [op.entry for op in result.operations]
     assert set(verbs(result)) == {"delete"}
     assert set(deleted) == set(installed.states) | set(installed.policies)
     roles = [role_of(obj, (A4,)) for obj in deleted]
@@ -853,7 +861,7 @@ def test_state_absent_removes_all_owned_and_only_owned():
     assert render_plan(result)["after"] == ""
     # reconcile() of a teardown set ignores purge too.
     teardown = build_desired(node_a(), [], [], PlanOptions(state="absent"))
-    again = reconcile(teardown, installed.states, installed.policies, purge=False)
+    again = reconcile(dataclasses.replace(teardown, purge=False), installed.states, installed.policies)
     assert len(again.operations) == len(installed.states) + len(installed.policies)
 
 
@@ -862,7 +870,7 @@ def test_outbound_off_keeps_existing_out_entries():
     phase1 = build_desired(node_a(), [peer_b(), peer_c()], [KEY1], PlanOptions(outbound=False))
     result = reconcile(phase1, installed.states, installed.policies)
     assert set(verbs(result)) == {"add"}
-    assert all(role_of(op.obj, (A4,)) in ("in-sa", "in-policy") for op in result.operations)
+    assert all(role_of(op.entry, (A4,)) in ("in-sa", "in-policy") for op in result.operations)
     assert {role_of(o, (A4,)) for o in result.kept} == {"out-sa", "out-policy"}
 
 
@@ -872,17 +880,17 @@ def test_rotation_make_before_break():
     both_old_out = build_desired(node_a(), [peer_b()], [KEY1, KEY2], PlanOptions(out_spi=1))
     step1 = reconcile(both_old_out, one.states, one.policies)
     assert verbs(step1) == ["add", "add"]
-    assert [role_of(op.obj, (A4,)) for op in step1.operations] == ["in-sa", "out-sa"]
+    assert [role_of(op.entry, (A4,)) for op in step1.operations] == ["in-sa", "out-sa"]
     # Phase 2: egress switches: one policy update, in place.
     both_new_out = build_desired(node_a(), [peer_b()], [KEY1, KEY2])
     step2 = reconcile(both_new_out, both_old_out.states, both_old_out.policies)
-    assert verbs(step2) == ["update"] and step2.operations[0].obj.templates[0].spi == wire_spi(2, A4)
+    assert verbs(step2) == ["update"] and step2.operations[0].entry.templates[0].spi == wire_spi(2, A4)
     # Phase 3: old key gone: its SAs go, OUT before IN.
     two = build_desired(node_a(), [peer_b()], [KEY2])
     step3 = reconcile(two, both_new_out.states, both_new_out.policies)
     assert verbs(step3) == ["delete", "delete"]
-    assert [op.obj.spi >> 28 for op in step3.operations] == [1, 1]
-    assert [role_of(op.obj, (A4,)) for op in step3.operations] == ["out-sa", "in-sa"]
+    assert [op.entry.spi >> 28 for op in step3.operations] == [1, 1]
+    assert [role_of(op.entry, (A4,)) for op in step3.operations] == ["out-sa", "in-sa"]
     # Straight from one key to the next: update of the template after the new OUT SA.
     direct = reconcile(two, one.states, one.policies)
     assert verbs(direct) == ["add", "add", "update", "delete", "delete"]
@@ -892,16 +900,16 @@ def test_mark_collision_with_owned_sa_is_replaced_in_place():
     options = PlanOptions(marks="cilium")
     old = build_desired(node_a(), [peer_b(mark_id=1)], [aead_key(3)], options)
     # An owned generic IN SA without mark (from a hand-made earlier state) blocks ours.
-    generic = dataclasses.replace(states_of(old, B4, A4)[0], mark=None, output_mark=None)
+    generic = states_of(old, B4, A4)[0]._replace(mark=None, output_mark=None)
     result = reconcile(old, [s for s in old.states if s.dst != A4] + [generic], old.policies)
     assert verbs(result) == ["delete", "add"]
-    assert result.operations[0].obj == generic
+    assert result.operations[0].entry == generic
 
 
-def test_local_addresses_inferred_when_not_given():
+def test_removals_go_out_before_in_and_bypass_last():
     before = build_desired(node_a(), [peer_b(), peer_c()], [KEY1])
-    result = plan(before.states, before.policies, [], [])
-    roles = [role_of(op.obj, (A4,)) for op in result.operations]
+    result = reconcile(DesiredSet(local_addresses=(A4,)), before.states, before.policies)
+    roles = [role_of(op.entry, (A4,)) for op in result.operations]
     order = ["out-policy", "out-sa", "in-policy", "in-sa", "bypass"]
     assert [order.index(r) for r in roles] == sorted(order.index(r) for r in roles)
 
@@ -909,15 +917,18 @@ def test_local_addresses_inferred_when_not_given():
 def test_duplicate_desired_identities_refused():
     desired = build_desired(node_a(), [peer_b()], [KEY1])
     state = desired.states[0]
-    other = dataclasses.replace(state, replay_window=64)
+    other = state._replace(replay_window=64)
     with pytest.raises(PlanError, match="same kernel identity"):
-        plan([], [], [state, other], [])
+        reconcile(DesiredSet(states=(state, other), local_addresses=(A4,)), [], [])
 
 
-def test_planned_operation_repr_masked():
+def test_operation_and_change_reprs_are_masked():
     desired = build_desired(node_a(), [peer_b()], [KEY1])
-    op = PlannedOperation("add", desired.states[0])
-    assert "sha256:" in repr(op) and desired.states[0].aead.key.hex() not in repr(op)
+    op = Operation(Verb.ADD, desired.states[0])
+    change = Change(ChangeKind.ADD, "in-sa", after=desired.states[0])
+    key = desired.states[0].aead.key
+    for text in (repr(op), repr(change), str(change.operations())):
+        assert "key=<20 bytes>" in text and key.hex() not in text and repr(key) not in text
 
 
 # ======================================================================================
@@ -931,7 +942,7 @@ def test_render_examples():
     fp = "sha256:" + hashlib.sha256(key).hexdigest()[:12]
     assert render(state) == ("state 10.0.0.1 -> 10.0.0.2 esp spi 0x1a2b3c4d reqid 0x6e736563 tunnel "
                              "aead rfc4106(gcm(aes)) key %s icv 128 esn replay-window 1024" % fp)
-    policy = XfrmPolicy(Selector.between("0.0.0.0/0", "10.0.0.2/32"), DIR_OUT, priority=28416,
+    policy = XfrmPolicy(selector_between("0.0.0.0/0", "10.0.0.2/32"), DIR_OUT, priority=28416,
                         templates=(Template(A4, B4, reqid=DEFAULT_REQID, spi=0x1A2B3C4D),))
     assert render(policy) == ("policy out 0.0.0.0/0 -> 10.0.0.2/32 priority 28416 tmpl 10.0.0.1 -> 10.0.0.2 "
                               "esp spi 0x1a2b3c4d reqid 0x6e736563 tunnel required")
@@ -941,7 +952,7 @@ def test_render_examples():
 def test_render_optional_fields():
     state = XfrmState(src=A4, dst=B4, spi=3, reqid=1, mark=Mark(0x13E00, 0xFFFFFF00),
                       output_mark=Mark(0xE00, 0xFFFFFF00), if_id=7,
-                      selector=Selector.between("10.1.0.0/16", "10.2.0.0/16", 6, 0, 443),
+                      selector=selector_between("10.1.0.0/16", "10.2.0.0/16", 6, 0, 443),
                       auth=Algorithm("auth", "hmac(sha256)", b"\x01" * 32, 128),
                       crypt=Algorithm("crypt", "cipher_null", b"", 0))
     text = render(state)
@@ -949,16 +960,16 @@ def test_render_optional_fields():
                  "sel 10.1.0.0/16 -> 10.2.0.0/16 proto tcp dport 443", "auth-trunc hmac(sha256) key sha256:",
                  "enc cipher_null key none"):
         assert part in text
-    policy = XfrmPolicy(Selector.between("::/0", "::/0", 6, 22, 0), 4, ACTION_BLOCK, 5, ptype=POLICY_TYPE_SUB)
+    policy = XfrmPolicy(selector_between("::/0", "::/0", 6, 22, 0), 4, ACTION_BLOCK, 5, ptype=POLICY_TYPE_SUB)
     assert render(policy) == "policy dir 4 ::/0 -> ::/0 proto tcp sport 22 priority 5 block ptype 1"
 
 
 def test_render_distinguishes_every_compared_difference():
     desired = build_desired(node_a(), [peer_b()], [KEY1])
     state = desired.states[0]
-    variants = [dataclasses.replace(state, replay_window=32), dataclasses.replace(state, esn=False),
-                dataclasses.replace(state, mode=0), dataclasses.replace(state, flags=4),
-                dataclasses.replace(state, aead=dataclasses.replace(state.aead, bits=96))]
+    variants = [state._replace(replay_window=32), state._replace(esn=False),
+                state._replace(mode=0), state._replace(flags=4),
+                state._replace(aead=state.aead._replace(bits=96))]
     assert len({render(v) for v in variants + [state]}) == len(variants) + 1
 
 
@@ -967,18 +978,19 @@ def test_render_plan_diff_and_lines():
     after = build_desired(node_a(), [peer_b(boot_id=BOOT_A2)], [KEY1])
     foreign_states, foreign_policies = cilium_like()
     result = reconcile(after, list(before.states) + foreign_states, list(before.policies) + foreign_policies)
-    report = plan_report(result)
-    diff = report["diff"]
-    assert diff == render_plan(result) and report["lines"] == render_lines(result)
+    diff = render_plan(result)
+    lines = changed_lines(result)
     assert diff["before"] == "".join(sorted(render(o) + "\n" for o in before.states + before.policies))
     assert diff["after"] == "".join(sorted(render(o) + "\n" for o in after.states + after.policies))
-    lines = report["lines"]
-    assert sum(line.startswith("+ ") for line in lines) == 0
-    assert sum(line.startswith("~ ") for line in lines) == 3  # 2 SAs re-keyed, 1 IN policy level
-    assert sum(line.startswith("- ") for line in lines) == 4  # peer c
-    assert report["counts"]["sas"] == dict(added=0, updated=2, removed=2, unchanged=0, kept=0)
-    assert report["counts"]["policies"] == dict(added=0, updated=1, removed=2, unchanged=5, kept=0)
-    json.dumps(report)  # plain data for module results
+    assert len(lines["added"]) == 0
+    assert len(lines["updated"]) == 3  # 2 SAs re-keyed, 1 IN policy level
+    assert len(lines["removed"]) == 4  # peer c
+    assert lines == {"added": [], "updated": [render(c.after) for c in result.changes if c.kind is not ChangeKind.DELETE],
+                     "removed": [render(c.before) for c in result.changes if c.kind is ChangeKind.DELETE]}
+    counts = result.counts()
+    assert counts["sas"] == dict(added=0, updated=2, removed=2, unchanged=0, kept=0)
+    assert counts["policies"] == dict(added=0, updated=1, removed=2, unchanged=5, kept=0)
+    json.dumps([diff, lines, counts])  # plain data for module results
 
 
 def test_secrets_of_covers_every_derived_key():
@@ -1019,8 +1031,9 @@ def test_rendering_never_contains_key_material(aead, auth, enc, per_pair):
     result = reconcile(desired, old.states, old.policies)
     texts = [render(o) for o in desired.states + desired.policies]
     texts += [repr(o) for o in desired.states] + [str(o) for o in desired.states]
-    texts += [repr(result), str(result), json.dumps(plan_report(result)), repr(desired)]
-    theirs = dataclasses.replace(desired.states[0], reqid=1)
+    texts += [repr(result), str(result), json.dumps([render_plan(result), changed_lines(result), result.counts()]),
+              repr(desired)]
+    theirs = desired.states[0]._replace(reqid=1)
     try:
         reconcile(desired, [theirs], [])
     except PlanError as error:
@@ -1042,22 +1055,22 @@ class FakeKernel:
         self.states: Dict[tuple, XfrmState] = {s.key(): s for s in states}
         self.policies: Dict[tuple, XfrmPolicy] = {p.key(): p for p in policies}
 
-    def apply(self, operations: Sequence[PlannedOperation]) -> None:
+    def apply(self, operations: Sequence[Operation]) -> None:
         for op in operations:
-            table = self.states if isinstance(op.obj, XfrmState) else self.policies
-            key = op.obj.key()
-            if op.verb == "add":
-                assert key not in table, "EEXIST: %s" % render(op.obj)
-                if isinstance(op.obj, XfrmState):
-                    from ansible_collections.netsec.ipsec.plugins.module_utils._reconcile import sa_add_collides
-                    assert not any(sa_add_collides(op.obj, s) for s in table.values()), render(op.obj)
-                table[key] = op.obj
-            elif op.verb == "update":
-                assert isinstance(op.obj, XfrmPolicy), "UPDSA cannot change an SA"
+            table = self.states if isinstance(op.entry, XfrmState) else self.policies
+            key = op.entry.key()
+            if op.verb is Verb.ADD:
+                assert key not in table, "EEXIST: %s" % render(op.entry)
+                if isinstance(op.entry, XfrmState):
+                    from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import sa_add_collides
+                    assert not any(sa_add_collides(op.entry, s) for s in table.values()), render(op.entry)
+                table[key] = op.entry
+            elif op.verb is Verb.UPDATE:
+                assert isinstance(op.entry, XfrmPolicy), "UPDSA cannot change an SA"
                 assert key in table, "update of a missing policy"
-                table[key] = op.obj
+                table[key] = op.entry
             else:
-                assert key in table, "ENOENT: %s" % render(op.obj)
+                assert key in table, "ENOENT: %s" % render(op.entry)
                 del table[key]
 
 
@@ -1127,46 +1140,46 @@ def test_plans_are_safe_apply_cleanly_and_converge(old, new, purge, absent, froz
         event("inputs refused")
         return  # e.g. a peer sharing the local address in a way the inputs refuse
     try:
-        result = reconcile(desired, current_states, current_policies, purge=purge or absent)
+        result = reconcile(desired, current_states, current_policies)
     except PlanError as error:
         # The only legitimate refusal here: a desired entry meets a foreign one.
         assert "does not own" in str(error)
         event("foreign entry in the way")
         return
     ops = result.operations
-    event("planned: %s" % ("no change" if not ops else "deletes" if any(o.verb == "delete" for o in ops)
+    event("planned: %s" % ("no change" if not ops else "deletes" if any(o.verb is Verb.DELETE for o in ops)
                            else "adds/updates only"))
     local = desired.local_addresses or local_new.addresses
-    roles = [role_of(op.obj, local) for op in ops]
+    roles = [role_of(op.entry, local) for op in ops]
 
     # Foreign entries are never touched.
     foreign = set(foreign_states) | set(foreign_policies)
-    assert not any(op.obj in foreign for op in ops)
+    assert not any(op.entry in foreign for op in ops)
     # Policies change by update, never by delete + add of one identity.
-    deleted_policies = {op.obj.key() for op in ops if op.verb == "delete" and isinstance(op.obj, XfrmPolicy)}
-    added_policies = {op.obj.key() for op in ops if op.verb in ("add", "update") and isinstance(op.obj, XfrmPolicy)}
+    deleted_policies = {op.entry.key() for op in ops if op.verb is Verb.DELETE and isinstance(op.entry, XfrmPolicy)}
+    added_policies = {op.entry.key() for op in ops if op.verb in (Verb.ADD, Verb.UPDATE) and isinstance(op.entry, XfrmPolicy)}
     assert not deleted_policies & added_policies
-    assert all(isinstance(op.obj, XfrmPolicy) for op in ops if op.verb == "update")
+    assert all(isinstance(op.entry, XfrmPolicy) for op in ops if op.verb is Verb.UPDATE)
     # An SA re-created: its delete comes right before its add.
     for i, op in enumerate(ops):
-        if op.verb == "delete" and isinstance(op.obj, XfrmState):
-            later_adds = [j for j in range(i + 1, len(ops)) if ops[j].verb == "add"
-                          and isinstance(ops[j].obj, XfrmState) and ops[j].obj.key() == op.obj.key()]
+        if op.verb is Verb.DELETE and isinstance(op.entry, XfrmState):
+            later_adds = [j for j in range(i + 1, len(ops)) if ops[j].verb is Verb.ADD
+                          and isinstance(ops[j].entry, XfrmState) and ops[j].entry.key() == op.entry.key()]
             assert later_adds in ([], [i + 1])
     # Every IN SA add precedes every OUT policy add/update; every OUT SA add too.
-    last_in_sa = max([i for i, r in enumerate(roles) if r == "in-sa" and ops[i].verb == "add"], default=-1)
-    last_out_sa = max([i for i, r in enumerate(roles) if r == "out-sa" and ops[i].verb == "add"], default=-1)
-    first_out_policy = min([i for i, r in enumerate(roles) if r == "out-policy" and ops[i].verb != "delete"],
+    last_in_sa = max([i for i, r in enumerate(roles) if r == "in-sa" and ops[i].verb is Verb.ADD], default=-1)
+    last_out_sa = max([i for i, r in enumerate(roles) if r == "out-sa" and ops[i].verb is Verb.ADD], default=-1)
+    first_out_policy = min([i for i, r in enumerate(roles) if r == "out-policy" and ops[i].verb is not Verb.DELETE],
                            default=len(ops))
     assert last_in_sa < first_out_policy and last_out_sa < first_out_policy
     # Bypass additions come first of all, bypass removals last of all.
-    bypass_adds = [i for i, r in enumerate(roles) if r == "bypass" and ops[i].verb != "delete"]
-    other_adds = [i for i, r in enumerate(roles) if r != "bypass" and ops[i].verb != "delete"]
+    bypass_adds = [i for i, r in enumerate(roles) if r == "bypass" and ops[i].verb is not Verb.DELETE]
+    other_adds = [i for i, r in enumerate(roles) if r != "bypass" and ops[i].verb is not Verb.DELETE]
     assert not bypass_adds or not other_adds or max(bypass_adds) < min(other_adds)
     # Removals: all additions first; then OUT before IN, bypass last.
-    pure_deletes = [i for i, op in enumerate(ops) if op.verb == "delete"
-                    and not (i + 1 < len(ops) and ops[i + 1].verb == "add" and ops[i + 1].obj.key() == op.obj.key()
-                             and isinstance(op.obj, XfrmState))]
+    pure_deletes = [i for i, op in enumerate(ops) if op.verb is Verb.DELETE
+                    and not (i + 1 < len(ops) and ops[i + 1].verb is Verb.ADD and ops[i + 1].entry.key() == op.entry.key()
+                             and isinstance(op.entry, XfrmState))]
     rank = {"out-policy": 0, "out-sa": 1, "in-policy": 2, "in-sa": 3, "bypass": 4}
     assert [rank[roles[i]] for i in pure_deletes] == sorted(rank[roles[i]] for i in pure_deletes)
     if pure_deletes and other_adds:
@@ -1183,7 +1196,7 @@ def test_plans_are_safe_apply_cleanly_and_converge(old, new, purge, absent, froz
     if absent:
         assert owned_final == set()
     # Convergence: planning again changes nothing.
-    again = reconcile(desired, list(kernel.states.values()), list(kernel.policies.values()), purge=purge or absent)
+    again = reconcile(desired, list(kernel.states.values()), list(kernel.policies.values()))
     assert again.operations == ()
 
 
@@ -1213,7 +1226,7 @@ def test_phase_inbound_adds_only_the_in_side_with_new_policies_at_use_and_never_
     phase = build_desired(node_a(), [peer_b(), peer_c()], [KEY1], PlanOptions(phase="inbound"))
     result = reconcile(phase, converged.states, converged.policies)
     assert set(verbs(result)) == {"add"}
-    assert {role_of(op.obj, (A4,)) for op in result.operations} == {"in-sa", "in-policy"}
+    assert {role_of(op.entry, (A4,)) for op in result.operations} == {"in-sa", "in-policy"}
     # b is converged (required, kept as installed); c is new (use).
     assert in_levels(result) == {B4: False, C4: True}
     assert {role_of(o, (A4,)) for o in result.kept} == {"out-sa", "out-policy"}
@@ -1230,7 +1243,7 @@ def test_phase_outbound_adds_the_out_side_and_removes_nothing():
     stale = build_desired(node_a(), [peer_b(), peer_c()], [KEY1])
     phase = build_desired(node_a(), [peer_b()], [KEY1], PlanOptions(phase="outbound"))
     result = reconcile(phase, [], [])
-    roles = {role_of(op.obj, (A4,)) for op in result.operations}
+    roles = {role_of(op.entry, (A4,)) for op in result.operations}
     assert roles == {"bypass", "in-sa", "in-policy", "out-sa", "out-policy"}
     assert in_levels(result) == {B4: True}  # new IN policy: use until phase "all"
     assert "delete" not in verbs(reconcile(phase, stale.states, stale.policies))
@@ -1253,7 +1266,7 @@ def test_peer_outbound_keep_neither_adds_nor_removes_out_entries_towards_it():
     converged = build_desired(node_a(), [peer_b()], [KEY1])
     desired = build_desired(node_a(), [peer_b(outbound="keep"), peer_c(outbound="keep")], [KEY1])
     result = reconcile(desired, converged.states, converged.policies)
-    assert all(role_of(op.obj, (A4,)) in ("in-sa", "in-policy") for op in result.operations)
+    assert all(role_of(op.entry, (A4,)) in ("in-sa", "in-policy") for op in result.operations)
     assert {o.dst for o in result.kept if isinstance(o, XfrmState)} == {B4}
     assert "delete" not in verbs(result)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._status import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status import (
     VERDICT_KEY_MISMATCH,
     VERDICT_MISSING_SA,
     VERDICT_NO_POLICY,

@@ -6,8 +6,8 @@
 ``reconcile_node`` runs against a fake adapter that serves dump messages built with the codec
 (as the kernel sends them) and records what is applied:
 
-* on a converged node nothing is applied and nothing is decoded, and the values Ansible
-  masks are exactly those of a full reconcile (keys file, desired keys, installed keys);
+* on a converged node nothing is applied, and the values Ansible masks are the keys file's,
+  the desired keys and the installed ones;
 * one installed SA or policy that differs in one field is found and replaced;
 * the module path in the current network namespace never imports pyroute2, and
   ``HAS_PYROUTE2`` is found without importing it.
@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -28,43 +27,30 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netsec.ipsec.plugins.module_utils import _derive
-from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module as endpoint
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key, all_secrets, load_keys_file
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
-from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID, PlanError
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner import build_desired, secrets_of
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import ApplyResult, DumpedEntries
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import derive as _derive
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import build_desired
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID, PlanError
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ALGO_AEAD,
     DIR_IN,
     Algorithm,
+    Operation,
     XfrmPolicy,
     XfrmState,
 )
-from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.test_records import (
-    dumped_policy,
-    dumped_state,
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
+    FakeModule,
+    decoded_policy,
+    decoded_state,
 )
 
 BOOT_ID = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa"
 GCM_KEY = "3+ rfc4106(gcm(aes)) 0x%s 128\n" % bytes(range(40, 60)).hex()
-
-
-class FakeModule:
-    check_mode = False
-    _diff = False
-
-    def __init__(self) -> None:
-        self.no_log_values: set = set()
-        self.warnings: List[str] = []
-
-    def warn(self, warning: str) -> None:
-        self.warnings.append(warning)
-
-    def fail_json(self, **result: Any) -> None:
-        raise AssertionError("module failed: %s" % result.get("msg"))
 
 
 class FakeKernel:
@@ -72,8 +58,7 @@ class FakeKernel:
 
     states: List[XfrmState] = []
     policies: List[XfrmPolicy] = []
-    applied: List[Any] = []
-    decoded: List[int] = []
+    applied: List[Operation] = []
 
     def __init__(self, netns: Any = None) -> None:
         pass
@@ -84,29 +69,15 @@ class FakeKernel:
     def __exit__(self, *exc_info: Any) -> None:
         pass
 
-    @staticmethod
-    def _entries(messages: Sequence[bytes], read_record: Any, decode: Any) -> DumpedEntries:
-        entries = []
-        for message in messages:
-            record = read_record(message, 16, len(message))
-            if record is not None:
-                entries.append((record, message, 16, len(message)))
+    def dump_states(self) -> List[XfrmState]:
+        return [decoded_state(state) for state in self.states]
 
-        def counted(data: bytes, start: int, end: int) -> Any:
-            FakeKernel.decoded.append(start)
-            return decode(data, start, end)
+    def dump_policies(self) -> List[XfrmPolicy]:
+        return [decoded_policy(policy) for policy in self.policies]
 
-        return DumpedEntries(entries, counted)
-
-    def dump_state_records(self) -> DumpedEntries:
-        return self._entries([dumped_state(s) for s in self.states], C.decode_state_record, C.decode_state)
-
-    def dump_policy_records(self) -> DumpedEntries:
-        return self._entries([dumped_policy(p) for p in self.policies], C.decode_policy_record, C.decode_policy)
-
-    def apply(self, operations: Sequence[Any]) -> ApplyResult:
+    def apply(self, operations: Sequence[Operation]) -> ApplyResult:
         for operation in operations:
-            C.encode_for(operation.verb, operation.obj)
+            C.encode_operation(operation)
         FakeKernel.applied.extend(operations)
         return ApplyResult(applied=tuple(operations))
 
@@ -130,7 +101,6 @@ def node(tmp_path: Any, monkeypatch: Any) -> Dict[str, Any]:
     FakeKernel.states = list(desired.states)
     FakeKernel.policies = list(desired.policies)
     FakeKernel.applied = []
-    FakeKernel.decoded = []
     return dict(params=params, desired=desired, keys_file=str(keys_file))
 
 
@@ -140,10 +110,10 @@ def expected_secrets(node: Dict[str, Any]) -> set:
             | set(secrets_of(FakeKernel.states)))
 
 
-def test_converged_node_applies_nothing_decodes_nothing_and_masks_the_same(node: Dict[str, Any]) -> None:
+def test_converged_node_applies_nothing_and_masks_the_same(node: Dict[str, Any]) -> None:
     module = FakeModule()
     result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
-    assert not result["changed"] and FakeKernel.applied == [] and FakeKernel.decoded == []
+    assert not result["changed"] and FakeKernel.applied == []
     assert result["sas"]["unchanged"] == 10 and result["policies"]["unchanged"] == 14
     assert module.no_log_values == expected_secrets(node)
 
@@ -154,7 +124,7 @@ def test_foreign_sa_keys_are_masked_on_a_converged_node(node: Dict[str, Any]) ->
     FakeKernel.states.append(foreign)
     module = FakeModule()
     result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
-    assert not result["changed"] and len(FakeKernel.decoded) == 1
+    assert not result["changed"] and FakeKernel.applied == []
     assert module.no_log_values == expected_secrets(node)
     assert bytes(range(100, 120)).hex() in module.no_log_values
 
@@ -166,16 +136,16 @@ def test_one_field_of_one_installed_sa_differs(node: Dict[str, Any], field: str)
     aead = wanted.aead
     assert aead is not None
     stale = {
-        "key": lambda: dataclasses.replace(wanted, aead=dataclasses.replace(aead, key=bytes(20))),
-        "spi": lambda: dataclasses.replace(wanted, spi=wanted.spi + 1),
-        "replay_window": lambda: dataclasses.replace(wanted, replay_window=512),
-        "esn": lambda: dataclasses.replace(wanted, esn=False),
+        "key": lambda: wanted._replace(aead=aead._replace(key=bytes(20))),
+        "spi": lambda: wanted._replace(spi=wanted.spi + 1),
+        "replay_window": lambda: wanted._replace(replay_window=512),
+        "esn": lambda: wanted._replace(esn=False),
     }[field]()
     FakeKernel.states[index] = stale
     module = FakeModule()
     result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
     assert result["changed"]
-    operations = [(op.verb, op.obj) for op in FakeKernel.applied]
+    operations = [(op.verb.value, op.entry) for op in FakeKernel.applied]
     assert ("add", wanted) in operations
     if field == "spi":  # another identity: the stale SA is purged, the wanted one added
         assert sorted(verb for verb, _obj in operations) == ["add", "delete"] and ("delete", stale) in operations
@@ -186,7 +156,7 @@ def test_one_field_of_one_installed_sa_differs(node: Dict[str, Any], field: str)
 
 def test_an_installed_sa_of_another_reqid_where_a_desired_one_belongs_is_refused(node: Dict[str, Any]) -> None:
     wanted = FakeKernel.states[3]
-    FakeKernel.states[3] = dataclasses.replace(wanted, reqid=wanted.reqid + 1)
+    FakeKernel.states[3] = wanted._replace(reqid=wanted.reqid + 1)
     with pytest.raises(PlanError, match="does not own"):
         endpoint.reconcile_node(FakeModule(), node["params"], BOOT_ID)
     assert FakeKernel.applied == []
@@ -201,13 +171,14 @@ def test_one_field_of_one_installed_policy_differs(node: Dict[str, Any], field: 
         del FakeKernel.policies[index]
     else:
         FakeKernel.policies[index] = {
-            "level": lambda: dataclasses.replace(wanted, templates=(dataclasses.replace(template, optional=True),)),
-            "priority": lambda: dataclasses.replace(wanted, priority=wanted.priority + 1),
-            "template_spi": lambda: dataclasses.replace(wanted, templates=(dataclasses.replace(template, spi=7),)),
+            "level": lambda: wanted._replace(templates=(template._replace(optional=True),)),
+            "priority": lambda: wanted._replace(priority=wanted.priority + 1),
+            "template_spi": lambda: wanted._replace(templates=(template._replace(spi=7),)),
         }[field]()
     result = endpoint.reconcile_node(FakeModule(), node["params"], BOOT_ID)
     assert result["changed"]
-    assert [(op.verb, op.obj) for op in FakeKernel.applied] == [("add" if field == "missing" else "update", wanted)]
+    assert [(op.verb.value, op.entry) for op in FakeKernel.applied] == [
+        ("add" if field == "missing" else "update", wanted)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,9 +246,9 @@ def test_derive_key_fast_path_gives_the_same_keys_and_errors(master: Any, src: s
 def test_module_path_does_not_import_pyroute2() -> None:
     code = (
         "import sys\n"
-        "from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module, _xfrm_info_module\n"
+        "from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint, info\n"
         "from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_socket, xfrm_structs\n"
-        "from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import HAS_PYROUTE2\n"
+        "from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2\n"
         "print(HAS_PYROUTE2, any(name.split('.')[0] == 'pyroute2' for name in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
@@ -323,19 +294,19 @@ def test_first_phase_on_a_node_that_differs_runs_the_phase(node: Dict[str, Any],
         del FakeKernel.states[out_index]
     elif difference == "in-policy-level-use":
         policy = FakeKernel.policies[in_policy]
-        FakeKernel.policies[in_policy] = dataclasses.replace(
-            policy, templates=tuple(dataclasses.replace(t, optional=True) for t in policy.templates))
+        FakeKernel.policies[in_policy] = \
+            policy._replace(templates=tuple(t._replace(optional=True) for t in policy.templates))
     elif difference == "stale-key":
         state = FakeKernel.states[out_index]
-        FakeKernel.states[out_index] = dataclasses.replace(state, aead=dataclasses.replace(state.aead, key=bytes(20)))
+        FakeKernel.states[out_index] = state._replace(aead=state.aead._replace(key=bytes(20)))
     else:
-        extra = dataclasses.replace(FakeKernel.states[out_index], dst="10.98.0.99", spi=0x30000099)
+        extra = FakeKernel.states[out_index]._replace(dst="10.98.0.99", spi=0x30000099)
         FakeKernel.states.append(extra)
     result = endpoint.reconcile_node(FakeModule(), _first_phase(node["params"]), BOOT_ID)
     assert result["converged"] is False
     # The inbound phase only adds and updates the IN side: it never touches the OUT SA.
     for operation in FakeKernel.applied:
-        assert not (isinstance(operation.obj, XfrmState) and operation.obj.src == "10.99.0.1"), operation
+        assert not (isinstance(operation.entry, XfrmState) and operation.entry.src == "10.99.0.1"), operation
 
 
 def test_an_explicit_level_is_kept_in_the_final_check(node: Dict[str, Any]) -> None:

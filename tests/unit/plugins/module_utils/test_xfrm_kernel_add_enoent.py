@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import errno
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import Operation, _reason
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import ALGO_AEAD, Algorithm, XfrmState
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import _reason
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
+    ALGO_AEAD,
+    Algorithm,
+    Operation,
+    Verb,
+    XfrmState,
+)
 
 
 def _sa():
@@ -19,7 +25,7 @@ def _sa():
 def test_enoent_on_add_names_the_crypto_set_up():
     # The kernel's answer when the module loader cannot bring in a cipher the SA needs
     # (test_safety_faults.py points kernel.modprobe at /bin/false).
-    reason = _reason(Operation("add", _sa()), errno.ENOENT, "Kernel was unable to initialize cryptographic operations")
+    reason = _reason(Operation(Verb.ADD, _sa()), errno.ENOENT, "Kernel was unable to initialize cryptographic operations")
     assert "could not set up this SA's cryptography" in reason
     assert "Kernel was unable to initialize cryptographic operations" in reason
     assert "no SA with this destination" not in reason
@@ -27,5 +33,5 @@ def test_enoent_on_add_names_the_crypto_set_up():
 
 
 def test_enoent_on_delete_still_means_no_such_sa():
-    reason = _reason(Operation("delete", _sa()), errno.ENOENT, None)
+    reason = _reason(Operation(Verb.DELETE, _sa()), errno.ENOENT, None)
     assert reason == "no SA with this destination, SPI, protocol and mark exists"

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import errno
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import Operation, _reason
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import _reason
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ALGO_AEAD,
     ALGO_AUTH,
     ALGO_CRYPT,
     Algorithm,
+    Operation,
+    Verb,
     XfrmState,
 )
 
@@ -23,7 +25,7 @@ def test_missing_aead_names_the_algorithm_and_its_icv():
     key = bytes(range(36))
     sa = XfrmState(src="10.77.0.2", dst="10.77.0.1", spi=0x51BC5CA4, reqid=1,
                    aead=Algorithm(ALGO_AEAD, "rfc4543(gcm(aes))", key, 96))
-    reason = _reason(Operation("add", sa), errno.ENOSYS, "Requested AEAD algorithm not found")
+    reason = _reason(Operation(Verb.ADD, sa), errno.ENOSYS, "Requested AEAD algorithm not found")
     assert "rfc4543(gcm(aes)) with a 96-bit ICV" in reason
     assert "Requested AEAD algorithm not found" in reason and "lacks an algorithm" in reason
     assert key.hex() not in reason
@@ -33,6 +35,6 @@ def test_missing_auth_or_crypt_keeps_the_generic_wording():
     sa = XfrmState(src="10.77.0.2", dst="10.77.0.1", spi=0x100, reqid=1,
                    auth=Algorithm(ALGO_AUTH, "hmac(sha256)", b"a" * 32, 128),
                    crypt=Algorithm(ALGO_CRYPT, "cbc(aes)", b"c" * 16))
-    reason = _reason(Operation("add", sa), errno.ENOSYS, "Requested CRYPT algorithm not found")
+    reason = _reason(Operation(Verb.ADD, sa), errno.ENOSYS, "Requested CRYPT algorithm not found")
     assert reason == ("the kernel lacks an algorithm this SA uses (Requested CRYPT algorithm not found); "
                       "load the crypto module or pick another")

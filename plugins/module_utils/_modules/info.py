@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import stat
 
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     MISSING_FILE_REASON,
@@ -25,21 +25,19 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     read_keys_bytes,
     render_masked_key_line,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import is_owned_policy, is_owned_state
-from ansible_collections.netsec.ipsec.plugins.module_utils._render import render, secrets_of
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (
-    HAS_PYROUTE2,
-    PYROUTE2_IMPORT_ERROR,
-    XfrmKernel,
-    XfrmKernelError,
-)
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel, XfrmKernelError
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import is_owned_policy, is_owned_state
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     DIR_NAMES,
     DIR_OUT,
+    StateCounters,
     XfrmPolicy,
     XfrmState,
     canonical_address,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 XFRM_STAT_PATH = "/proc/net/xfrm_stat"
@@ -62,12 +60,12 @@ def run_module(module: Any) -> None:
                              **result)
         try:
             with XfrmKernel() as kernel:
-                states = kernel.dump_states()
+                counted_states = kernel.dump_state_counters()
                 policies = kernel.dump_policies()
         except XfrmKernelError as error:
             module.fail_json(msg=str(error), **result)
-        module.no_log_values.update(secrets_of(states))
-        result.update(describe_entries(states, policies, params["reqid"], params["addresses"]))
+        module.no_log_values.update(secrets_of(state for state, _counters in counted_states))
+        result.update(describe_entries(counted_states, policies, params["reqid"], params["addresses"]))
     module.exit_json(**result)
 
 
@@ -118,14 +116,15 @@ def read_xfrm_stat(path: str) -> Dict[str, int]:
     return counters
 
 
-def describe_entries(states: List[XfrmState], policies: List[XfrmPolicy], reqid: int,
+def describe_entries(counted_states: List[Tuple[XfrmState, StateCounters]], policies: List[XfrmPolicy], reqid: int,
                      addresses: Optional[List[str]] = None) -> Dict[str, Any]:
-    """Owned SAs (with counters and key fingerprints) and policies, and how many are foreign.
+    """Owned SAs (with their counters and key fingerprints) and policies, and how many are
+    foreign.
 
     An SA's direction is "out" when it is sent from one of the node's ``addresses``; without
     them the sources of the owned OUT policies' templates stand in.
     """
-    owned_states = [state for state in states if is_owned_state(state, reqid)]
+    owned_states = [(state, counters) for state, counters in counted_states if is_owned_state(state, reqid)]
     owned_policies = [policy for policy in policies if is_owned_policy(policy, reqid)]
     if addresses:
         local_addresses = {canonical_address(address) for address in addresses}
@@ -133,7 +132,7 @@ def describe_entries(states: List[XfrmState], policies: List[XfrmPolicy], reqid:
         local_addresses = {template.src for policy in owned_policies if policy.dir == DIR_OUT
                            for template in policy.templates}
     return dict(
-        sas=[_describe_state(state, local_addresses) for state in owned_states],
+        sas=[_describe_state(state, counters, local_addresses) for state, counters in owned_states],
         policies=[dict(dir=DIR_NAMES.get(policy.dir, str(policy.dir)), line=render(policy),
                        src=policy.selector.src, dst=policy.selector.dst,
                        tmpl_src=policy.templates[0].src if policy.templates else None,
@@ -141,13 +140,12 @@ def describe_entries(states: List[XfrmState], policies: List[XfrmPolicy], reqid:
                        tmpl_spi=policy.templates[0].spi if policy.templates else None,
                        level=("use" if policy.templates[0].optional else "required") if policy.templates else None)
                   for policy in owned_policies],
-        foreign_sas=len(states) - len(owned_states),
+        foreign_sas=len(counted_states) - len(owned_states),
         foreign_policies=len(policies) - len(owned_policies),
     )
 
 
-def _describe_state(state: XfrmState, local_addresses: Set[str]) -> Dict[str, Any]:
-    counters = state.counters
+def _describe_state(state: XfrmState, counters: StateCounters, local_addresses: Set[str]) -> Dict[str, Any]:
     material = b"".join(algorithm.key for algorithm in state.algorithms())
     if local_addresses:
         direction = "out" if state.src in local_addresses else "in"
@@ -161,9 +159,9 @@ def _describe_state(state: XfrmState, local_addresses: Set[str]) -> Dict[str, An
         direction=direction,
         algorithms=[algorithm.name for algorithm in state.algorithms()],
         fingerprint=fingerprint(material) if material else None,
-        packets=counters.packets if counters else 0,
-        bytes=counters.bytes if counters else 0,
-        replay_errors=counters.replay if counters else 0,
-        integrity_errors=counters.integrity_failed if counters else 0,
+        packets=counters.packets,
+        bytes=counters.bytes,
+        replay_errors=counters.replay,
+        integrity_errors=counters.integrity_failed,
         line=render(state),
     )

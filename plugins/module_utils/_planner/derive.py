@@ -27,7 +27,6 @@ collection and a node keyed by Cilium agree::
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import ipaddress
@@ -35,7 +34,6 @@ import re
 from typing import Optional, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    FORM_AEAD,
     MAX_KEY_BYTES,
     Key,
 )
@@ -149,23 +147,7 @@ def derive_key(master: bytes, src: Address, dst: Address, src_boot: str, dst_boo
     return digest[:len(master)]
 
 
-def derive_for_direction(key: Key, src: Address, dst: Address, src_boot: str, dst_boot: str
-                         ) -> Key:
-    """``key`` with its material replaced by the key for ``src`` → ``dst``.
-
-    SPI, algorithms, ICV, ``+`` marker and line stay as they are.
-    """
-    if key.form == FORM_AEAD:
-        return dataclasses.replace(
-            key, aead_key=derive_key(key.aead_key or b"", src, dst, src_boot, dst_boot))
-    return dataclasses.replace(
-        key,
-        auth_key=derive_key(key.auth_key or b"", src, dst, src_boot, dst_boot),
-        enc_key=derive_key(key.enc_key or b"", src, dst, src_boot, dst_boot))
-
-
-def derive_out_in(key: Key, local: Address, peer: Address, local_boot: str, peer_boot: str
-                  ) -> Tuple[Key, Key]:
-    """(OUT key local → peer, IN key peer → local) for the SAs on the local node."""
-    return (derive_for_direction(key, local, peer, local_boot, peer_boot),
-            derive_for_direction(key, peer, local, peer_boot, local_boot))
+def derive_material(key: Key, src: Address, dst: Address, src_boot: str, dst_boot: str) -> Tuple[bytes, ...]:
+    """The key material of ``key`` for traffic from ``src`` to ``dst``: (AEAD key,) or (auth
+    key, encryption key), each derived with ``derive_key``."""
+    return tuple([derive_key(part, src, dst, src_boot, dst_boot) for part in key.key_material])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable, List, Optional, Tuple
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import DIR_IN, DIR_OUT, Selector, XfrmPolicy
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import DIR_IN, DIR_OUT, Selector, XfrmPolicy
 
 IPPROTO_TCP = 6
 SSH_CONNECTION_FIELDS = 4

@@ -20,48 +20,42 @@ import dataclasses
 import gc
 import os
 import socket
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._derive import KeyDerivationError
-from ansible_collections.netsec.ipsec.plugins.module_utils._lockout import covering_policies, parse_ssh_connection
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     KeysFileError,
     all_secrets,
     load_keys_file,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID, PlanError
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import (
+    XfrmKernel,
+    XfrmKernelError,
+    describe_operation,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import KeyDerivationError
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
     PHASE_ALL,
     STATE_ABSENT,
     LocalNode,
     Peer,
-    Plan,
     PlanOptions,
     build_desired,
     fully_trusted,
-    reconcile,
-    render,
-    render_plan,
-    secrets_of,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._reconcile import converged_plan
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_kernel import (
-    HAS_PYROUTE2,
-    PYROUTE2_IMPORT_ERROR,
-    Operation,
-    XfrmKernel,
-    XfrmKernelError,
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.lockout import (
+    covering_policies,
+    parse_ssh_connection,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import XfrmPolicy, XfrmState
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import Plan, reconcile, rollback
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import changed_lines, render_plan, secrets_of
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import XfrmPolicy, XfrmState
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
-VERB_ADD = "add"
-VERB_UPDATE = "update"
-VERB_DELETE = "delete"
-
-__all__ = ["DEFAULT_REQID", "run_module"]
 
 
 def run_module(module: Any) -> None:
@@ -132,43 +126,26 @@ def _reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[s
     local, peers = local_node(params, boot_id), peers_of(params)
     desired = build_desired(local, peers, keys, options)
     module.no_log_values.update(secrets_of(desired.states))
-    final_desired = None
-    if params.get("skip_when_converged") and options.phase != PHASE_ALL and options.state != STATE_ABSENT:
-        final_desired = build_desired(local, fully_trusted(peers), keys, dataclasses.replace(options, phase=PHASE_ALL))
-        module.no_log_values.update(secrets_of(final_desired.states))
 
     with XfrmKernel() as kernel:
-        dumped_states = kernel.dump_state_records()
-        dumped_policies = kernel.dump_policy_records()
-        if final_desired is not None:
-            final = converged_plan(final_desired, dumped_states.records, dumped_policies.records, dumped_states.at,
-                                   dumped_policies.at)
-            if final is not None and not final[0].operations:
+        current_states = kernel.dump_states()
+        current_policies = kernel.dump_policies()
+        # Installed SAs carry keys too (a delete may be rolled back by re-adding one).
+        module.no_log_values.update(secrets_of(_with_other_keys(current_states, desired.states)))
+        if params.get("skip_when_converged") and options.phase != PHASE_ALL and options.state != STATE_ABSENT:
+            final_desired = build_desired(local, fully_trusted(peers), keys,
+                                          dataclasses.replace(options, phase=PHASE_ALL))
+            final_plan = reconcile(final_desired, current_states, current_policies)
+            if not final_plan.changes:
                 # The node already holds the end state of the rollout: no phase changes it.
-                final_plan, other_states = final
-                module.no_log_values.update(secrets_of(_with_other_keys(other_states, final_desired.states)))
                 _warn_about_own_connection(module, final_desired.policies)
                 return _result(module, final_plan, boot_id, final_desired.frozen_peers, converged=True)
-        # A node that already holds the desired set is recognised by comparing records,
-        # without decoding its entries; anything else is decoded and reconciled in full.
-        converged = converged_plan(desired, dumped_states.records, dumped_policies.records, dumped_states.at,
-                                   dumped_policies.at)
-        current_policies: Sequence[XfrmPolicy] = ()  # only needed to roll back a failed apply
-        # Installed SAs carry keys too (a delete may be rolled back by re-adding one); those
-        # the fast path did not decode carry desired keys, whose secrets are already in.
-        if converged is not None:
-            plan, other_states = converged
-            module.no_log_values.update(secrets_of(_with_other_keys(other_states, desired.states)))
-        else:
-            current_states = dumped_states.objects()
-            current_policies = dumped_policies.objects()
-            module.no_log_values.update(secrets_of(_with_other_keys(current_states, desired.states)))
-            plan = reconcile(desired, current_states, current_policies, options.purge)
+        plan = reconcile(desired, current_states, current_policies)
         for warning in plan.warnings:
             module.warn(warning)
         _warn_about_own_connection(module, desired.policies)
-        if plan.operations and not module.check_mode:
-            _apply_or_roll_back(module, kernel, plan, current_policies, boot_id, desired.frozen_peers)
+        if plan.changes and not module.check_mode:
+            _apply_or_roll_back(module, kernel, plan, boot_id, desired.frozen_peers)
 
     return _result(module, plan, boot_id, desired.frozen_peers)
 
@@ -181,9 +158,8 @@ def _with_other_keys(states: Sequence[XfrmState], known: Sequence[XfrmState]) ->
     """
     if not states:
         return []
-    known_keys = {bytes(algorithm.key) for state in known for algorithm in state.algorithms()}
-    return [state for state in states
-            if any(bytes(algorithm.key) not in known_keys for algorithm in state.algorithms())]
+    known_keys = {algorithm.key for state in known for algorithm in state.algorithms()}
+    return [state for state in states if any(algorithm.key not in known_keys for algorithm in state.algorithms())]
 
 
 def _warn_about_own_connection(module: Any, desired_policies: Sequence[XfrmPolicy]) -> None:
@@ -197,73 +173,46 @@ def _warn_about_own_connection(module: Any, desired_policies: Sequence[XfrmPolic
                     % (render(policy), connection[0], connection[1], connection[2], connection[3], connection[3]))
 
 
-def _apply_or_roll_back(module: Any, kernel: XfrmKernel, plan: Plan, current_policies: Sequence[XfrmPolicy],
-                        boot_id: str, frozen_peers: Sequence[str]) -> None:
-    operations = [Operation(planned.verb, planned.obj) for planned in plan.operations]
-    outcome = kernel.apply(operations)
+def _apply_or_roll_back(module: Any, kernel: XfrmKernel, plan: Plan, boot_id: str,
+                        frozen_peers: Sequence[str]) -> None:
+    outcome = kernel.apply(plan.operations)
     if outcome.ok:
         return
-    installed_policies = {policy.key(): policy for policy in current_policies}
-    pairs = [(op, _inverse(op, installed_policies)) for op in reversed(outcome.applied)]
-    undo = [inverse for _op, inverse in pairs if inverse is not None]
-    rollback = kernel.apply(undo) if undo else None
+    pairs = rollback(plan, outcome.applied)
+    undo = [inverse for _operation, inverse in pairs if inverse is not None]
+    undone = kernel.apply(undo) if undo else None
     error = outcome.error
     message = error.message if error is not None else "the kernel refused an operation"
     details: Dict[str, Any] = dict(_result(module, plan, boot_id, frozen_peers, changed=False))
-    details["failed_operation"] = _line(outcome.failed) if outcome.failed else None
+    details["failed_operation"] = describe_operation(outcome.failed) if outcome.failed else None
     details["errno"] = error.errno if error is not None else None
     details["extack"] = error.extack if error is not None else None
-    if (rollback is None or rollback.ok) and len(undo) == len(pairs):
+    if (undone is None or undone.ok) and len(undo) == len(pairs):
         details["applied"] = []
         module.fail_json(msg="%s; the %d operation(s) before it were rolled back, the node is as it was"
                          % (message, len(outcome.applied)), **details)
     # The rollback failed part-way: report what stayed applied so the caller knows.
-    undone = {id(op) for op in rollback.applied} if rollback is not None else set()
-    still_applied = [op for op, inverse in pairs if inverse is None or id(inverse) not in undone]
-    details["applied"] = [_line(op) for op in still_applied]
+    undone_ids = {id(inverse) for inverse in undone.applied} if undone is not None else set()
+    still_applied = [operation for operation, inverse in pairs if inverse is None or id(inverse) not in undone_ids]
+    details["applied"] = [describe_operation(operation) for operation in still_applied]
     details["changed"] = bool(still_applied)
-    rollback_error = rollback.error.message if rollback is not None and rollback.error else "not undoable"
+    rollback_error = undone.error.message if undone is not None and undone.error else "not undoable"
     module.fail_json(msg="%s; rolling back then failed too (%s): %d operation(s) stay applied, "
                      "a re-run converges from here" % (message, rollback_error, len(still_applied)), **details)
-
-
-def _inverse(operation: Operation, installed_policies: Dict[Tuple[object, ...], XfrmPolicy]) -> Optional[Operation]:
-    if operation.verb == VERB_ADD:
-        return Operation(VERB_DELETE, operation.obj)
-    if operation.verb == VERB_DELETE:
-        return Operation(VERB_ADD, operation.obj)
-    previous = installed_policies.get(operation.obj.key()) if isinstance(operation.obj, XfrmPolicy) else None
-    return Operation(VERB_UPDATE, previous) if previous is not None else None
-
-
-def _line(operation: Operation) -> str:
-    return "%s %s" % (operation.verb, render(operation.obj))
 
 
 def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
             changed: Optional[bool] = None, converged: bool = False) -> Dict[str, Any]:
     counts = plan.counts()
-    added: List[str] = []
-    updated: List[str] = []
-    removed: List[str] = []
-    for change in plan.changes:
-        if change.kind == "add":
-            added.append(render(change.after))
-        elif change.kind == "delete":
-            removed.append(render(change.before))
-        else:
-            updated.append(render(change.after))
     result: Dict[str, Any] = dict(
         changed=plan.changed if changed is None else changed,
         boot_id=boot_id,
         sas=counts["sas"],
         policies=counts["policies"],
-        added=added,
-        updated=updated,
-        removed=removed,
         frozen_peers=list(frozen_peers),
         converged=converged,
     )
+    result.update(changed_lines(plan))
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = render_plan(plan)
     return result

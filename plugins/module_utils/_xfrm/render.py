@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netsec.ipsec contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Masked, one-line text of XFRM objects and plans, for ``--diff``, results and messages.
+"""Masked, one-line text of SAs and policies, for ``--diff``, results and error messages.
 
 Lines read like ``ip xfrm`` output squeezed onto one line::
 
@@ -10,26 +10,18 @@ Lines read like ``ip xfrm`` output squeezed onto one line::
 
 Rules:
 
-* Key material never appears: a key is shown as its ``_keys.fingerprint`` (``sha256:`` and
-  12 hex digits of SHA-256 of the key), an empty key as ``key none``.
-* Every compared field that differs from its default is shown, so two objects that differ
-  (for the planner) never render the same; fields at their defaults are left out.
-* Counters and the policy index (kernel-filled, not compared) are never shown, so a line is
-  stable from one run to the next.
-* ``render_plan`` turns a plan into Ansible's diff (``before``/``after`` texts of the owned
-  entries), ``render_lines`` into ``+``/``-``/``~`` change lines; ``plan_report`` bundles
-  both with the per-kind counts.
+* Key material never appears: a key is shown as its fingerprint (``sha256:`` and 12 hex
+  digits of SHA-256 of the key), an empty key as ``key none``.
+* Every field that differs from its default is shown, so two entries that differ never
+  render the same; fields at their defaults are left out (a line is stable from run to run).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Union
+from typing import List, Optional
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    fingerprint,
-    key_spellings,
-)
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys import fingerprint
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ACTION_NAMES,
     ALL_ALGOS,
     DIR_NAMES,
@@ -41,26 +33,16 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     Mark,
     Selector,
     Template,
+    XfrmEntry,
     XfrmPolicy,
     XfrmState,
-    any_address,
+    zero_selector,
 )
-
-if TYPE_CHECKING:  # pragma: no cover - import for annotations only (no import cycle at run time)
-    from ansible_collections.netsec.ipsec.plugins.module_utils._reconcile import Plan
-
-XfrmObject = Union[XfrmState, XfrmPolicy]
 
 # Protocol names as ``ip xfrm`` prints them; anything else is printed as a number.
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 50: "esp", 51: "ah", 58: "ipv6-icmp",
                108: "comp", 132: "sctp"}
 EMPTY_KEY_TEXT = "none"
-DIFF_HEADER = "xfrm (entries owned by netsec.ipsec)"
-
-# Prefixes of the change lines (``lines`` of ``render_plan``).
-LINE_ADD = "+ "
-LINE_DELETE = "- "
-LINE_CHANGE = "~ "
 
 
 def _proto(proto: int) -> str:
@@ -94,18 +76,12 @@ def render_selector(selector: Selector) -> str:
     return " ".join(parts)
 
 
-def _is_zero_selector(selector: Selector, family: int) -> bool:
-    anywhere = any_address(family)
-    return selector == Selector(family, anywhere, 0, anywhere, 0)
-
-
 def _lifetime(lifetime: Lifetime) -> List[str]:
     if lifetime == INFINITE_LIFETIME:
         return []
-    parts = []
-    for name, value in sorted(vars(lifetime).items()):
-        if value != getattr(INFINITE_LIFETIME, name):
-            parts.append("%s %d" % (name.replace("_", "-"), value))
+    parts = ["%s %d" % (name.replace("_", "-"), value)
+             for name, value, default in sorted(zip(Lifetime._fields, lifetime, INFINITE_LIFETIME))
+             if value != default]
     return ["lifetime " + " ".join(parts)]
 
 
@@ -121,8 +97,7 @@ def render_algorithm(algorithm: Algorithm) -> str:
         return "auth-trunc %s %s %d" % (algorithm.name, render_key(algorithm.key), algorithm.bits)
     if algorithm.kind == "crypt" and not algorithm.bits:
         return "enc %s %s" % (algorithm.name, render_key(algorithm.key))
-    return "%s %s %s %d" % (algorithm.kind, algorithm.name, render_key(algorithm.key),
-                            algorithm.bits)
+    return "%s %s %s %d" % (algorithm.kind, algorithm.name, render_key(algorithm.key), algorithm.bits)
 
 
 def render_state(state: XfrmState) -> str:
@@ -136,7 +111,7 @@ def render_state(state: XfrmState) -> str:
         parts.append("replay-window %d" % state.replay_window)
     if state.flags:
         parts.append("flag 0x%x" % state.flags)
-    if state.selector is not None and not _is_zero_selector(state.selector, state.family):
+    if state.selector is not None and state.selector != zero_selector(state.family):
         parts.append("sel " + render_selector(state.selector))
     parts += _mark("mark", state.mark)
     parts += _mark("output-mark", state.output_mark)
@@ -153,8 +128,7 @@ def render_template(template: Template) -> str:
         "use" if template.optional else "required")]
     if template.share:
         parts.append("share %d" % template.share)
-    for word, value in (("aalgos", template.aalgos), ("ealgos", template.ealgos),
-                        ("calgos", template.calgos)):
+    for word, value in (("aalgos", template.aalgos), ("ealgos", template.ealgos), ("calgos", template.calgos)):
         if value != ALL_ALGOS:
             parts.append("%s 0x%x" % (word, value))
     return " ".join(parts)
@@ -162,8 +136,7 @@ def render_template(template: Template) -> str:
 
 def render_policy(policy: XfrmPolicy) -> str:
     direction = DIR_NAMES.get(policy.dir, "dir %d" % policy.dir)
-    parts = ["policy %s %s priority %d" % (direction, render_selector(policy.selector),
-                                           policy.priority)]
+    parts = ["policy %s %s priority %d" % (direction, render_selector(policy.selector), policy.priority)]
     if policy.action != 0 or not policy.templates:
         parts.append(ACTION_NAMES.get(policy.action, "action %d" % policy.action))
     parts += _mark("mark", policy.mark)
@@ -178,60 +151,10 @@ def render_policy(policy: XfrmPolicy) -> str:
     return " ".join(parts)
 
 
-def render(obj: XfrmObject) -> str:
+def render(entry: XfrmEntry) -> str:
     """One masked line for an SA or a policy."""
-    if isinstance(obj, XfrmState):
-        return render_state(obj)
-    if isinstance(obj, XfrmPolicy):
-        return render_policy(obj)
-    raise TypeError("not an XFRM object: %s" % type(obj).__name__)
-
-
-def _text(lines: Sequence[str]) -> str:
-    return "".join(line + "\n" for line in lines)
-
-
-def render_plan(plan: "Plan") -> Dict[str, str]:
-    """Ansible's ``diff`` for a plan: sorted masked lines of the owned entries in the kernel
-    now (``before``) and once the plan is applied (``after``), with headers."""
-    return {
-        "before": _text(sorted(render(obj) for obj in plan.before)),
-        "after": _text(sorted(render(obj) for obj in plan.after)),
-        "before_header": DIFF_HEADER,
-        "after_header": DIFF_HEADER,
-    }
-
-
-def render_lines(plan: "Plan") -> List[str]:
-    """One line per change in the order applied: ``+ `` added, ``- `` removed, ``~ `` updated
-    in place (policies) or re-created (SAs), shown with the new content."""
-    lines = []
-    for change in plan.changes:
-        if change.kind == "add":
-            lines.append(LINE_ADD + render(change.after))
-        elif change.kind == "delete":
-            lines.append(LINE_DELETE + render(change.before))
-        else:
-            lines.append(LINE_CHANGE + render(change.after))
-    return lines
-
-
-def plan_report(plan: "Plan") -> Dict[str, object]:
-    """Everything a module returns about a plan, as plain data: ``diff`` (``render_plan``),
-    ``lines`` (``render_lines``), ``counts`` (``Plan.counts``) and ``warnings``."""
-    return {"diff": render_plan(plan), "lines": render_lines(plan), "counts": plan.counts(),
-            "warnings": list(plan.warnings)}
-
-
-def secrets_of(states: Iterable[XfrmState]) -> List[str]:
-    """Every spelling of every SA key (derived or not), for the module's ``no_log_values``.
-
-    The spellings are ``_keys.key_spellings``, as for keys-file keys, so keys-file keys and
-    derived keys are masked alike. Empty keys are not secrets.
-    """
-    secrets: Dict[str, None] = {}  # insertion-ordered set: large meshes have many keys
-    for state in states:
-        for algorithm in state.algorithms():
-            if algorithm.key:
-                secrets.update(dict.fromkeys(key_spellings(bytes(algorithm.key))))
-    return list(secrets)
+    if isinstance(entry, XfrmState):
+        return render_state(entry)
+    if isinstance(entry, XfrmPolicy):
+        return render_policy(entry)
+    raise TypeError("not an XFRM entry: %s" % type(entry).__name__)

@@ -55,7 +55,7 @@ keys), optional when the level is ``use`` (per-peer ``inbound_level`` overrides 
 FWD as IN, only when L's subnets are routed (any of L's subnets is not one of L's own
 addresses as a host prefix). All at ``PRIORITY_ENCRYPT``.
 ``outbound: false`` builds only the IN side (IN SAs, IN/FWD policies, bypass); see
-``_reconcile`` for why existing OUT entries are then left alone rather than purged.
+``reconcile`` for why existing OUT entries are then left alone rather than purged.
 
 **Bypass** (management; default tcp/22): per family L has and per (proto, port), four
 template-less allow policies at ``PRIORITY_BYPASS`` (numerically lower, so they win over
@@ -89,11 +89,6 @@ import hashlib
 import ipaddress
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._derive import (
-    KeyDerivationError,
-    address_bytes,
-    derive_key,
-)
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     FORM_AEAD,
     SPI_MAX,
@@ -101,15 +96,19 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
     Key,
     KeysFile,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import (
+    KeyDerivationError,
+    address_bytes,
+    derive_material,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import (
     DEFAULT_REQID,
     PRIORITY_BYPASS,
     PRIORITY_ENCRYPT,
     PlanError,
     check_reqid,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._render import render
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ACTION_ALLOW,
     AF_INET,
     AF_INET6,
@@ -128,15 +127,17 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
     Mark,
     Selector,
     Template,
+    XfrmEntry,
     XfrmPolicy,
     XfrmState,
     any_address,
     canonical_address,
     family_of,
-    from_fields,
-    kernel_identity,
     max_prefixlen,
+    selector_between,
+    zero_selector,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 
 FAMILIES = (AF_INET, AF_INET6)  # pairing order: IPv4 first
 FAMILY_NAMES = {AF_INET: "IPv4", AF_INET6: "IPv6"}
@@ -214,7 +215,7 @@ PORT_MIN = 1
 PORT_MAX = 0xFFFF
 
 # Object roles: what an entry does for the local node, which decides where its operations
-# go in the safe order (see ``_reconcile``).
+# go in the safe order (see ``reconcile``).
 ROLE_IN_SA = "in-sa"
 ROLE_OUT_SA = "out-sa"
 ROLE_IN_POLICY = "in-policy"  # IN and FWD
@@ -222,7 +223,6 @@ ROLE_OUT_POLICY = "out-policy"
 ROLE_BYPASS = "bypass"  # any template-less policy
 
 BypassEntry = Tuple[Union[str, int], int]
-XfrmObject = Union[XfrmState, XfrmPolicy]
 
 
 # --------------------------------------------------------------------------------------
@@ -435,10 +435,6 @@ def wire_spi(key_id: int, sender_address: str, marks: str = MARKS_NONE) -> int:
     return key_id << KEY_ID_SHIFT | sender_id(sender_address)
 
 
-def key_id_of_wire_spi(spi: int, marks: str = MARKS_NONE) -> int:
-    return spi if marks == MARKS_CILIUM else spi >> KEY_ID_SHIFT
-
-
 def derived_mark_id(peer_name: str) -> int:
     """A stable 16-bit id (1-65535) for a peer, from its name."""
     digest = hashlib.sha256(MARK_ID_DOMAIN + peer_name.encode("utf-8")).digest()
@@ -499,17 +495,18 @@ def _check_mark_ids(peers: Sequence[Peer]) -> Dict[str, int]:
 
 @dataclasses.dataclass(frozen=True)
 class DesiredSet:
-    """What the local node must hold, and what the reconciler needs to know about it.
+    """What the local node must hold, and what the reconciler needs to know about it: the
+    single input of ``reconcile``.
 
-    ``peer_of_address``
-    maps every peer tunnel address (frozen peers' too) to the peer's name, for ordering and
-    messages. ``frozen_peer_addresses`` are the addresses of peers whose entries must be left
-    alone. ``keep_outbound`` is True when ``outbound`` was off (OUT entries are left alone).
-    ``teardown`` is True for ``state: absent``: every owned entry goes, whatever ``purge``.
-    ``keep_outbound_addresses``: peer addresses whose owned OUT entries stay as they are
-    (per-peer ``outbound: keep``). ``keep_level_addresses``: peer addresses whose installed
-    IN/FWD policies keep their level. ``purge`` is False in the ``inbound`` and ``outbound``
-    phases, which only add and update.
+    ``peer_of_address`` maps every peer tunnel address (frozen peers' too) to the peer's name,
+    for ordering and messages. ``frozen_peer_addresses`` are the addresses of peers whose
+    entries must be left alone. ``keep_outbound`` is True when ``outbound`` was off (OUT
+    entries are left alone). ``keep_outbound_addresses``: peer addresses whose owned OUT
+    entries stay as they are (per-peer ``outbound: keep``). ``keep_level_addresses``: peer
+    addresses whose installed IN/FWD policies keep their level. ``purge``: owned entries that
+    are not desired are removed (off in the ``inbound`` and ``outbound`` phases, which only
+    add and update, and with option ``purge`` off). ``teardown`` (``state: absent``): nothing
+    is desired and every owned entry goes, frozen peers and ``keep_outbound`` notwithstanding.
     """
 
     states: Tuple[XfrmState, ...] = ()
@@ -538,58 +535,37 @@ def _keys_tuple(keys: Union[KeysFile, Sequence[Key]]) -> Tuple[Key, ...]:
     return key_list
 
 
-def _algorithms(key: Key, material: Tuple[bytes, ...]) -> Dict[str, Optional[Algorithm]]:
-    """The ``aead``, ``auth`` and ``crypt`` fields of an SA carrying ``material`` of ``key``."""
+def _algorithms(key: Key, material: Tuple[bytes, ...]
+                ) -> Tuple[Optional[Algorithm], Optional[Algorithm], Optional[Algorithm]]:
+    """The (aead, auth, crypt) algorithms of an SA carrying ``material`` of ``key``."""
     if key.form == FORM_AEAD:
-        return {"aead": from_fields(Algorithm, {"kind": ALGO_AEAD, "name": key.aead_name or "", "key": material[0],
-                                                "bits": key.icv_bits or 0}),
-                "auth": None, "crypt": None}
+        return Algorithm(ALGO_AEAD, key.aead_name or "", material[0], key.icv_bits or 0), None, None
     auth_name = key.auth_name or ""
     if auth_name not in AUTH_TRUNCATION_BITS:
         raise PlanError("key id %d: no truncation length known for %s (known: %s)"
                         % (key.spi, auth_name, ", ".join(sorted(AUTH_TRUNCATION_BITS))))
-    return {"aead": None,
-            "auth": from_fields(Algorithm, {"kind": ALGO_AUTH, "name": auth_name, "key": material[0],
-                                            "bits": AUTH_TRUNCATION_BITS[auth_name]}),
-            "crypt": from_fields(Algorithm, {"kind": ALGO_CRYPT, "name": key.enc_name or "", "key": material[1],
-                                             "bits": 0})}
+    return (None, Algorithm(ALGO_AUTH, auth_name, material[0], AUTH_TRUNCATION_BITS[auth_name]),
+            Algorithm(ALGO_CRYPT, key.enc_name or "", material[1], 0))
 
 
 class _Builder:
-    """Accumulates desired objects, refusing two with one kernel identity."""
+    """Accumulates desired entries, refusing two with one kernel identity."""
 
     def __init__(self) -> None:
-        self.objects: Dict[Tuple[object, ...], Tuple[XfrmObject, str]] = {}
+        self.states: Dict[Tuple[object, ...], Tuple[XfrmState, str]] = {}
+        self.policies: Dict[Tuple[object, ...], Tuple[XfrmPolicy, str]] = {}
 
-    def add(self, obj: XfrmObject, owner: str) -> None:
-        identity = kernel_identity(obj)
-        previous = self.objects.get(identity)
+    def add(self, entry: XfrmEntry, owner: str) -> None:
+        entries = self.states if isinstance(entry, XfrmState) else self.policies
+        identity = entry.key()
+        previous = entries.get(identity)
         if previous is not None:
-            if previous[0] == obj:
+            if previous[0] == entry:
                 return
-            raise PlanError("two desired objects have the same kernel identity: %s (for %s) and "
+            raise PlanError("two desired entries have the same kernel identity: %s (for %s) and "
                             "%s (for %s); do two peers share a subnet or an address?"
-                            % (render(previous[0]), previous[1], render(obj), owner))
-        self.objects[identity] = (obj, owner)
-
-    def states(self) -> Tuple[XfrmState, ...]:
-        return tuple(entry[0] for entry in self.objects.values() if isinstance(entry[0], XfrmState))
-
-    def policies(self) -> Tuple[XfrmPolicy, ...]:
-        return tuple(entry[0] for entry in self.objects.values() if isinstance(entry[0], XfrmPolicy))
-
-
-_any_selectors: Dict[int, Selector] = {}
-
-
-def _any_selector(family: int) -> Selector:
-    """The selector the kernel reports for an SA installed without one (family copied in).
-    One per family, shared by every SA (values are immutable)."""
-    selector = _any_selectors.get(family)
-    if selector is None:
-        anywhere = "%s/0" % any_address(family)
-        selector = _any_selectors[family] = Selector.between(anywhere, anywhere)
-    return selector
+                            % (render(previous[0]), previous[1], render(entry), owner))
+        entries[identity] = (entry, owner)  # type: ignore[assignment]
 
 
 def _bypass_policies(family: int, bypass: Sequence[Tuple[int, int]]) -> List[XfrmPolicy]:
@@ -597,8 +573,8 @@ def _bypass_policies(family: int, bypass: Sequence[Tuple[int, int]]) -> List[Xfr
     policies = []
     for proto, port in bypass:
         for direction in (DIR_OUT, DIR_IN):
-            for selector in (Selector.between(anywhere, anywhere, proto, sport=port),
-                             Selector.between(anywhere, anywhere, proto, dport=port)):
+            for selector in (selector_between(anywhere, anywhere, proto, sport=port),
+                             selector_between(anywhere, anywhere, proto, dport=port)):
                 policies.append(XfrmPolicy(selector=selector, dir=direction, action=ACTION_ALLOW,
                                            priority=PRIORITY_BYPASS))
     return policies
@@ -607,7 +583,7 @@ def _bypass_policies(family: int, bypass: Sequence[Tuple[int, int]]) -> List[Xfr
 def _neighbour_discovery_policies() -> List[XfrmPolicy]:
     """IPv6 neighbour solicitation and advertisement in plaintext, in and out (see the docstring)."""
     anywhere = "%s/0" % any_address(AF_INET6)
-    return [XfrmPolicy(selector=Selector.between(anywhere, anywhere, IPPROTO_ICMPV6, sport=icmp_type),
+    return [XfrmPolicy(selector=selector_between(anywhere, anywhere, IPPROTO_ICMPV6, sport=icmp_type),
                        dir=direction, action=ACTION_ALLOW, priority=PRIORITY_BYPASS)
             for icmp_type in ND_ICMPV6_TYPES for direction in (DIR_OUT, DIR_IN)]
 
@@ -632,7 +608,7 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
     if options.state == STATE_ABSENT:
         # Teardown removes every owned entry; nothing is desired, nobody is frozen.
         return DesiredSet(local_addresses=local.addresses, peer_of_address=peer_of_address, reqid=reqid,
-                          teardown=True)
+                          purge=True, teardown=True)
 
     key_list = _keys_tuple(keys)
     if not key_list:
@@ -690,8 +666,8 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
             _add_pairing(builder, local, peer, family, local_address, peer_address, key_list,
                          out_key_id, options, mark_ids.get(peer.name, 0), in_directions)
     return DesiredSet(
-        states=builder.states(),
-        policies=builder.policies(),
+        states=tuple(entry for entry, _owner in builder.states.values()),
+        policies=tuple(entry for entry, _owner in builder.policies.values()),
         local_addresses=local.addresses,
         peer_of_address=peer_of_address,
         frozen_peers=tuple(frozen),
@@ -710,43 +686,30 @@ def _pair_material(key: Key, options: PlanOptions, src: str, dst: str, src_boot:
     if not options.per_pair_keys:
         return key.key_material
     try:
-        if key.form == FORM_AEAD:
-            return (derive_key(key.aead_key or b"", src, dst, src_boot or "", dst_boot or ""),)
-        return tuple([derive_key(part, src, dst, src_boot or "", dst_boot or "")
-                      for part in key.key_material])
+        return derive_material(key, src, dst, src_boot or "", dst_boot or "")
     except KeyDerivationError as error:
         raise PlanError("cannot derive the keys between the local node and peer %s: %s"
                         % (peer.name, error)) from None
 
 
 def _sa(src: str, dst: str, spi: int, reqid: int, selector: Selector, mark: Optional[Mark],
-        output_mark: Optional[Mark], algorithms: Dict[str, Optional[Algorithm]]) -> XfrmState:
+        output_mark: Optional[Mark],
+        algorithms: Tuple[Optional[Algorithm], Optional[Algorithm], Optional[Algorithm]]) -> XfrmState:
     """A desired SA (tunnel mode ESP, ESN, ``REPLAY_WINDOW``, no lifetime limits)."""
-    values = {
-        "src": src, "dst": dst, "spi": spi, "reqid": reqid, "proto": IPPROTO_ESP, "mode": MODE_TUNNEL,
-        "replay_window": REPLAY_WINDOW, "esn": USE_ESN, "flags": 0, "selector": selector,
-        "aead": None, "auth": None, "crypt": None, "mark": mark, "output_mark": output_mark, "if_id": 0,
-        "lifetime": INFINITE_LIFETIME, "counters": None,
-    }
-    values.update(algorithms)
-    return from_fields(XfrmState, values)
+    aead, auth, crypt = algorithms
+    return XfrmState(src, dst, spi, reqid, IPPROTO_ESP, MODE_TUNNEL, REPLAY_WINDOW, USE_ESN, 0, selector, aead,
+                     auth, crypt, mark, output_mark, 0, INFINITE_LIFETIME)
 
 
 def _template(src: str, dst: str, reqid: int, spi: int, optional: bool) -> Template:
     """A policy template for a tunnel mode ESP SA between ``src`` and ``dst``."""
-    return from_fields(Template, {
-        "src": src, "dst": dst, "reqid": reqid, "spi": spi, "proto": IPPROTO_ESP, "mode": MODE_TUNNEL,
-        "optional": optional, "share": 0, "aalgos": ALL_ALGOS, "ealgos": ALL_ALGOS, "calgos": ALL_ALGOS,
-    })
+    return Template(src, dst, reqid, spi, IPPROTO_ESP, MODE_TUNNEL, optional, 0, ALL_ALGOS, ALL_ALGOS, ALL_ALGOS)
 
 
 def _encrypt_policy(selector: Selector, direction: int, template: Template, mark: Optional[Mark]) -> XfrmPolicy:
     """An allow policy at ``PRIORITY_ENCRYPT`` that requires ``template``."""
-    return from_fields(XfrmPolicy, {
-        "selector": selector, "dir": direction, "action": ACTION_ALLOW, "priority": PRIORITY_ENCRYPT,
-        "templates": (template,), "mark": mark, "ptype": POLICY_TYPE_MAIN, "if_id": 0, "flags": 0,
-        "lifetime": INFINITE_LIFETIME, "index": 0,
-    })
+    return XfrmPolicy(selector, direction, ACTION_ALLOW, PRIORITY_ENCRYPT, (template,), mark, POLICY_TYPE_MAIN, 0, 0,
+                      INFINITE_LIFETIME)
 
 
 def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, local_address: str,
@@ -758,7 +721,7 @@ def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, l
     owner = "peer %s" % peer.name
     if options.per_pair_keys and not local.boot_id:
         raise PlanError("local node %s has no boot id; per-pair keys need it" % local.name)
-    selector = _any_selector(family)
+    selector = zero_selector(family)
     outbound = options.outbound and peer.outbound == OUTBOUND_ENABLE
     add = builder.add
     for key in key_list:
@@ -795,13 +758,13 @@ def _add_pairing(builder: _Builder, local: LocalNode, peer: Peer, family: int, l
                 # jump to a new key's OUT SA the moment it is added, before peers can read it.
                 out_template = _template(local_address, peer_address, reqid,
                                          wire_spi(key_id, local_address, options.marks), False)
-                builder.add(_encrypt_policy(Selector.between(anywhere, subnet), DIR_OUT, out_template,
+                builder.add(_encrypt_policy(selector_between(anywhere, subnet), DIR_OUT, out_template,
                                             out_mark(key_id, peer_mark_id) if marks else None), owner)
         for direction in in_directions:
-            builder.add(_encrypt_policy(Selector.between(subnet, anywhere), direction, in_template, None), owner)
+            builder.add(_encrypt_policy(selector_between(subnet, anywhere), direction, in_template, None), owner)
 
 
-def role_of(obj: XfrmObject, local_addresses: Iterable[str]) -> str:
+def role_of(obj: XfrmEntry, local_addresses: Iterable[str]) -> str:
     """The ``ROLE_*`` of a desired or installed entry on the node with ``local_addresses``.
 
     An SA is OUT when it is sent from a local address, IN otherwise. A policy without a
@@ -814,7 +777,7 @@ def role_of(obj: XfrmObject, local_addresses: Iterable[str]) -> str:
     return ROLE_OUT_POLICY if obj.dir == DIR_OUT else ROLE_IN_POLICY
 
 
-def remote_address(obj: XfrmObject, local_addresses: Iterable[str]) -> str:
+def remote_address(obj: XfrmEntry, local_addresses: Iterable[str]) -> str:
     """The peer end of an entry (the tunnel address that is not local), or "" for a bypass."""
     if isinstance(obj, XfrmState):
         return obj.dst if obj.src in set(local_addresses) else obj.src

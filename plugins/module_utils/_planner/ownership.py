@@ -39,7 +39,7 @@ Within it:
 
 from __future__ import annotations
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_model import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     DIR_FWD,
     DIR_IN,
     DIR_OUT,
