@@ -50,7 +50,7 @@ sys.path.insert(0, COLLECTIONS)
 
 # pylint: disable=wrong-import-position
 from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module as endpoint  # noqa: E402
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import load_keys_file  # noqa: E402
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file  # noqa: E402
 from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID  # noqa: E402
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (  # noqa: E402
     build_desired,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._derive import derive_key
 from ansible_collections.netsec.ipsec.plugins.module_utils._desired import wire_spi
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 
 
 def naive_pairs(members, hostvars, local_host, keys_content, boot_variable="naive_boot"):

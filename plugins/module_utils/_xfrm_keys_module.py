@@ -15,20 +15,24 @@ import os
 import tempfile
 from typing import Any, Dict, Optional, Tuple
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    MISSING_FILE_REASON,
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     KeysFile,
     KeysFileError,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
     all_secrets,
-    check_successor,
     describe,
-    desired_keys,
     overhead,
-    parse_keys_text,
-    read_keys_bytes,
     render_key_line,
     render_masked_key_line,
     render_masked_keys_file,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import (
+    MISSING_FILE_REASON,
+    desired_keys,
+    read_keys_bytes,
 )
 
 KEYS_DIRECTORY_MODE = 0o700

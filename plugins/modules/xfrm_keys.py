@@ -266,7 +266,7 @@ keys_info:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import KEYS_FILE_MODE
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import run_module
 
 

@@ -17,10 +17,8 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._derive import (
     derive_key,
     derive_out_in,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    FORM_AUTH_ENC,
-    parse_keys_text,
-)
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AUTH_ENC
 
 MASTER20 = bytes.fromhex("5d1a7c3e9b0f24688ac1e7d3f05b9a2c61e8d4b7")
 MASTER32 = bytes(range(32))

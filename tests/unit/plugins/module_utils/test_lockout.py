@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._lockout import covering_policies, parse_ssh_connection
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import LocalNode, Peer, PlanOptions, build_desired
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module as endpoint
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import LocalNode, Peer, PlanOptions, build_desired
 
 KEY = Key(spi=1, form=FORM_AEAD, aead_name="rfc4106(gcm(aes))", aead_key=bytes(range(20)), icv_bits=128)

@@ -10,7 +10,7 @@ from typing import Any, List, Set
 
 import pytest
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import desired_keys
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import desired_keys
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_info_module import keys_file_facts
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._mesh import (

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _desired
 from ansible_collections.netsec.ipsec.plugins.module_utils._derive import derive_key
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, FORM_AUTH_ENC, Key, KeysFile
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, FORM_AUTH_ENC, Key, KeysFile
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (
     AUTH_TRUNCATION_BITS,
     DEFAULT_REQID,

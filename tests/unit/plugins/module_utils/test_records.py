@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _reconcile as R
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, FORM_AUTH_ENC, Key
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, FORM_AUTH_ENC, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import (

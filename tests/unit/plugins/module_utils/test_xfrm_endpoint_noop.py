@@ -30,7 +30,9 @@ from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _derive
 from ansible_collections.netsec.ipsec.plugins.module_utils import _xfrm_endpoint_module as endpoint
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key, all_secrets, load_keys_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._ownership import DEFAULT_REQID, PlanError

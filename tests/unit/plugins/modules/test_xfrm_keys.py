@@ -229,7 +229,8 @@ def test_allow_rotation_false_accepts_dropping_the_previous_key(tmp_path: Path, 
 def test_allow_rotation_false_repairs_a_node_to_the_key_its_peers_use(tmp_path: Path, capsys) -> None:
     """A node whose key id 3 has other bytes than the mesh's is rewritten when the peers'
     current key (as xfrm_info reports it, masked) is the new content's; otherwise refused."""
-    from ansible_collections.netsec.ipsec.plugins.module_utils._keys import parse_keys_text, render_masked_key_line
+    from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
+    from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import render_masked_key_line
 
     path = tmp_path / "keys"
     stray_line = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
