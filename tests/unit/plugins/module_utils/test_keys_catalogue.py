@@ -10,15 +10,12 @@ from typing import Any
 import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
-    ALGORITHMS,
-    ROLE_AEAD,
-    ROLE_AUTH,
-    ROLE_ENC,
-    algorithm,
+    ALGORITHMS, ROLE_AEAD, ROLE_AUTH, ROLE_ENC, algorithm,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import KEY16
+
 
 @pytest.mark.parametrize("spec", ALGORITHMS, ids=lambda spec: spec.name)
 def test_every_algorithm_in_the_table_parses_at_its_nominal_length(spec: Any) -> None:

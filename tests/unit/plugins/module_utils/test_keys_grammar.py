@@ -15,31 +15,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
-    ALGORITHMS,
-    ROLE_AEAD,
-    ROLE_AUTH,
-    ROLE_ENC,
+    ALGORITHMS, ROLE_AEAD, ROLE_AUTH, ROLE_ENC,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    FORM_AEAD,
-    FORM_AUTH_ENC,
-    ICV_BITS_ACCEPTED,
-    MAX_FILE_BYTES,
-    Key,
-    KeysFile,
-    KeysFileError,
+    FORM_AEAD, FORM_AUTH_ENC, ICV_BITS_ACCEPTED, MAX_FILE_BYTES, Key, KeysFile, KeysFileError,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets, render_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import (
-    GCM,
-    KEY16,
-    KEY16_B,
-    KEY20,
-    KEY20_B,
-    KEY36,
-    assert_no_key_material,
+    GCM, KEY16, KEY16_B, KEY20, KEY20_B, KEY36, assert_no_key_material,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "keys"

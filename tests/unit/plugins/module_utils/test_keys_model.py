@@ -11,12 +11,9 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key, KeysFile, KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets, describe
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import (
-    GCM,
-    KEY16,
-    KEY16_B,
-    KEY20,
-    assert_no_key_material,
+    GCM, KEY16, KEY16_B, KEY20, assert_no_key_material,
 )
+
 
 def test_error_is_a_value_error_with_one_type() -> None:
     assert issubclass(KeysFileError, ValueError)

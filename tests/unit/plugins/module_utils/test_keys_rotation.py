@@ -13,12 +13,10 @@ import pytest
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import (
-    check_successor,
-    generate_key,
-    generate_key_line,
-    next_spi,
+    check_successor, generate_key, generate_key_line, next_spi,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import GCM, KEY20, KEY20_B, KEY36
+
 
 def test_spi_may_return_once_its_old_line_is_gone() -> None:
     keys_file = parse_keys_text("2+ %s %s 128\n" % (GCM, KEY20_B), "t")

@@ -15,12 +15,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AUTH_ENC, KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import keys_from_dicts, load_keys_file
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import (
-    GCM,
-    KEY16,
-    KEY16_B,
-    KEY20,
-    KEY20_B,
-    assert_no_key_material,
+    GCM, KEY16, KEY16_B, KEY20, KEY20_B, assert_no_key_material,
 )
 
 # --- load_keys_file ---------------------------------------------------------------
