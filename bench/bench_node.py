@@ -50,7 +50,7 @@ sys.path.insert(0, COLLECTIONS)
 
 # pylint: disable=wrong-import-position
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import load_keys_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import build_desired
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID

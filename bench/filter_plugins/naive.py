@@ -11,7 +11,7 @@ a script of their own; only the number of ``ip`` commands matters for the compar
 
 from __future__ import annotations
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import derive_key
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import wire_spi
 

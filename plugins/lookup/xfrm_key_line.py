@@ -58,7 +58,8 @@ _raw:
 from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import KeysFileError, generate_key_line
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import generate_key_line
 
 
 class LookupModule(LookupBase):

@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-import tempfile
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._files import destination_problem
 
 PROC_SYS_ROOT = "/proc/sys"
 DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/60-netsec-ipsec.conf"
@@ -50,7 +51,7 @@ SYSCTL_D_SUFFIX = ".conf"
 # Older names for the same kernel setting, as they may appear in other sysctl.d files.
 KEY_ALIASES = {"net.ipv4.ip_forward": "net.ipv4.conf.all.forwarding"}
 
-FILE_MODE = 0o644
+FILE_MODE = "0644"  # the drop-in's mode unless the task gives one
 DIRECTORY_MODE = 0o755
 
 # The first line of every file this module writes; a file that does not start with it is
@@ -68,8 +69,6 @@ PROC_SYS_READ_ONLY_HINT = " (containers usually mount /proc/sys read-only; set t
 INTERFACE_NAME_MAX_BYTES = 15
 # Characters dev_valid_name() in the kernel rejects besides whitespace.
 INTERFACE_NAME_FORBIDDEN = "/:"
-
-ReplaceFile = Callable[[str, str], None]
 
 
 class SysctlError(Exception):
@@ -209,7 +208,11 @@ def render_sysctl_file(assignments: Sequence[Tuple[str, str]]) -> str:
 
 def read_owned_file(path: str) -> Optional[str]:
     """The text of the drop-in file, None when there is none; ``SysctlError`` when the file
-    is not this module's (it lacks the header), so that it is never removed or rewritten."""
+    is not this module's (it lacks the header), so that it is never removed or rewritten,
+    or when the path is a symbolic link or not a regular file (never followed)."""
+    problem = destination_problem(path)
+    if problem:
+        raise SysctlError(["sysctl_file %s: %s" % (path, problem)])
     text = _read_file(path)
     if text is not None and not is_managed_file(text):
         raise SysctlError(["%s does not start with the netsec.ipsec header: it is not this module's file and is "
@@ -282,12 +285,13 @@ def _check_file(path: str, problems: List[str]) -> Optional[str]:
     if not os.path.isabs(path):
         problems.append("sysctl_file %s must be an absolute path" % path)
         return None
-    if os.path.isdir(path):
-        problems.append("sysctl_file %s is a directory" % path)
-        return None
     blocker = _non_directory_ancestor(path)
     if blocker:
         problems.append("sysctl_file %s: %s exists and is not a directory" % (path, blocker))
+        return None
+    problem = destination_problem(path)
+    if problem:
+        problems.append("sysctl_file %s: %s" % (path, problem))
         return None
     try:
         text = _read_file(path)
@@ -407,41 +411,6 @@ def _describe(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return exc.strerror or str(exc)
-
-
-def make_directories(directory: str) -> None:
-    """Create ``directory`` and its missing parents, each with mode 0755 whatever the umask."""
-    missing: List[str] = []
-    while not os.path.isdir(directory):
-        missing.append(directory)
-        directory = os.path.dirname(directory)
-    for path in reversed(missing):
-        os.mkdir(path, DIRECTORY_MODE)
-        os.chmod(path, DIRECTORY_MODE)
-
-
-def write_file_atomically(path: str, text: str, replace: ReplaceFile = os.replace) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename.
-
-    Readers see the old or the new file, never a partial one. ``replace`` performs the
-    rename (Ansible's ``atomic_move`` in the module, to keep SELinux contexts right). A
-    symbolic link at ``path`` is kept: its target is replaced.
-    """
-    target = os.path.realpath(path)
-    make_directories(os.path.dirname(target))
-    descriptor, temporary = tempfile.mkstemp(prefix=".netsec-ipsec-", suffix=".tmp", dir=os.path.dirname(target))
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, FILE_MODE)
-        replace(temporary, target)
-        # atomic_move copies the old file's mode or applies the umask; the file is always 0644.
-        os.chmod(target, FILE_MODE)
-    finally:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
 
 
 def boot_overrides(sysctl_file: str, assignments: Dict[str, str], search_dirs: Sequence[str], sysctl_conf: str) -> List[str]:

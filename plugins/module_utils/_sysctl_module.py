@@ -9,13 +9,12 @@ its plan onto the module result, honouring check mode and diff mode.
 
 from __future__ import annotations
 
-import os
-
 from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
+from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
 
 LIVE_DIFF_HEADER = "live values (/proc/sys, this network namespace)"
 
@@ -54,12 +53,11 @@ def remove_owned_file(module: AnsibleModule) -> None:
         text = _sysctl.read_owned_file(path)
     except _sysctl.SysctlError as exc:
         module.fail_json(msg=str(exc), problems=exc.problems, changed=False)
-    result: Dict[str, Any] = {"changed": text is not None, "live": None, "persisted": None, "sysctl_file": path}
-    if text is not None and not module.check_mode:
-        try:
-            os.unlink(path)
-        except OSError as exc:
-            module.fail_json(msg="cannot remove sysctl_file %s: %s" % (path, exc.strerror), changed=False)
+    try:
+        changed = remove_file(module, path)
+    except FileError as exc:
+        module.fail_json(msg="cannot remove sysctl_file %s: %s" % (path, exc.reason), changed=False)
+    result: Dict[str, Any] = {"changed": changed, "live": None, "persisted": None, "sysctl_file": path}
     if module._diff:
         result["diff"] = [{"before": text or "", "after": "", "before_header": path, "after_header": path}]
     module.exit_json(**result)
@@ -96,22 +94,26 @@ def run(module: AnsibleModule) -> None:
             module.warn(warning)
 
     live = plan.live
+    changed = plan.changed
     if not module.check_mode:
         try:
             after = _sysctl.apply_live(proc_root, plan)
         except _sysctl.SysctlError as exc:
             module.fail_json(msg=str(exc), problems=exc.problems, changed=bool(exc.written))
         live = {key: _sysctl.ValueChange(change.before, after[key]) for key, change in plan.live.items()}
-        if plan.file is not None and plan.file.changed:
-            try:
-                _sysctl.write_file_atomically(plan.file.path, plan.file.after, replace=module.atomic_move)
-            # atomic_move raises plain Exception for its failed fallbacks, not only OSError.
-            except Exception as exc:
-                module.fail_json(
-                    msg="cannot write sysctl_file %s: %s (live values already applied)" % (plan.file.path, exc),
-                    changed=True,
-                    live=_values_result(live),
-                )
+    if plan.file is not None:
+        # Also in check mode, where it writes nothing but tells whether the mode or owner would change.
+        try:
+            file_changed = write_file(module, plan.file.path, plan.file.after.encode("utf-8"), _sysctl.FILE_MODE, _sysctl.DIRECTORY_MODE)
+        except FileError as exc:
+            applied = "" if module.check_mode else " (live values already applied)"
+            module.fail_json(
+                msg="cannot write sysctl_file %s: %s%s" % (plan.file.path, exc.reason, applied),
+                changed=not module.check_mode,
+                live=_values_result(live),
+            )
+        changed = changed or file_changed
+    if not module.check_mode:
         mismatched = sorted(key for key, change in live.items() if change.after != plan.value)
         if mismatched:
             module.fail_json(
@@ -121,7 +123,7 @@ def run(module: AnsibleModule) -> None:
             )
 
     result: Dict[str, Any] = {
-        "changed": plan.changed,
+        "changed": changed,
         "live": _values_result(live),
         "persisted": _values_result(plan.persisted),
         "sysctl_file": params["sysctl_file"],

@@ -3,32 +3,31 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The logic of module ``netsec.ipsec.xfrm_keys``; the module file holds docs and arguments.
 
-The file is only ever replaced whole: the new content goes to a temporary file created with
-mode 0600 in the same directory, is flushed to disk, gets its final mode and owner, and is
-renamed over the old one. So a reader sees the old file or the new one, never a mix, and the
-key material never sits in a file with looser permissions.
+The file is written and removed by ``_files`` (atomically, never through a symbolic link,
+mode 0600 unless the task asks otherwise), so a reader sees the old file or the new one,
+never a mix, and the key material never sits in a file with looser permissions.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any, Dict, Optional, Tuple
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    MISSING_FILE_REASON,
-    KeysFile,
-    KeysFileError,
+from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE, KeysFile, KeysFileError
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
     all_secrets,
-    check_successor,
     describe,
-    desired_keys,
     overhead,
-    parse_keys_text,
-    read_keys_bytes,
     render_key_line,
     render_masked_key_line,
     render_masked_keys_file,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import (
+    MISSING_FILE_REASON,
+    desired_keys,
+    read_keys_bytes,
 )
 
 KEYS_DIRECTORY_MODE = 0o700
@@ -71,11 +70,8 @@ def run_module(module: Any) -> None:
     outcome = _Outcome(params["path"])
     try:
         _run(module, params, outcome)
-    except KeysFileError as error:
+    except (KeysFileError, FileError) as error:
         module.fail_json(msg=str(error), **outcome.result(False))
-    except OSError as error:
-        module.fail_json(msg="%s: %s" % (error.filename or outcome.path, error.strerror or error),
-                         **outcome.result(False))
     module.exit_json(**outcome.result(module._diff))  # pylint: disable=protected-access
 
 
@@ -87,10 +83,7 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
 
     if params["state"] == "absent":
         outcome.after_text = ""
-        if existing_bytes is not None:
-            outcome.changed = True
-            if not module.check_mode:
-                os.unlink(path)
+        outcome.changed = remove_file(module, path)
         return
 
     desired = desired_keys(params["content"], params["keys"])  # None: only report
@@ -125,15 +118,7 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
     outcome.keys_file = desired_file
     outcome.after_text = render_masked_keys_file(desired_file)
 
-    if existing_bytes != desired_bytes:
-        outcome.changed = True
-        if not module.check_mode:
-            _write_atomically(path, desired_bytes, _mode_bits(params["mode"]))
-    # On an existing or just-written file; in check mode on a missing file nothing is checked.
-    if os.path.exists(path):
-        outcome.changed = module.set_mode_if_different(path, params["mode"], outcome.changed)
-        outcome.changed = module.set_owner_if_different(path, params["owner"], outcome.changed)
-        outcome.changed = module.set_group_if_different(path, params["group"], outcome.changed)
+    outcome.changed = write_file(module, path, desired_bytes, KEYS_FILE_MODE, KEYS_DIRECTORY_MODE)
 
 
 def _read_existing(module: Any, path: str) -> Tuple[Optional[bytes], Optional[KeysFile]]:
@@ -182,44 +167,3 @@ def _retaining_previous(existing_file: KeysFile, existing_bytes: Optional[bytes]
 def _warn_all(module: Any, keys_file: KeysFile) -> None:
     for warning in keys_file.warnings:
         module.warn(warning)
-
-
-def _mode_bits(mode: Any) -> int:
-    """The mode as permission bits, for the temporary file before it is renamed into place.
-
-    A symbolic mode (``u=rw``) is applied by Ansible once the file exists; until then the
-    file keeps mkstemp's 0600, the safest choice.
-    """
-    if isinstance(mode, int):
-        return mode
-    text = str(mode)
-    return int(text, 8) if text.isdigit() else 0o600
-
-
-def _write_atomically(path: str, content: bytes, mode: int) -> None:
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, KEYS_DIRECTORY_MODE)
-    descriptor, temporary_path = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary_path, mode)
-        os.replace(temporary_path, path)
-    except BaseException:
-        _remove_quietly(temporary_path)
-        raise
-    directory_descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_descriptor)
-    finally:
-        os.close(directory_descriptor)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -33,6 +33,7 @@ description:
 author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
+  - ansible.builtin.files
   - netsec.ipsec.attributes
   - netsec.ipsec.attributes.FILES
 attributes:
@@ -94,7 +95,7 @@ options:
       - V(present) applies and persists the values.
       - V(absent) removes O(sysctl_file), the only thing this module owns, as a teardown does. Live values are
         left as they are (other software may rely on forwarding; they return to the distribution's defaults at the
-        next boot). A file without this module's header is never removed.
+        next boot). A file without this module's header is never removed, nor a symbolic link.
     type: str
     choices: [present, absent]
     default: present
@@ -102,14 +103,21 @@ options:
     description:
       - The drop-in file that holds the persisted values. It must be an absolute path.
       - The file belongs to this module. Every run that changes it rewrites it completely, through a temporary file in
-        the same directory that is renamed over it. The file gets mode V(0644), and missing parent directories are
-        created with mode V(0755).
+        the same directory that is renamed over it. The file gets mode O(mode), and O(owner) and O(group) when given;
+        missing parent directories are created with mode V(0755).
+      - A symbolic link at this path is never followed. The task fails naming it and changes nothing, also with
+        O(state=absent).
       - An existing file that does not start with the C(# Managed by netsec.ipsec) header is never overwritten; the task
         fails instead. This protects shared files such as C(/etc/sysctl.conf).
       - Give each task its own file when several tasks manage different interfaces, otherwise each run undoes the
         other's file.
     type: path
     default: /etc/sysctl.d/60-netsec-ipsec.conf
+  mode:
+    description:
+      - Permissions of O(sysctl_file), as for M(ansible.builtin.file).
+    type: raw
+    default: '0644'
 notes:
   - Run the module as root (for example with C(become=true)). A non-root user cannot write to C(/proc/sys).
   - Unlike M(ansible.posix.sysctl), the module handles several interfaces in one task. It supports diff mode, reports
@@ -227,7 +235,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import DEFAULT_SYSCTL_FILE, INTERFACE_ALL
+from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import DEFAULT_SYSCTL_FILE, FILE_MODE, INTERFACE_ALL
 from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl_module import run
 
 
@@ -241,7 +249,9 @@ def main() -> None:
             "persist": {"type": "bool", "default": True},
             "sysctl_file": {"type": "path", "default": DEFAULT_SYSCTL_FILE},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "mode": {"type": "raw", "default": FILE_MODE},
         },
+        add_file_common_args=True,
         supports_check_mode=True,
     )
     run(module)

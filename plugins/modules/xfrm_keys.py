@@ -16,6 +16,8 @@ description:
     fingerprint of each key instead.
   - With O(content) or O(keys), writes the file atomically (a temporary file in the same
     directory, then a rename) with mode O(mode).
+  - A symbolic link at O(path) is never followed. When the file would be written or removed,
+    the task fails naming the link and changes nothing.
   - With neither O(content) nor O(keys), only validates the existing file and reports on it;
     the file is never changed.
   - Every rejection names the source and the line (or the list item) and what is wrong, and
@@ -29,6 +31,7 @@ description:
 author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
+  - ansible.builtin.files
   - netsec.ipsec.attributes
   - netsec.ipsec.attributes.FILES
 attributes:
@@ -266,7 +269,7 @@ keys_info:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import KEYS_FILE_MODE
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import run_module
 
 
@@ -291,10 +294,9 @@ def main() -> None:
             mesh_current_keys=dict(type="list", elements="str", default=[], no_log=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             mode=dict(type="raw", default=KEYS_FILE_MODE),
-            owner=dict(type="str"),
-            group=dict(type="str"),
         ),
         mutually_exclusive=[("content", "keys")],
+        add_file_common_args=True,
         supports_check_mode=True,
     )
     run_module(module)

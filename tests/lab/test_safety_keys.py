@@ -16,7 +16,7 @@ kernel's SAD/SPD and every file under /etc as they were. The cases are spread ov
 nodes and batched into one playbook (one loop per form, ignore_errors). There is no --check
 twin of the run: every call fails before touching anything either way. The property-based
 half (hypothesis: random text, bytes and token soups never crash the parser, never leak a
-key and always name a line) is tests/unit/plugins/module_utils/test_keys.py.
+key and always name a line) is tests/unit/plugins/module_utils/test_keys_grammar.py.
 """
 
 from __future__ import annotations

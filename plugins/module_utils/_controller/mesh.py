@@ -22,12 +22,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    KEYS_FILE_MODE,
-    KeysFileError,
-    desired_keys,
-    file_fingerprint,
-)
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE, KeysFileError
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import file_fingerprint
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import desired_keys
 
 
 class MeshInventoryError(ValueError):

@@ -33,10 +33,7 @@ import ipaddress
 import re
 from typing import Optional, Tuple, Union
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
-    MAX_KEY_BYTES,
-    Key,
-)
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import MAX_KEY_BYTES, Key
 
 BOOT_ID_CHARS = 36
 # Keys up to this length are derived with SHA-256, longer ones with SHA-512.

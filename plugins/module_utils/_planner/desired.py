@@ -89,7 +89,7 @@ import hashlib
 import ipaddress
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import (
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     FORM_AEAD,
     SPI_MAX,
     SPI_MIN,

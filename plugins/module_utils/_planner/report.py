@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Sequence
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import key_spellings
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import key_spellings
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import ChangeKind, Plan
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import XfrmState
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import fingerprint
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import fingerprint
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ACTION_NAMES,
     ALL_ALGOS,

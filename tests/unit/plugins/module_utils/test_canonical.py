@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, FORM_AUTH_ENC, Key
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, FORM_AUTH_ENC, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
     LocalNode,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import (
     KeyDerivationError,
     derive_key,

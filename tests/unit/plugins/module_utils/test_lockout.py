@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
     LocalNode,
     Peer,

@@ -20,7 +20,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._controller.mesh impo
     member_variables,
     mesh_peers,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import desired_keys
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import desired_keys
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules.info import keys_file_facts
 
 

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, FORM_AUTH_ENC, Key, KeysFile
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, FORM_AUTH_ENC, Key, KeysFile
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import desired as _desired
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import derive_key
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (

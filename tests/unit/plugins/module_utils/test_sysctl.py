@@ -13,7 +13,9 @@ from typing import Dict, Iterable
 import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
+from ansible_collections.netsec.ipsec.plugins.module_utils._files import write_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import ForwardingKey, SysctlError
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.module_factory import file_module
 
 INTERFACES = ("all", "default", "lo", "eth0", "eth0.100")
 
@@ -48,8 +50,8 @@ def run(proc: Path, conf: Path, interfaces=("all",), enabled=True, persist=True,
     """Plan and apply like the module does outside check mode; return the plan."""
     plan = _sysctl.plan_forwarding(str(proc), str(conf), list(interfaces), enabled=enabled, persist=persist, ipv6=ipv6, ipv4=ipv4)
     _sysctl.apply_live(str(proc), plan)
-    if plan.file is not None and plan.file.changed:
-        _sysctl.write_file_atomically(plan.file.path, plan.file.after)
+    if plan.file is not None:
+        write_file(file_module(), plan.file.path, plan.file.after.encode("utf-8"), _sysctl.FILE_MODE, _sysctl.DIRECTORY_MODE)
     return plan
 
 
@@ -236,13 +238,24 @@ def test_existing_file_mode_is_reset_to_0644(proc: Path, conf: Path) -> None:
     assert stat.S_IMODE(conf.stat().st_mode) == 0o644
 
 
-def test_symlinked_file_keeps_the_link(proc: Path, conf: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("target_exists", [True, False], ids=["empty-target", "dangling"])
+def test_symlinked_file_is_refused_and_nothing_changes(proc: Path, conf: Path, tmp_path: Path, target_exists: bool) -> None:
+    # Issue #13: the link's (empty, so "managed") target used to be rewritten and chmodded.
     target = tmp_path / "real.conf"
+    if target_exists:
+        target.write_text("")
+        target.chmod(0o600)
     conf.parent.mkdir(parents=True)
     conf.symlink_to(target)
-    run(proc, conf)
-    assert conf.is_symlink()
-    assert target.read_text().endswith("net.ipv6.conf.all.forwarding = 1\n")
+    with pytest.raises(SysctlError, match="sysctl_file %s: it is a symbolic link" % conf):
+        run(proc, conf)
+    assert conf.is_symlink() and live(proc, "ipv6", "all") == "0"
+    if target_exists:
+        assert target.read_text() == "" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    else:
+        assert not target.exists()
+    with pytest.raises(SysctlError, match="it is a symbolic link"):
+        _sysctl.read_owned_file(str(conf))  # state=absent asks this before removing
 
 
 def test_all_is_written_first_and_keys_it_already_set_are_not_written_again(
@@ -386,19 +399,6 @@ def test_write_failure_part_way_says_what_was_written(proc: Path, conf: Path) ->
     assert caught.value.written == ["net.ipv6.conf.all.forwarding"]
     assert "cannot write net.ipv6.conf.eth0.forwarding to %s" % forwarding in str(caught.value)
     assert "already written in this run: net.ipv6.conf.all.forwarding" in str(caught.value)
-
-
-def test_failed_rename_keeps_old_file_and_leaves_no_temporary(conf: Path) -> None:
-    conf.parent.mkdir(parents=True)
-    conf.write_text("old\n")
-
-    def failing_replace(source: str, destination: str) -> None:
-        raise OSError(5, "Input/output error")
-
-    with pytest.raises(OSError):
-        _sysctl.write_file_atomically(str(conf), "new\n", replace=failing_replace)
-    assert conf.read_text() == "old\n"
-    assert [path.name for path in conf.parent.iterdir()] == [conf.name]
 
 
 def test_write_value_never_creates_a_key(tmp_path: Path) -> None:

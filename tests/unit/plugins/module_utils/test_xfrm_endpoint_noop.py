@@ -28,7 +28,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys import FORM_AEAD, Key, all_secrets, load_keys_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import derive as _derive

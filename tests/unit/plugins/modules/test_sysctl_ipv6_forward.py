@@ -9,12 +9,17 @@ constants it reads at run time (the /proc/sys root and the sysctl.d search path)
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import pwd
+import stat
 from pathlib import Path
 from typing import Any, Dict, Iterable, List
 
 import pytest
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
@@ -201,15 +206,45 @@ def test_foreign_file_is_refused(host: Host, capsys: pytest.CaptureFixture) -> N
 
 
 def test_file_write_failure_after_live_change_is_reported(host: Host, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing_write(path: str, text: str, replace: Any = None) -> None:
+    def failing_move(self: AnsibleModule, source: str, destination: str, unsafe_writes: bool = False, keep_dest_attrs: bool = True) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_sysctl, "write_file_atomically", failing_write)
+    monkeypatch.setattr(AnsibleModule, "atomic_move", failing_move)
     result = host.run(capsys)
     assert result["failed"] is True
     assert result["changed"] is True
-    assert result["msg"].startswith("cannot write sysctl_file %s: " % host.conf)
+    assert result["msg"] == "cannot write sysctl_file %s: No space left on device (live values already applied)" % host.conf
     assert result["live"] == {ALL6: {"before": "0", "after": "1"}}
+    assert os.listdir(host.conf.parent) == []  # no temporary file left behind
+
+
+def test_symlink_at_sysctl_file_is_refused_for_writing_and_removal(host: Host, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.conf"
+    target.write_text("")
+    target.chmod(0o600)
+    host.conf.parent.mkdir(parents=True)
+    host.conf.symlink_to(target)
+    files = host.files()
+    for params in ({}, {"state": "absent"}, {"check": True}):
+        result = host.run(capsys, **params)
+        assert result["failed"] is True and result["changed"] is False, params
+        assert "sysctl_file %s: it is a symbolic link" % host.conf in result["msg"]
+    assert host.conf.is_symlink() and host.files() == files and host.live() == "0"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_mode_owner_and_group_are_the_common_file_options(host: Host, capsys: pytest.CaptureFixture) -> None:
+    host.run(capsys)
+    assert stat.S_IMODE(host.conf.stat().st_mode) == 0o644
+    host.conf.chmod(0o600)
+    check = host.run(capsys, check=True)
+    assert check["changed"] is True and stat.S_IMODE(host.conf.stat().st_mode) == 0o600
+    assert host.run(capsys)["changed"] is True  # the mode alone was wrong
+    assert stat.S_IMODE(host.conf.stat().st_mode) == 0o644
+    user, group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
+    result = host.run(capsys, mode="0640", owner=user, group=group)
+    assert result["changed"] is True and stat.S_IMODE(host.conf.stat().st_mode) == 0o640
+    assert host.run(capsys, mode="0640", owner=user, group=group)["changed"] is False
 
 
 def test_kernel_refusing_the_value_is_an_error(host: Host, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:

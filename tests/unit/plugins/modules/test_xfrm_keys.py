@@ -5,8 +5,10 @@
 from __future__ import annotations
 
 import base64
+import grp
 import json
 import os
+import pwd
 import stat
 from pathlib import Path
 from typing import Any, Dict
@@ -229,7 +231,8 @@ def test_allow_rotation_false_accepts_dropping_the_previous_key(tmp_path: Path, 
 def test_allow_rotation_false_repairs_a_node_to_the_key_its_peers_use(tmp_path: Path, capsys) -> None:
     """A node whose key id 3 has other bytes than the mesh's is rewritten when the peers'
     current key (as xfrm_info reports it, masked) is the new content's; otherwise refused."""
-    from ansible_collections.netsec.ipsec.plugins.module_utils._keys import parse_keys_text, render_masked_key_line
+    from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
+    from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import render_masked_key_line
 
     path = tmp_path / "keys"
     stray_line = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
@@ -249,3 +252,36 @@ def test_allow_rotation_false_repairs_a_node_to_the_key_its_peers_use(tmp_path: 
     new_id_key = render_masked_key_line(parse_keys_text(new_id_line).current)
     rotation = run(capsys, path=str(path), content=new_id_line, allow_rotation=False, mesh_current_keys=[new_id_key])
     assert rotation["failed"] is True and "from 3 to 4" in rotation["msg"] and path.read_text() == mesh_line
+
+
+@pytest.mark.parametrize("args", [
+    dict(content="3+ %s 0x%s 128\n" % (GCM, KEY_B)),     # another content
+    dict(content="3+ %s 0x%s 128\n" % (GCM, KEY_A)),     # the content the target holds
+    dict(state="absent"),
+    dict(state="absent", check=True),
+], ids=["write", "same-content", "absent", "absent-check"])
+def test_a_symlink_at_path_is_refused_and_nothing_changes(tmp_path: Path, capsys, args: Dict[str, Any]) -> None:
+    target = tmp_path / "real-keys"
+    target.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    target.chmod(0o644)
+    link = tmp_path / "keys"
+    link.symlink_to(target)
+    result = run(capsys, path=str(link), **args)
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("%s: it is a symbolic link" % link)
+    assert link.is_symlink() and target.read_text() == "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert sorted(os.listdir(tmp_path)) == ["keys", "real-keys"]
+    assert_no_secret(result, KEY_A, KEY_B)
+
+
+def test_owner_group_and_the_other_common_file_options(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    content = "3+ %s 0x%s 128\n" % (GCM, KEY_A)
+    user, group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
+    result = run(capsys, path=str(path), content=content, owner=user, group=group, mode="0640", unsafe_writes=True)
+    assert result["changed"] is True and stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert (result["owner"], result["group"], result["mode"]) == (user, group, "0640")
+    assert run(capsys, path=str(path), content=content, owner=user, group=group, mode="0640")["changed"] is False
+    assert run(capsys, path=str(path), content=content)["changed"] is True  # back to the default 0600
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

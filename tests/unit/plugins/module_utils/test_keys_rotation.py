@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netsec.ipsec contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rotation: which key may follow which, the next key ID, generated keys."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict
+
+import pytest
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import (
+    check_successor,
+    generate_key,
+    generate_key_line,
+    next_spi,
+)
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import GCM, KEY20, KEY20_B, KEY36
+
+
+def test_spi_may_return_once_its_old_line_is_gone() -> None:
+    keys_file = parse_keys_text("2+ %s %s 128\n" % (GCM, KEY20_B), "t")
+    check_successor(keys_file, parse_keys_text("1+ %s %s 128\n" % (GCM, KEY20), "t").current)
+
+
+def test_check_successor() -> None:
+    keys_file = parse_keys_text("1 %s %s 128\n2 %s %s 128" % (GCM, KEY20, GCM, KEY20_B), "t")
+    check_successor(keys_file, parse_keys_text("3+ %s %s 128" % (GCM, KEY20), "t").current)
+    with pytest.raises(KeysFileError, match="key rotation: key ID \\(SPI\\) 2 is the same"):
+        check_successor(keys_file, parse_keys_text("2 %s %s 128" % (GCM, KEY20), "t").current)
+    with pytest.raises(KeysFileError,
+                       match=r"key length must not change.*\(line 2\) has 20 bytes, this one 36"):
+        check_successor(keys_file.current,
+                        parse_keys_text("3 %s %s 128" % (GCM, KEY36), "t").current)
+    with pytest.raises(KeysFileError, match="ICV length must not change"):
+        check_successor(keys_file, parse_keys_text("3 %s %s 96" % (GCM, KEY20), "t").current)
+
+
+@pytest.mark.parametrize("spi,expected", [(1, 2), (7, 8), (14, 15), (15, 1)])
+def test_next_spi_wraps_after_15(spi: int, expected: int) -> None:
+    assert next_spi(spi) == expected
+
+
+@pytest.mark.parametrize("spi", [0, 16, -1, True, "3"])
+def test_next_spi_rejects_non_spis(spi: Any) -> None:
+    with pytest.raises(KeysFileError):
+        next_spi(spi)
+
+
+def test_generate_key_line_is_fresh_and_parses() -> None:
+    line = generate_key_line(3)
+    assert re.fullmatch(r"3\+ rfc4106\(gcm\(aes\)\) 0x[0-9a-f]{40} 128", line)
+    assert generate_key_line(3) != line
+    assert parse_keys_text(line, "t").current.spi == 3
+    long_line = generate_key_line(15, key_bytes=36, icv=96)
+    assert len(parse_keys_text(long_line, "t").current.aead_key or b"") == 36
+    chacha = generate_key(2, aead="rfc7539esp(chacha20,poly1305)", key_bytes=36)
+    assert chacha.icv_bits == 128 and len(chacha.aead_key or b"") == 36
+
+
+@pytest.mark.parametrize("arguments,fragment", [
+    ({"spi": 0}, "0 is not allowed"),
+    ({"spi": 3, "key_bytes": 16}, "key_bytes for rfc4106(gcm(aes)) must be 20, 28 or 36"),
+    ({"spi": 3, "icv": 64}, "got 64"),
+    ({"spi": 3, "aead": "rfc4543(gcm(aes))", "icv": 96}, "kernel does not implement ICV 96"),
+    ({"spi": 3, "aead": "gcm(aes)"}, "did you mean"),
+])
+def test_generate_key_line_rejects_bad_arguments(arguments: Dict[str, Any],
+                                                 fragment: str) -> None:
+    with pytest.raises(KeysFileError, match=re.escape(fragment)):
+        generate_key_line(**arguments)
