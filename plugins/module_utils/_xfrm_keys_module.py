@@ -14,7 +14,11 @@ from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE, KeysFile, KeysFileError
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
+    KEYS_FILE_MODE,
+    KeysFile,
+    KeysFileError,
+)
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
     all_secrets,

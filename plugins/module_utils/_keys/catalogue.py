@@ -14,12 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    MAX_KEY_BYTES,
-    Invalid,
-    KeysFileError,
-    byte_count,
-    choices,
-    shown,
+    MAX_KEY_BYTES, Invalid, KeysFileError, byte_count, choices, shown,
 )
 
 ROLE_AEAD = "aead"

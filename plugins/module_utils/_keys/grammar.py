@@ -61,33 +61,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Tuple, TypeVar, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
-    AEAD_NAME_PREFIX,
-    ALGORITHMS_BY_ROLE,
-    ROLE_AEAD,
-    ROLE_AUTH,
-    ROLE_ENC,
-    AlgorithmSpec,
-    check_key_length,
-    checked_algorithm,
-    is_algorithm_name,
+    AEAD_NAME_PREFIX, ALGORITHMS_BY_ROLE, ROLE_AEAD, ROLE_AUTH, ROLE_ENC, AlgorithmSpec,
+    check_key_length, checked_algorithm, is_algorithm_name,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    EMPTY_KEY_TOKEN,
-    FIELD_SEPARATOR,
-    FORM_AEAD,
-    FORM_AUTH_ENC,
-    HEX_PREFIX,
-    MAX_FILE_BYTES,
-    MAX_LINES,
-    SPI_MAX,
-    SPI_MIN,
-    Invalid,
-    Key,
-    KeysFile,
-    KeysFileError,
-    choices,
-    icv_value,
-    shown,
+    EMPTY_KEY_TOKEN, FIELD_SEPARATOR, FORM_AEAD, FORM_AUTH_ENC, HEX_PREFIX, MAX_FILE_BYTES,
+    MAX_LINES, SPI_MAX, SPI_MIN, Invalid, Key, KeysFile, KeysFileError, choices, icv_value, shown,
     spi_value,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import successor_problem

@@ -15,17 +15,8 @@ from typing import Optional, Sequence, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import ROLE_AEAD, checked_algorithm
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    FORM_AEAD,
-    SPI_MAX,
-    SPI_MIN,
-    Invalid,
-    Key,
-    KeysFile,
-    KeysFileError,
-    byte_count,
-    choices,
-    icv_value,
-    spi_value,
+    FORM_AEAD, SPI_MAX, SPI_MIN, Invalid, Key, KeysFile, KeysFileError, byte_count, choices,
+    icv_value, spi_value,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import render_key_line
 

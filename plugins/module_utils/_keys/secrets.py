@@ -15,13 +15,7 @@ import hashlib
 from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    EMPTY_KEY_TOKEN,
-    FIELD_SEPARATOR,
-    FORM_AEAD,
-    HEX_PREFIX,
-    PLUS_MARKER,
-    Key,
-    KeysFile,
+    EMPTY_KEY_TOKEN, FIELD_SEPARATOR, FORM_AEAD, HEX_PREFIX, PLUS_MARKER, Key, KeysFile,
 )
 
 FINGERPRINT_PREFIX = "sha256:"

@@ -16,23 +16,11 @@ import stat
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import (
-    AEAD_FIELDS,
-    AUTH_ENC_FIELDS,
-    FieldInvalid,
-    KeyList,
-    ParsedKey,
-    key_from_fields,
+    AEAD_FIELDS, AUTH_ENC_FIELDS, FieldInvalid, KeyList, ParsedKey, key_from_fields,
     parse_keys_text,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    FORM_AEAD,
-    FORM_AUTH_ENC,
-    MAX_FILE_BYTES,
-    MAX_LINES,
-    Invalid,
-    KeysFile,
-    KeysFileError,
-    shown,
+    FORM_AEAD, FORM_AUTH_ENC, MAX_FILE_BYTES, MAX_LINES, Invalid, KeysFile, KeysFileError, shown,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import render_keys_file
 

@@ -10,11 +10,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
-    ALGORITHMS,
-    ROLE_AEAD,
-    ROLE_AUTH,
-    ROLE_ENC,
-    algorithm,
+    ALGORITHMS, ROLE_AEAD, ROLE_AUTH, ROLE_ENC, algorithm,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError

@@ -15,20 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
-    ALGORITHMS,
-    ROLE_AEAD,
-    ROLE_AUTH,
-    ROLE_ENC,
+    ALGORITHMS, ROLE_AEAD, ROLE_AUTH, ROLE_ENC,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    FORM_AEAD,
-    FORM_AUTH_ENC,
-    ICV_BITS_ACCEPTED,
-    MAX_FILE_BYTES,
-    Key,
-    KeysFile,
-    KeysFileError,
+    FORM_AEAD, FORM_AUTH_ENC, ICV_BITS_ACCEPTED, MAX_FILE_BYTES, Key, KeysFile, KeysFileError,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets, render_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file

@@ -13,10 +13,7 @@ import pytest
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import (
-    check_successor,
-    generate_key,
-    generate_key_line,
-    next_spi,
+    check_successor, generate_key, generate_key_line, next_spi,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import GCM, KEY20, KEY20_B, KEY36
 
