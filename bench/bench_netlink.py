@@ -44,16 +44,7 @@ sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ALGO_AEAD,
-    DIR_OUT,
-    MODE_TUNNEL,
-    Algorithm,
-    Operation,
-    Template,
-    Verb,
-    XfrmPolicy,
-    XfrmState,
-    selector_between,
+    ALGO_AEAD, DIR_OUT, MODE_TUNNEL, Algorithm, Operation, Template, Verb, XfrmPolicy, XfrmState, selector_between,
 )
 
 LOCAL = "192.168.0.1"

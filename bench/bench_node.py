@@ -56,10 +56,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired impo
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import reconcile
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    DIR_NAMES,
-    MODE_NAMES,
-    XfrmPolicy,
-    XfrmState,
+    DIR_NAMES, MODE_NAMES, XfrmPolicy, XfrmState,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import FakeModule
 

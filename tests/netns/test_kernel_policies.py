@@ -22,24 +22,8 @@ import pytest
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel, XfrmKernelError
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ACTION_BLOCK,
-    ALGO_AEAD,
-    ALGO_AUTH,
-    ALGO_CRYPT,
-    DIR_FWD,
-    DIR_IN,
-    DIR_OUT,
-    MODE_TRANSPORT,
-    MODE_TUNNEL,
-    Algorithm,
-    Lifetime,
-    Mark,
-    Operation,
-    Template,
-    Verb,
-    XfrmPolicy,
-    XfrmState,
-    selector_between,
+    ACTION_BLOCK, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, DIR_FWD, DIR_IN, DIR_OUT, MODE_TRANSPORT, MODE_TUNNEL,
+    Algorithm, Lifetime, Mark, Operation, Template, Verb, XfrmPolicy, XfrmState, selector_between,
 )
 from ansible_collections.netsec.ipsec.tests.netns.conftest import NETNS_PREFIX, ip_xfrm, policy_indexes
 

@@ -13,28 +13,9 @@ import os
 import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ACTION_BLOCK,
-    AF_INET,
-    AF_INET6,
-    ALGO_AEAD,
-    ALGO_AUTH,
-    ALGO_CRYPT,
-    DIR_FWD,
-    DIR_IN,
-    DIR_OUT,
-    INFINITE_LIFETIME,
-    MODE_TRANSPORT,
-    MODE_TUNNEL,
-    POLICY_TYPE_SUB,
-    XFRM_INF,
-    Algorithm,
-    Lifetime,
-    Mark,
-    Selector,
-    Template,
-    XfrmPolicy,
-    XfrmState,
-    selector_between,
+    ACTION_BLOCK, AF_INET, AF_INET6, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, DIR_FWD, DIR_IN, DIR_OUT, INFINITE_LIFETIME,
+    MODE_TRANSPORT, MODE_TUNNEL, POLICY_TYPE_SUB, XFRM_INF, Algorithm, Lifetime, Mark, Selector, Template,
+    XfrmPolicy, XfrmState, selector_between,
 )
 from ansible_collections.netsec.ipsec.tests.oracle import iproute2 as oracle
 

@@ -21,18 +21,10 @@ import errno
 import os
 from typing import List, Optional, Sequence, Tuple
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_socket import (
-    XfrmSocket,
-    XfrmSocketError,
-)
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_socket import XfrmSocket, XfrmSocketError
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    Operation,
-    StateCounters,
-    Verb,
-    XfrmPolicy,
-    XfrmState,
+    Operation, StateCounters, Verb, XfrmPolicy, XfrmState,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 

@@ -25,9 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import (
-    XfrmKernel,
-    XfrmKernelError,
-    describe_operation,
+    XfrmKernel, XfrmKernelError, describe_operation,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
@@ -35,24 +33,15 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import KeyDerivationError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    PHASE_ALL,
-    STATE_ABSENT,
-    LocalNode,
-    Peer,
-    PlanOptions,
-    build_desired,
-    fully_trusted,
+    PHASE_ALL, STATE_ABSENT, LocalNode, Peer, PlanOptions, build_desired, fully_trusted,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.lockout import (
-    covering_policies,
-    parse_ssh_connection,
+    covering_policies, parse_ssh_connection,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import Plan, reconcile, rollback
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import (
-    changed_lines,
-    render_plan,
-    secrets_of,
+    changed_lines, render_plan, secrets_of,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import XfrmPolicy, XfrmState
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render

@@ -19,22 +19,14 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import X
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
-    all_secrets,
-    file_fingerprint,
-    fingerprint,
-    render_masked_key_line,
+    all_secrets, file_fingerprint, fingerprint, render_masked_key_line,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import MISSING_FILE_REASON, read_keys_bytes
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import is_owned_policy, is_owned_state
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    DIR_NAMES,
-    DIR_OUT,
-    StateCounters,
-    XfrmPolicy,
-    XfrmState,
-    canonical_address,
+    DIR_NAMES, DIR_OUT, StateCounters, XfrmPolicy, XfrmState, canonical_address,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 

@@ -39,41 +39,14 @@ import struct
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import (  # noqa: E501 - hot-path globals
-    XFRMA_ALG_AEAD,
-    XFRMA_ALG_AUTH,
-    XFRMA_ALG_AUTH_TRUNC,
-    XFRMA_ALG_CRYPT,
-    XFRMA_IF_ID,
-    XFRMA_MARK,
-    XFRMA_POLICY_TYPE,
-    XFRMA_REPLAY_ESN_MAX_BITS,
-    XFRMA_REPLAY_ESN_VAL,
-    XFRMA_REPLAY_VAL,
-    XFRMA_SET_MARK,
-    XFRMA_SET_MARK_MASK,
-    XFRMA_TMPL,
-    XFRM_POLICY_MAX,
-    XFRM_STATE_ESN,
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import (
+    XFRM_POLICY_MAX, XFRM_STATE_ESN, XFRMA_ALG_AEAD, XFRMA_ALG_AUTH, XFRMA_ALG_AUTH_TRUNC, XFRMA_ALG_CRYPT,
+    XFRMA_IF_ID, XFRMA_MARK, XFRMA_POLICY_TYPE, XFRMA_REPLAY_ESN_MAX_BITS, XFRMA_REPLAY_ESN_VAL, XFRMA_REPLAY_VAL,
+    XFRMA_SET_MARK, XFRMA_SET_MARK_MASK, XFRMA_TMPL,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    AF_INET,
-    AF_INET6,
-    ALGO_AEAD,
-    ALGO_AUTH,
-    ALGO_CRYPT,
-    INFINITE_LIFETIME,
-    Algorithm,
-    Lifetime,
-    Mark,
-    Operation,
-    Selector,
-    StateCounters,
-    Template,
-    Verb,
-    XfrmPolicy,
-    XfrmState,
-    family_of,
+    AF_INET, AF_INET6, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, INFINITE_LIFETIME, Algorithm, Lifetime, Mark, Operation,
+    Selector, StateCounters, Template, Verb, XfrmPolicy, XfrmState, family_of,
 )
 
 _ADDRESS_SIZE = 16

@@ -90,51 +90,18 @@ import ipaddress
 from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    FORM_AEAD,
-    SPI_MAX,
-    SPI_MIN,
-    Key,
-    KeysFile,
+    FORM_AEAD, SPI_MAX, SPI_MIN, Key, KeysFile,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import (
-    KeyDerivationError,
-    address_bytes,
-    derive_material,
+    KeyDerivationError, address_bytes, derive_material,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import (
-    DEFAULT_REQID,
-    PRIORITY_BYPASS,
-    PRIORITY_ENCRYPT,
-    PlanError,
-    check_reqid,
+    DEFAULT_REQID, PRIORITY_BYPASS, PRIORITY_ENCRYPT, PlanError, check_reqid,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ACTION_ALLOW,
-    AF_INET,
-    AF_INET6,
-    ALGO_AEAD,
-    ALGO_AUTH,
-    ALGO_CRYPT,
-    ALL_ALGOS,
-    DIR_FWD,
-    DIR_IN,
-    DIR_OUT,
-    INFINITE_LIFETIME,
-    IPPROTO_ESP,
-    MODE_TUNNEL,
-    POLICY_TYPE_MAIN,
-    Algorithm,
-    Mark,
-    Selector,
-    Template,
-    XfrmEntry,
-    XfrmPolicy,
-    XfrmState,
-    any_address,
-    canonical_address,
-    family_of,
-    max_prefixlen,
-    selector_between,
+    ACTION_ALLOW, AF_INET, AF_INET6, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, ALL_ALGOS, DIR_FWD, DIR_IN, DIR_OUT,
+    INFINITE_LIFETIME, IPPROTO_ESP, MODE_TUNNEL, POLICY_TYPE_MAIN, Algorithm, Mark, Selector, Template, XfrmEntry,
+    XfrmPolicy, XfrmState, any_address, canonical_address, family_of, max_prefixlen, selector_between,
     zero_selector,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render

@@ -40,12 +40,7 @@ Within it:
 from __future__ import annotations
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    DIR_FWD,
-    DIR_IN,
-    DIR_OUT,
-    POLICY_TYPE_MAIN,
-    XfrmPolicy,
-    XfrmState,
+    DIR_FWD, DIR_IN, DIR_OUT, POLICY_TYPE_MAIN, XfrmPolicy, XfrmState,
 )
 
 DEFAULT_REQID = 0x6E736563  # ASCII "nsec"

@@ -58,31 +58,13 @@ import enum
 from typing import Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    ROLE_BYPASS,
-    ROLE_IN_POLICY,
-    ROLE_IN_SA,
-    ROLE_OUT_POLICY,
-    ROLE_OUT_SA,
-    DesiredSet,
-    remote_address,
-    role_of,
+    ROLE_BYPASS, ROLE_IN_POLICY, ROLE_IN_SA, ROLE_OUT_POLICY, ROLE_OUT_SA, DesiredSet, remote_address, role_of,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import (
-    PlanError,
-    is_owned_policy,
-    is_owned_state,
+    PlanError, is_owned_policy, is_owned_state,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    DIR_OUT,
-    Mark,
-    Operation,
-    Verb,
-    XfrmEntry,
-    XfrmPolicy,
-    XfrmState,
-    canonical_policy,
-    canonical_state,
-    family_of,
+    DIR_OUT, Mark, Operation, Verb, XfrmEntry, XfrmPolicy, XfrmState, canonical_policy, canonical_state, family_of,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 

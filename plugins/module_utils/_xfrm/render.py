@@ -22,21 +22,8 @@ from typing import List, Optional
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import fingerprint
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ACTION_NAMES,
-    ALL_ALGOS,
-    DIR_NAMES,
-    INFINITE_LIFETIME,
-    MODE_NAMES,
-    POLICY_TYPE_MAIN,
-    Algorithm,
-    Lifetime,
-    Mark,
-    Selector,
-    Template,
-    XfrmEntry,
-    XfrmPolicy,
-    XfrmState,
-    zero_selector,
+    ACTION_NAMES, ALL_ALGOS, DIR_NAMES, INFINITE_LIFETIME, MODE_NAMES, POLICY_TYPE_MAIN, Algorithm, Lifetime, Mark,
+    Selector, Template, XfrmEntry, XfrmPolicy, XfrmState, zero_selector,
 )
 
 # Protocol names as ``ip xfrm`` prints them; anything else is printed as a number.

@@ -30,30 +30,13 @@ from hypothesis import strategies as st
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, FORM_AUTH_ENC, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    LocalNode,
-    Peer,
-    PlanOptions,
-    build_desired,
+    LocalNode, Peer, PlanOptions, build_desired,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import ChangeKind, Plan, reconcile
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    AF_INET,
-    ALGO_AEAD,
-    DIR_IN,
-    DIR_OUT,
-    SA_FLAG_AF_UNSPEC,
-    SA_FLAG_ESN,
-    Algorithm,
-    Lifetime,
-    Mark,
-    Selector,
-    Template,
-    XfrmPolicy,
-    XfrmState,
-    canonical_policy,
-    canonical_state,
-    selector_between,
+    AF_INET, ALGO_AEAD, DIR_IN, DIR_OUT, SA_FLAG_AF_UNSPEC, SA_FLAG_ESN, Algorithm, Lifetime, Mark, Selector,
+    Template, XfrmPolicy, XfrmState, canonical_policy, canonical_state, selector_between,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
     decoded_policy,
@@ -133,24 +116,28 @@ def test_every_single_field_change_changes_the_entry(obj: Any) -> None:
     assert not {"counters", "index"} & set(type(obj)._fields)
 
 
+# The fields the kernel identifies each kind of entry by, named independently of ``key()``.
+IDENTITY_FIELDS = {XfrmState: ("family", "dst", "spi", "proto", "mark"),
+                   XfrmPolicy: ("ptype", "dir", "if_id", "selector", "mark")}
+
+
+def _equal_exactly_when_fields_are(entry: Any, data: Any) -> None:
+    other = data.draw(st.sampled_from([entry] + [changed for _path, changed in _field_changes(entry)]))
+    assert (entry == other) == all(getattr(entry, name) == getattr(other, name) for name in type(entry)._fields)
+    same_identity = all(getattr(entry, name) == getattr(other, name) for name in IDENTITY_FIELDS[type(entry)])
+    assert (entry.key() == other.key()) == same_identity
+
+
 @PROPERTY
 @given(states(), st.data())
 def test_state_entries_are_equal_exactly_when_their_fields_are(state: XfrmState, data: Any) -> None:
-    other = data.draw(st.sampled_from([state] + [changed for _path, changed in _field_changes(state)]))
-    assert (state == other) == all(getattr(state, name) == getattr(other, name) for name in XfrmState._fields)
-    identity_fields = (state.family, state.dst, state.spi, state.proto, state.mark)
-    other_identity = (other.family, other.dst, other.spi, other.proto, other.mark)
-    assert (state.key() == other.key()) == (identity_fields == other_identity)
+    _equal_exactly_when_fields_are(state, data)
 
 
 @PROPERTY
 @given(policies(), st.data())
 def test_policy_entries_are_equal_exactly_when_their_fields_are(policy: XfrmPolicy, data: Any) -> None:
-    other = data.draw(st.sampled_from([policy] + [changed for _path, changed in _field_changes(policy)]))
-    assert (policy == other) == all(getattr(policy, name) == getattr(other, name) for name in XfrmPolicy._fields)
-    identity_fields = (policy.ptype, policy.dir, policy.if_id, policy.selector, policy.mark)
-    other_identity = (other.ptype, other.dir, other.if_id, other.selector, other.mark)
-    assert (policy.key() == other.key()) == (identity_fields == other_identity)
+    _equal_exactly_when_fields_are(policy, data)
 
 
 def test_entries_are_immutable_values_with_defaults() -> None:

@@ -13,9 +13,7 @@ import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import (
-    KeyDerivationError,
-    derive_key,
-    derive_material,
+    KeyDerivationError, derive_key, derive_material,
 )
 
 MASTER20 = bytes.fromhex("5d1a7c3e9b0f24688ac1e7d3f05b9a2c61e8d4b7")

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    LocalNode,
-    Peer,
-    PlanOptions,
-    build_desired,
+    LocalNode, Peer, PlanOptions, build_desired,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.lockout import (
-    covering_policies,
-    parse_ssh_connection,
+    covering_policies, parse_ssh_connection,
 )
 
 KEY = Key(spi=1, form=FORM_AEAD, aead_name="rfc4106(gcm(aes))", aead_key=bytes(range(20)), icv_bits=128)

@@ -9,10 +9,7 @@ from __future__ import annotations
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    LocalNode,
-    Peer,
-    PlanOptions,
-    build_desired,
+    LocalNode, Peer, PlanOptions, build_desired,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import FakeModule
 

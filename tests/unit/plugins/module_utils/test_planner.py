@@ -27,61 +27,23 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FO
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import desired as _desired
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import derive_key
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    AUTH_TRUNCATION_BITS,
-    DesiredSet,
-    LocalNode,
-    Peer,
-    PlanOptions,
-    build_desired,
-    derived_mark_id,
-    role_of,
-    sender_id,
-    wire_spi,
+    AUTH_TRUNCATION_BITS, DesiredSet, LocalNode, Peer, PlanOptions, build_desired, derived_mark_id, role_of,
+    sender_id, wire_spi,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import (
-    DEFAULT_REQID,
-    PRIORITY_BAND_HIGH,
-    PRIORITY_BAND_LOW,
-    PRIORITY_BYPASS,
-    PRIORITY_ENCRYPT,
-    PlanError,
-    is_owned_policy,
-    is_owned_state,
+    DEFAULT_REQID, PRIORITY_BAND_HIGH, PRIORITY_BAND_LOW, PRIORITY_BYPASS, PRIORITY_ENCRYPT, PlanError,
+    is_owned_policy, is_owned_state,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import (
-    Change,
-    ChangeKind,
-    Plan,
-    reconcile,
+    Change, ChangeKind, Plan, reconcile,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import (
-    changed_lines,
-    render_plan,
-    secrets_of,
+    changed_lines, render_plan, secrets_of,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ACTION_ALLOW,
-    ACTION_BLOCK,
-    AF_INET,
-    AF_INET6,
-    DIR_FWD,
-    DIR_IN,
-    DIR_OUT,
-    IPPROTO_ESP,
-    MODE_TUNNEL,
-    POLICY_TYPE_SUB,
-    SA_FLAG_ESN,
-    Algorithm,
-    Mark,
-    Operation,
-    Selector,
-    Template,
-    Verb,
-    XfrmPolicy,
-    XfrmState,
-    canonical_policy,
-    canonical_state,
-    selector_between,
+    ACTION_ALLOW, ACTION_BLOCK, AF_INET, AF_INET6, DIR_FWD, DIR_IN, DIR_OUT, IPPROTO_ESP, MODE_TUNNEL,
+    POLICY_TYPE_SUB, SA_FLAG_ESN, Algorithm, Mark, Operation, Selector, Template, Verb, XfrmPolicy, XfrmState,
+    canonical_policy, canonical_state, selector_between,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import decoded_policy, decoded_state

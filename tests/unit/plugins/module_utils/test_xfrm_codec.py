@@ -27,37 +27,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import (
-    ApplyResult,
-    XfrmKernelError,
-    describe_operation,
+    ApplyResult, XfrmKernelError, describe_operation,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    AF_INET,
-    AF_INET6,
-    ALGO_AEAD,
-    ALGO_AUTH,
-    ALGO_CRYPT,
-    DIR_IN,
-    DIR_OUT,
-    INFINITE_LIFETIME,
-    MODE_TRANSPORT,
-    MODE_TUNNEL,
-    Algorithm,
-    Lifetime,
-    Mark,
-    Operation,
-    Selector,
-    StateCounters,
-    Template,
-    Verb,
-    XfrmPolicy,
-    XfrmState,
-    canonical_state,
-    selector_between,
-    zero_selector,
+    AF_INET, AF_INET6, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, DIR_IN, DIR_OUT, INFINITE_LIFETIME, MODE_TRANSPORT,
+    MODE_TUNNEL, Algorithm, Lifetime, Mark, Operation, Selector, StateCounters, Template, Verb, XfrmPolicy,
+    XfrmState, canonical_state, selector_between, zero_selector,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 
 pytestmark = pytest.mark.skipif(not S.HAS_PYROUTE2, reason="pyroute2 is needed for the cross-checks")
 

@@ -38,12 +38,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired impo
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID, PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ALGO_AEAD,
-    DIR_IN,
-    Algorithm,
-    Operation,
-    XfrmPolicy,
-    XfrmState,
+    ALGO_AEAD, DIR_IN, Algorithm, Operation, XfrmPolicy, XfrmState,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
     FakeModule,

@@ -9,11 +9,7 @@ import errno
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import _reason
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ALGO_AEAD,
-    Algorithm,
-    Operation,
-    Verb,
-    XfrmState,
+    ALGO_AEAD, Algorithm, Operation, Verb, XfrmState,
 )
 
 
