@@ -44,7 +44,7 @@ def keys_file(tmp_path: Path) -> str:
 def endpoint_args(tmp_path: Path, **extra: Any) -> Dict[str, Any]:
     args: Dict[str, Any] = dict(keys_file=keys_file(tmp_path), local={"addresses": ["10.77.0.1"]},
                                 peers=[{"name": "node2", "addresses": ["10.77.0.2"], "boot_id": BOOT_B}],
-                                _ansible_diff=True)
+                                state_dir=str(tmp_path / "state"), _ansible_diff=True)
     args.update(extra)
     return args
 
@@ -64,10 +64,13 @@ def test_check_mode_reports_the_delta_and_changes_nothing(netns_name: str, tmp_p
     before = dump(netns_name)
     result = run_module(netns_name, tmp_path, _ansible_check_mode=True, **endpoint_args(tmp_path))
     assert result["changed"] is True
-    assert result["sas"]["added"] == 2 and result["policies"]["added"] == 6
+    assert result["sas"]["added"] == 2 and result["policies"]["added"] == 4
     assert any(line.startswith("state 10.77.0.1 -> 10.77.0.2 esp spi 0x3") and "key sha256:" in line
                for line in result["added"])
-    assert "policy out 0.0.0.0/0 -> 10.77.0.2/32" in result["diff"]["after"]
+    assert "policy out 0.0.0.0/0 -> 10.77.0.2/32" in result["diff"][0]["after"]
+    # The boot restore file and the keying record would be written: shown, not written.
+    assert result["state_files_changed"] is True and "xfrm policy update" in result["diff"][1]["after"]
+    assert not (tmp_path / "state").exists()
     assert dump(netns_name) == before
     assert_no_key_material(result)
 

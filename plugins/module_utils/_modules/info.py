@@ -23,6 +23,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import 
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import MISSING_FILE_REASON, read_keys_bytes
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import boot
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import is_owned_policy, is_owned_state
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
@@ -32,6 +33,8 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import r
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 XFRM_STAT_PATH = "/proc/net/xfrm_stat"
+# The boot unit is enabled by a link in this directory next to it (as systemctl enable makes it).
+BOOT_TARGET_WANTS = "sysinit.target.wants"
 
 
 def run_module(module: Any) -> None:
@@ -45,6 +48,10 @@ def run_module(module: Any) -> None:
         module.fail_json(msg="%s: %s" % (error.filename, error.strerror), **result)
     if params["keys_file"]:
         result.update(keys_file_facts(module, params["keys_file"]))
+    keying = read_keying(params.get("state_dir"))
+    result["keyed_boot_id"] = keying.boot_id if keying is not None else None
+    if params.get("boot_unit"):
+        result["boot_unit"] = unit_facts(params["boot_unit"])
     if params["entries"]:
         if not HAS_PYROUTE2:
             module.fail_json(msg="reading SAs and policies needs pyroute2 on the node: %s" % PYROUTE2_IMPORT_ERROR,
@@ -57,6 +64,7 @@ def run_module(module: Any) -> None:
             module.fail_json(msg=str(error), **result)
         module.no_log_values.update(secrets_of(state for state, _counters in counted_states))
         result.update(describe_entries(counted_states, policies, params["reqid"], params["addresses"]))
+        result["keyed_peers"] = dict(keying.peers) if keying is not None else {}
     module.exit_json(**result)
 
 
@@ -85,6 +93,30 @@ def keys_file_facts(module: Any, path: str) -> Dict[str, Any]:
     module.no_log_values.update(all_secrets(keys_file))
     facts["current_key"] = render_masked_key_line(keys_file.current)
     return facts
+
+
+def read_keying(state_dir: Optional[str]) -> Optional[boot.Keying]:
+    """The keying record the endpoint module keeps in ``state_dir``, or None."""
+    if not state_dir:
+        return None
+    try:
+        with open(os.path.join(state_dir, boot.KEYING), "rb") as stream:
+            text = stream.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return boot.parse_keying(text)
+
+
+def unit_facts(path: str) -> Dict[str, Any]:
+    """The fingerprint of a unit file (None without one) and whether the link that enables
+    it at boot is there (``sysinit.target.wants`` next to it)."""
+    try:
+        with open(path, "rb") as stream:
+            found: Optional[str] = file_fingerprint(stream.read())
+    except OSError:
+        found = None
+    link = os.path.join(os.path.dirname(path), BOOT_TARGET_WANTS, os.path.basename(path))
+    return dict(fingerprint=found, enabled=os.path.islink(link) and os.path.realpath(link) == os.path.realpath(path))
 
 
 def _read_text(path: str) -> str:

@@ -111,7 +111,7 @@ def test_converged_node_applies_nothing_and_masks_the_same(node: Dict[str, Any])
     module = FakeModule()
     result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
     assert not result["changed"] and FakeKernel.applied == []
-    assert result["sas"]["unchanged"] == 10 and result["policies"]["unchanged"] == 14
+    assert result["sas"]["unchanged"] == 10 and result["policies"]["unchanged"] == 12
     assert module.no_log_values == expected_secrets(node)
 
 
