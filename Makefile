@@ -18,6 +18,8 @@ VENV_STAMP := $(VENV)/.installed
 BIN := $(VENV)/bin
 COLLECTIONS := $(BUILD)/collections
 COLLECTION_DIR := $(COLLECTIONS)/ansible_collections/netsec/ipsec
+# The built collection artefact (make lint).
+DIST := $(BUILD)/dist
 SANITY_PYTHON := 3.12
 
 # Debian/Ubuntu packages the lab and the kernel tests need.
@@ -73,9 +75,16 @@ sanity: venv
 	    PATH="$(BUILD)/pythons:$(BIN):$$PATH" $(BIN)/ansible-test sanity --venv --python $$version --test compile --test import --color no; \
 	  done
 
+# ansible-lint, the changelog fragments, the collection docs (every plugin's documentation and
+# docs/docsite, with the options community collections use, rstcheck included), then the built
+# artefact: only what users install, and galaxy-importer (Galaxy's upload checks) without
+# ERROR or WARNING. All offline.
 lint: venv
 	cd $(ROOT) && $(WITH_VENV) $(BIN)/ansible-lint --profile production --offline
 	cd $(ROOT) && $(WITH_VENV) $(BIN)/antsibull-changelog lint
+	cd $(COLLECTION_DIR) && $(WITH_VENV) $(BIN)/antsibull-docs lint-collection-docs --plugin-docs \
+	  --validate-collection-refs all --check-extra-docs-refs .
+	cd $(ROOT) && $(WITH_VENV) $(BIN)/python tools/check-artefact $(DIST)
 
 # Tests of the lab tool itself (they boot labs from the host).
 labtool: venv deps

@@ -1,7 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netsec.ipsec contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the mesh role uses to turn the inventory into module arguments."""
+"""Filters the mesh role uses to turn the inventory into module arguments.
+
+Each filter's documentation is plugins/filter/<name>.yml beside this file (what ansible-doc
+reads); tests/unit/plugins/filter/test_filter_docs.py fails when a filter or an argument has
+none, and runs the examples.
+"""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: One key line, for example C(1+ rfc4106(gcm(aes)) 0x... 128), without a newline.
+  description: One key line, for example V(1+ rfc4106(gcm(aes\)\) 0x... 128), without a newline.
   type: list
   elements: str
 """

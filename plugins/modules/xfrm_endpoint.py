@@ -303,15 +303,57 @@ boot_id:
   type: str
   sample: 5b1e9c3e-8f1e-4c1a-9a51-0d2f3c4b5a69
 sas:
-  description: Number of owned SAs added, updated, removed and unchanged.
+  description: Number of owned SAs by what the run does with them.
   returned: always
   type: dict
-  sample: {added: 4, updated: 0, removed: 0, unchanged: 0}
+  sample: {added: 4, updated: 0, removed: 0, unchanged: 0, kept: 0}
+  contains:
+    added:
+      description: SAs added.
+      type: int
+    updated:
+      description: SAs replaced by their new form (an SA is deleted and added again).
+      type: int
+    removed:
+      description: SAs removed.
+      type: int
+    unchanged:
+      description: Desired SAs already in place.
+      type: int
+    kept:
+      description:
+        - Owned SAs that are not desired but stay as they are. These are the entries of a peer whose boot id is
+          unknown (RV(frozen_peers)); every such entry with O(purge=false) and in the phases V(inbound) and
+          V(outbound) of O(phase), which remove nothing; the OUT entries with O(outbound=false); and the OUT
+          entries towards a peer given with C(outbound=keep).
+        - Always V(0) with O(state=absent), which removes every owned entry.
+      type: int
 policies:
-  description: Number of owned policies added, updated, removed and unchanged.
+  description: Number of owned policies by what the run does with them.
   returned: always
   type: dict
-  sample: {added: 10, updated: 0, removed: 0, unchanged: 0}
+  sample: {added: 10, updated: 0, removed: 0, unchanged: 0, kept: 0}
+  contains:
+    added:
+      description: Policies added.
+      type: int
+    updated:
+      description: Policies replaced by their new form (a policy is updated in place).
+      type: int
+    removed:
+      description: Policies removed.
+      type: int
+    unchanged:
+      description: Desired policies already in place.
+      type: int
+    kept:
+      description:
+        - Owned policies that are not desired but stay as they are. These are the entries of a peer whose boot id is
+          unknown (RV(frozen_peers)); every such entry with O(purge=false) and in the phases V(inbound) and
+          V(outbound) of O(phase), which remove nothing; the OUT entries with O(outbound=false); and the OUT
+          entries towards a peer given with C(outbound=keep).
+        - Always V(0) with O(state=absent), which removes every owned entry.
+      type: int
 added:
   description: Entries added, as C(ip xfrm)-like lines with keys replaced by fingerprints.
   returned: always

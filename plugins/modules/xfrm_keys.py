@@ -22,8 +22,8 @@ description:
     the file is never changed.
   - Every rejection names the source and the line (or the list item) and what is wrong, and
     changes nothing.
-  - 'Accepted line forms: C(N[+] rfcNNNN(...) HEXKEY ICVBITS) (AEAD) and
-    C(N[+] AUTH-ALGO HEXKEY ENC-ALGO HEXKEY), where V(N) is the key id (SPI) 1-15, the V(+)
+  - 'Accepted line forms: V(N[+] rfcNNNN(...\) HEXKEY ICVBITS) (AEAD) and
+    V(N[+] AUTH-ALGO HEXKEY ENC-ALGO HEXKEY), where V(N) is the key id (SPI) 1-15, the V(+)
     suffix is accepted and ignored (keys are always per pair), HEXKEY may start with C(0x)
     and C("") is an empty key. The 2019 form without the leading key id is read as key id 1
     with a deprecation warning.'
@@ -71,7 +71,7 @@ options:
         required: true
       aead:
         description:
-          - AEAD algorithm, for example V(rfc4106(gcm(aes))). The name must start with C(rfc).
+          - AEAD algorithm, for example V(rfc4106(gcm(aes\)\)). The name must start with C(rfc).
           - Requires O(keys[].aead_key) and O(keys[].icv_bits); excludes O(keys[].auth) and O(keys[].enc).
         type: str
       aead_key:
@@ -82,13 +82,13 @@ options:
         type: int
         choices: [96, 128, 256]
       auth:
-        description: Authentication algorithm, for example V(hmac(sha256)). Requires O(keys[].enc).
+        description: Authentication algorithm, for example V(hmac(sha256\)). Requires O(keys[].enc).
         type: str
       auth_key:
         description: Authentication key in hex.
         type: str
       enc:
-        description: Encryption algorithm, for example V(cbc(aes)).
+        description: Encryption algorithm, for example V(cbc(aes\)).
         type: str
       enc_key:
         description: Encryption key in hex.
