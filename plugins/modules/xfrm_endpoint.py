@@ -49,7 +49,7 @@ options:
     type: path
     default: /etc/ipsec/keys
   local:
-    description: This node: its name, its tunnel endpoints and the subnets it terminates.
+    description: "This node: its name, its tunnel endpoints and the subnets it terminates."
     type: dict
     required: true
     suboptions:
@@ -57,7 +57,7 @@ options:
         description:
           - The node's name among its peers (the mesh role gives its inventory host name). A
             peer of this name is this node listed in its own group and is left out.
-          - The kernel's hostname is never used: a machine cloned from a peer keeps that
+          - The kernel's hostname is never used, since a machine cloned from a peer keeps that
             peer's hostname.
         type: str
       addresses:
@@ -261,8 +261,8 @@ notes:
   - Requires C(CAP_NET_ADMIN) in the node's network namespace.
   - The module never flushes the SAD or SPD.
 requirements:
-  - pyroute2 on the target.
-  - Python 3.9 or newer on the target.
+  - Python 3.9 or later on the target; no third-party package (the collection speaks XFRM
+    netlink with its own codec).
 seealso:
   - module: netsec.ipsec.xfrm_keys
 """

@@ -10,9 +10,10 @@ module: xfrm_info
 short_description: Read a node's boot id, XFRM counters and the IPsec entries this collection owns
 version_added: 0.1.0
 description:
-  - Read-only. Returns the node's boot id (the input of per-pair key derivation), whether
-    pyroute2 imports on the node, and the non-zero XFRM error counters of
-    C(/proc/net/xfrm_stat).
+  - Read-only. Returns the node's boot id (the input of per-pair key derivation) and the
+    non-zero XFRM error counters of C(/proc/net/xfrm_stat).
+  - Needs nothing on the node but Python's standard library; the collection speaks XFRM
+    netlink with its own codec.
   - With O(entries=true), also the SAs and policies this collection owns, with traffic
     counters and key fingerprints (never keys), and how many foreign entries there are.
 author:
@@ -32,7 +33,7 @@ attributes:
     platforms: linux
 options:
   entries:
-    description: Also read the owned SAs and policies (needs pyroute2 and C(CAP_NET_ADMIN)).
+    description: Also read the owned SAs and policies (needs C(CAP_NET_ADMIN)).
     type: bool
     default: false
   addresses:
@@ -66,7 +67,7 @@ options:
         uses them to install its boot unit only where it is missing or differs.
     type: path
 requirements:
-  - pyroute2 on the target, for O(entries=true).
+  - Python 3.9 or later on the target; no third-party package.
 seealso:
   - module: netsec.ipsec.xfrm_endpoint
 """
@@ -90,7 +91,10 @@ boot_id:
   type: str
   sample: 5b1e9c3e-8f1e-4c1a-9a51-0d2f3c4b5a69
 pyroute2:
-  description: Whether pyroute2 imports with the Python that runs the module.
+  description:
+    - Whether pyroute2 can be imported by the Python that runs the module (found, not imported).
+    - Deprecated; nothing in the collection needs pyroute2 any more. This result will be
+      removed in 1.0.0.
   returned: always
   type: bool
   sample: true

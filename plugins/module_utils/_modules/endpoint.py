@@ -21,15 +21,12 @@ import gc
 import os
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from ansible.module_utils.basic import missing_required_lib
-
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import (
     XfrmKernel, XfrmKernelError, describe_operation,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import KeyDerivationError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
     PHASE_ALL, STATE_ABSENT, DesiredSet, LocalNode, Peer, PlanOptions, build_desired, fully_trusted,
@@ -58,8 +55,6 @@ UNNAMED_LOCAL_NODE = "the local node"
 
 def run_module(module: Any) -> None:
     """Entry point called by the module's ``main()``."""
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
     params = module.params
     try:
         boot_id = read_boot_id(BOOT_ID_PATH)
