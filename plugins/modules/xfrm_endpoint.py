@@ -30,6 +30,7 @@ author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
   - netsec.ipsec.attributes
+  - netsec.ipsec.node_lock
 attributes:
   check_mode:
     support: full
@@ -396,6 +397,7 @@ state_files_changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import DEFAULT_LOCK_TIMEOUT
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules.endpoint import run_module
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID
 
@@ -449,6 +451,7 @@ def main() -> None:
             state=dict(type="str", choices=["present", "absent"], default="present"),
             purge=dict(type="bool", default=True),
             state_dir=dict(type="path", default="/var/lib/netsec-ipsec"),
+            lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
         ),
         supports_check_mode=True,
     )

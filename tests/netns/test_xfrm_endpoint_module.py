@@ -75,6 +75,34 @@ def test_check_mode_reports_the_delta_and_changes_nothing(netns_name: str, tmp_p
     assert_no_key_material(result)
 
 
+def test_a_node_locked_by_another_run_is_left_alone(netns_name: str, tmp_path: Path) -> None:
+    """Another run holds the node lock (issue 16): after the bounded wait the task fails naming
+    that process, and neither the kernel nor the state files changed."""
+    holder_code = (
+        "import sys, time\n"
+        "from ansible_collections.netsec.ipsec.plugins.module_utils._lock import node_lock\n"
+        "with node_lock('netsec.ipsec.rotate-test', timeout=30):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    environment = dict(os.environ, PYTHONPATH=str(ROOT / "build" / "collections"))
+    holder = subprocess.Popen([sys.executable, "-c", holder_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=environment)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        before = dump(netns_name)
+        result = run_module(netns_name, tmp_path, lock_timeout=0.5, **endpoint_args(tmp_path))
+        assert result["failed"] is True and result.get("changed", False) is False
+        assert "/run/netsec-ipsec.lock" in result["msg"] and "pid=%d" % holder.pid in result["msg"]
+        assert "module=netsec.ipsec.rotate-test" in result["msg"] and "nothing was changed" in result["msg"]
+        assert dump(netns_name) == before and not (tmp_path / "state").exists()
+    finally:
+        holder.communicate("")
+    # Released: the same task now gets the lock (checked: this kernel has no ESP to apply).
+    released = run_module(netns_name, tmp_path, lock_timeout=0.5, _ansible_check_mode=True, **endpoint_args(tmp_path))
+    assert released["changed"] is True, released.get("msg")
+
+
 def test_a_refused_sa_rolls_back_and_leaves_the_node_as_it_was(netns_name: str, tmp_path: Path) -> None:
     ip_xfrm(netns_name, "policy", "add", "src", "192.0.2.0/24", "dst", "198.51.100.0/24", "dir", "out",
             "priority", "5")

@@ -27,6 +27,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import (
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import NodeLockError, node_lock
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import KeyDerivationError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
     PHASE_ALL, STATE_ABSENT, DesiredSet, LocalNode, Peer, PlanOptions, build_desired, fully_trusted,
@@ -49,6 +50,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+MODULE_NAME = "netsec.ipsec.xfrm_endpoint"
 # The local node's name in messages when the task gives none (the mesh role always does).
 UNNAMED_LOCAL_NODE = "the local node"
 
@@ -58,8 +60,10 @@ def run_module(module: Any) -> None:
     params = module.params
     try:
         boot_id = read_boot_id(BOOT_ID_PATH)
-        result = reconcile_node(module, params, boot_id)
-    except (KeysFileError, PlanError, KeyDerivationError, XfrmKernelError, FileError, OSError) as error:
+        with node_lock(MODULE_NAME, timeout=params["lock_timeout"], shared=module.check_mode):
+            result = reconcile_node(module, params, boot_id)
+    except (KeysFileError, PlanError, KeyDerivationError, XfrmKernelError, FileError, NodeLockError,
+            OSError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(**result)
 
