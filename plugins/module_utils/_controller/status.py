@@ -104,15 +104,32 @@ def mesh_status(nodes: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, 
                     verdict, spi, reason = pair_verdict(info, nodes.get(peer), local_address, peer_address, host,
                                                         peer)
                     pairs.append(dict(peer=peer, src=local_address, dst=peer_address, spi=spi, verdict=verdict,
-                                      reason=reason))
+                                      reason=reason, **_pair_sas(info, local_address, peer_address, spi)))
         report[host] = dict(
             pairs=pairs,
-            sas=[dict(direction=sa.get("direction"), src=sa.get("src"), dst=sa.get("dst"), spi=sa.get("spi"),
-                      packets=sa.get("packets", 0), bytes=sa.get("bytes", 0)) for sa in info.get("sas", [])],
+            sas=[_sa_counters(sa, direction=sa.get("direction"), src=sa.get("src"), dst=sa.get("dst"))
+                 for sa in info.get("sas", [])],
             errors={name: value for name, value in sorted(info.get("xfrm_stat", {}).items()) if value},
             foreign=dict(sas=info.get("foreign_sas", 0), policies=info.get("foreign_policies", 0)),
         )
     return report
+
+
+def _sa_counters(sa: Mapping[str, Any], **where: Any) -> Dict[str, Any]:
+    return dict(where, spi=sa.get("spi"), key_id=sa.get("key_id"), packets=sa.get("packets", 0),
+                bytes=sa.get("bytes", 0))
+
+
+def _pair_sas(info: Mapping[str, Any], local_address: str, peer_address: str, out_spi: Optional[str]
+              ) -> Dict[str, Any]:
+    """The node's SAs of one pair with their counters: ``out_sa``, the one its OUT policy pins
+    (None when there is none), and ``in_sas``, every SA from the peer's address to the node's
+    (one per key while a rotation runs)."""
+    out_sa = next((sa for sa in info.get("sas", []) if sa.get("src") == local_address
+                   and sa.get("dst") == peer_address and sa.get("spi") == out_spi), None)
+    in_sas = [sa for sa in info.get("sas", []) if sa.get("src") == peer_address and sa.get("dst") == local_address]
+    return dict(out_sa=_sa_counters(out_sa) if out_sa is not None else None,
+                in_sas=[_sa_counters(sa) for sa in sorted(in_sas, key=lambda item: str(item.get("spi")))])
 
 
 def render_status(report: Mapping[str, Any]) -> List[str]:
