@@ -460,5 +460,8 @@ def test_role_documentation_renders():
     res = subprocess.run(["ansible-doc", "-t", "role", "netsec.ipsec.mesh"], capture_output=True, text=True,
                          env=env, timeout=300, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-    for option in ("ipsec_mesh_group", "ipsec_addresses", "ipsec_keys_content", "ipsec_allow_key_change"):
+    for option in ("ipsec_mesh_group", "ipsec_addresses", "ipsec_keys_content", "ipsec_allow_key_change", "ipsec_phase"):
         assert option in res.stdout
+    # Every entry point a playbook uses (tasks_from of rotate.yml and teardown.yml) is declared.
+    for entry_point in ("main", "read_members", "reconcile"):
+        assert "ENTRY POINT: *%s*" % entry_point in res.stdout, res.stdout[:2000]
