@@ -38,6 +38,12 @@ FINAL_PHASE = "netsec.ipsec.mesh : Reconcile SAs and policies with the kernel - 
 KEYS_TASK = "netsec.ipsec.mesh : Install the keys file on the node"
 NO_KEY_TASK = "netsec.ipsec.mesh : Stop where the node has no key"
 FORWARDING_TASK = "netsec.ipsec.mesh : Enable the forwarding the node needs"
+# What set_up.yml runs on a node that needs any of it (a node that needs none ends it, meta end_role).
+SET_UP_TASKS = ("netsec.ipsec.mesh : Ensure pyroute2 on the node where it is missing", NO_KEY_TASK, KEYS_TASK,
+                FORWARDING_TASK)
+# The role's meta end_role steps: printed once per host, with a result only where they skip.
+END_ROLE_TASKS = ("netsec.ipsec.mesh : End the set-up where the node needs none",
+                  "netsec.ipsec.mesh : End the role where phase 1 found the final state")
 
 # lab-capture runs ansible-playbook too: give every child the collection.
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(REPO / "build" / "collections"))
@@ -63,7 +69,7 @@ class Run:
 
     def work_tasks(self) -> List[str]:
         """``tasks()`` without the role's ``meta: end_role`` steps (shown where they skip)."""
-        return [task for task in self.tasks() if " : End the role " not in task]
+        return [task for task in self.tasks() if task not in END_ROLE_TASKS]
 
     def statuses(self, task_part: str) -> Dict[str, List[str]]:
         """Per host, the statuses (ok, changed, skipping, ...) of the tasks whose name holds
@@ -222,11 +228,19 @@ def test_task_count_does_not_depend_on_peer_count(converged):
     # Same task list with 2 peers per node (trio) and 3 peers per node (the four nodes): meta
     # tasks print one heading per host, so they are compared by their results below...
     assert first.work_tasks() == second.work_tasks()
-    # ...and the same number of task results per host.
+    # ...and the same number of task results on a fresh node: node2 and node3 with 2 peers,
+    # node4 (joining) with 3 (node1 also reports the run_once tasks).
     totals = [{host: counts["ok"] + counts["skipped"] for host, counts in run.recap().items()}
               for run in (first, second)]
     print("tasks per play:", len(first.work_tasks()), "results per host (2 peers, 3 peers):", totals)
-    assert all(totals[0][host] == totals[1][host] for host in totals[0]), totals
+    assert totals[0]["node2"] == totals[0]["node3"] == totals[1]["node4"], totals
+    # node1-3, set up in the first run, skip the set-up as a whole in the second (meta
+    # end_role, no result) and run everything else as before.
+    for host in ("node1", "node2", "node3"):
+        assert totals[0][host] - totals[1][host] == len(SET_UP_TASKS), totals
+    for task in SET_UP_TASKS:
+        assert set(first.statuses(task)) == {"node1", "node2", "node3"}, (task, first.statuses(task))
+        assert set(second.statuses(task)) == {"node4"}, (task, second.statuses(task))
 
 
 def test_check_diff_on_converged_fleet_changes_nothing(converged, keys, lab_nodes):
@@ -446,5 +460,8 @@ def test_role_documentation_renders():
     res = subprocess.run(["ansible-doc", "-t", "role", "netsec.ipsec.mesh"], capture_output=True, text=True,
                          env=env, timeout=300, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
-    for option in ("ipsec_mesh_group", "ipsec_addresses", "ipsec_keys_content", "ipsec_allow_key_change"):
+    for option in ("ipsec_mesh_group", "ipsec_addresses", "ipsec_keys_content", "ipsec_allow_key_change", "ipsec_phase"):
         assert option in res.stdout
+    # Every entry point a playbook uses (tasks_from of rotate.yml and teardown.yml) is declared.
+    for entry_point in ("main", "read_members", "reconcile"):
+        assert "ENTRY POINT: *%s*" % entry_point in res.stdout, res.stdout[:2000]
