@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.boot import render_boot_unit
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status import (
     mesh_status, problems, render_status, summary,
 )
@@ -64,6 +66,14 @@ def _mesh_rebooted_members(play_hosts, hostvars, variable, members):
     return rebooted_member_problems(play_hosts, hostvars, variable, members)
 
 
+def _mesh_boot_unit(state_dir):
+    try:
+        unit = render_boot_unit(state_dir)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+    return {"content": unit.content, "fingerprint": unit.fingerprint}
+
+
 def _keys_file_is_current(node_info, content=None, keys=None):
     return keys_file_is_current(node_info, content, keys)
 
@@ -92,5 +102,6 @@ class FilterModule:
             "mesh_status": _mesh_status,
             "mesh_contract_problems": _mesh_contract_problems,
             "mesh_rebooted_members": _mesh_rebooted_members,
+            "mesh_boot_unit": _mesh_boot_unit,
             "keys_file_is_current": _keys_file_is_current,
         }

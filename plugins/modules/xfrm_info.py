@@ -148,6 +148,10 @@ boot_unit:
       description: Whether a link to it is in C(sysinit.target.wants) next to it.
       type: bool
       sample: true
+    systemd:
+      description: Whether systemd is the node's running init (C(/run/systemd/system) exists), so a changed unit needs a C(daemon-reload).
+      type: bool
+      sample: true
 xfrm_stat:
   description: All counters of C(/proc/net/xfrm_stat) (empty when the kernel has no XFRM statistics).
   returned: always

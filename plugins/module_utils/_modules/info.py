@@ -34,6 +34,8 @@ BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 XFRM_STAT_PATH = "/proc/net/xfrm_stat"
 # The boot unit is enabled by a link in this directory next to it (as systemctl enable makes it).
 BOOT_TARGET_WANTS = "sysinit.target.wants"
+# What sd_booted() tests: systemd is the running init (it needs a daemon-reload after a unit changes).
+SYSTEMD_RUNNING_DIR = "/run/systemd/system"
 
 
 def run_module(module: Any) -> None:
@@ -111,15 +113,16 @@ def read_keying(state_dir: Optional[str]) -> Optional[boot.Keying]:
 
 
 def unit_facts(path: str) -> Dict[str, Any]:
-    """The fingerprint of a unit file (None without one) and whether the link that enables
-    it at boot is there (``sysinit.target.wants`` next to it)."""
+    """The fingerprint of a unit file (None without one), whether the link that enables it at
+    boot is there (``sysinit.target.wants`` next to it), and whether systemd runs the node."""
     try:
         with open(path, "rb") as stream:
             found: Optional[str] = file_fingerprint(stream.read())
     except OSError:
         found = None
     link = os.path.join(os.path.dirname(path), BOOT_TARGET_WANTS, os.path.basename(path))
-    return dict(fingerprint=found, enabled=os.path.islink(link) and os.path.realpath(link) == os.path.realpath(path))
+    return dict(fingerprint=found, enabled=os.path.islink(link) and os.path.realpath(link) == os.path.realpath(path),
+                systemd=os.path.isdir(SYSTEMD_RUNNING_DIR))
 
 
 def _read_text(path: str) -> str:

@@ -20,13 +20,23 @@ node records the boot id its own SAs were derived with and, per peer, the peer's
 keyed with. A node whose recorded boot id is not its current one rebooted since it was
 keyed: every peer still holds keys for its old boot. A peer whose recorded boot id is not
 that peer's current one rebooted since this node keyed it. No secret is in either file.
+
+**The boot unit** (``render_boot_unit``): the systemd service the mesh role installs to run
+the restore file. It is ordered as a firewall is (Debian's nftables.service): no default
+dependencies, so it runs early; before ``network-pre.target``, which every network manager
+waits for, so no interface has an address before the policies are back; it needs the state
+directory's file system mounted (``RequiresMountsFor``: a /var of its own would otherwise
+be mounted after it, and the file would seem absent, which fails open); it does nothing
+where there is no restore file (never keyed, or torn down).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import file_fingerprint
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ACTION_ALLOW, ACTION_NAMES, DIR_NAMES, MODE_NAMES, POLICY_TYPE_MAIN, Mark, Selector, Template, XfrmPolicy,
@@ -46,6 +56,12 @@ BATCH_HEADER = (
     "# network comes up (ip -force -batch FILE), so that nothing reaches a peer in plaintext until\n"
     "# the mesh re-keys the node. Written by netsec.ipsec.xfrm_endpoint; no key is ever in it.\n"
 )
+
+BOOT_UNIT_NAME = "netsec-ipsec-restore.service"
+DEFAULT_BOOT_UNIT_PATH = "/etc/systemd/system/" + BOOT_UNIT_NAME
+# A unit file reads its values verbatim apart from specifiers (%) and quoting, and a line
+# break would start a new setting: the state directory must be a plain absolute path.
+_PLAIN_ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9._/-]*\Z")
 
 _FULL_PORT_MASK = 0xFFFF
 # Protocols whose selector "ports" iproute2 writes as ICMP type and code.
@@ -145,3 +161,41 @@ def next_keying(node: str, boot_id: str, per_pair_keys: bool, keyed: Mapping[str
             peers.update((name, previous.peers[name]) for name in frozen if name in previous.peers)
         peers.update((name, boot) for name, boot in keyed.items() if boot)
     return Keying(node, boot_id, per_pair_keys, peers)
+
+
+class BootUnit(NamedTuple):
+    """The boot unit's text and its fingerprint (as ``xfrm_info`` reports a unit file's)."""
+
+    content: str
+    fingerprint: str
+
+
+def render_boot_unit(state_dir: str = DEFAULT_STATE_DIR) -> BootUnit:
+    """The systemd service that restores ``state_dir``'s boot restore file (see above)."""
+    if not isinstance(state_dir, str) or not _PLAIN_ABSOLUTE_PATH.match(state_dir) or "/../" in state_dir + "/":
+        raise PlanError("state directory %r cannot be named in a systemd unit: it must be an absolute path of letters, "
+                        "digits and . _ - / only" % (state_dir,))
+    state_dir = state_dir.rstrip("/") or "/"
+    restore_file = "%s/%s" % (state_dir.rstrip("/"), BOOT_POLICIES)
+    content = (
+        "# Managed by netsec.ipsec (the mesh role); changes are overwritten.\n"
+        "# Restores the XFRM policies the IPsec mesh had on this node before the network comes up:\n"
+        "# until the mesh re-keys the node, its traffic to peers is dropped, never sent in plaintext.\n"
+        "[Unit]\n"
+        "Description=Restore the netsec.ipsec mesh policies (fail closed until re-keyed)\n"
+        "DefaultDependencies=no\n"
+        "Wants=network-pre.target\n"
+        "Before=network-pre.target shutdown.target\n"
+        "Conflicts=shutdown.target\n"
+        "RequiresMountsFor=%s\n"
+        "ConditionPathExists=%s\n"
+        "\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "RemainAfterExit=yes\n"
+        "ExecStart=ip -force -batch %s\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=sysinit.target\n"
+    ) % (state_dir, restore_file, restore_file)
+    return BootUnit(content, file_fingerprint(content.encode("ascii")))

@@ -144,3 +144,70 @@ def test_the_files_follow_the_kernel_and_go_with_a_teardown(node, tmp_path):  # 
 def test_no_state_dir_keeps_no_file(node, tmp_path):  # noqa: F811
     result = _run(node, "")
     assert not result["changed"] and not result["state_files_changed"]
+
+
+# ---------------------------------------------------------------------------------------
+# The boot unit
+
+
+def _unit_settings(content: str) -> Dict[str, List[str]]:
+    settings: Dict[str, List[str]] = {}
+    section = ""
+    for line in content.splitlines():
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            settings.setdefault("%s.%s" % (section, key), []).append(value)
+    return settings
+
+
+def test_the_boot_unit_restores_the_file_before_the_network_and_needs_its_mount():
+    unit = boot.render_boot_unit("/srv/mesh-state")
+    settings = _unit_settings(unit.content)
+    assert settings["Unit.DefaultDependencies"] == ["no"]
+    assert "network-pre.target" in settings["Unit.Before"][0].split()
+    assert settings["Unit.Wants"] == ["network-pre.target"]
+    assert settings["Unit.RequiresMountsFor"] == ["/srv/mesh-state"]
+    assert settings["Unit.ConditionPathExists"] == ["/srv/mesh-state/boot-policies"]
+    assert settings["Service.ExecStart"] == ["ip -force -batch /srv/mesh-state/boot-policies"]
+    assert settings["Service.Type"] == ["oneshot"] and settings["Install.WantedBy"] == ["sysinit.target"]
+    assert unit.fingerprint.startswith("sha256:") and unit.fingerprint != boot.render_boot_unit().fingerprint
+    assert boot.render_boot_unit("/srv/mesh-state/") == unit
+
+
+@pytest.mark.parametrize("state_dir", ["relative/dir", "/var/lib/with space", "/var/lib/%n", "/x\nExecStart=/bin/sh",
+                                       "/var/lib/../etc", "", None])
+def test_a_state_dir_a_unit_cannot_name_plainly_is_refused(state_dir):
+    with pytest.raises(PlanError, match="cannot be named in a systemd unit"):
+        boot.render_boot_unit(state_dir)
+
+
+def test_systemd_accepts_the_boot_unit(tmp_path):
+    """systemd's own checker (systemd-analyze verify, offline) finds nothing to say."""
+    import shutil
+    import subprocess
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is needed (Debian package systemd; make deps installs it)"
+    unit_path = tmp_path / boot.BOOT_UNIT_NAME
+    unit_path.write_text(boot.render_boot_unit().content)
+    result = subprocess.run([analyze, "verify", str(unit_path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stderr.strip() == "" and result.stdout.strip() == "", result
+
+
+def test_xfrm_info_reports_the_unit_as_the_role_compares_it(tmp_path):
+    from ansible_collections.netsec.ipsec.plugins.module_utils._modules import info
+    unit = boot.render_boot_unit()
+    unit_path = tmp_path / boot.BOOT_UNIT_NAME
+    assert info.unit_facts(str(unit_path))["fingerprint"] is None
+    unit_path.write_text(unit.content)
+    facts = info.unit_facts(str(unit_path))
+    assert facts["fingerprint"] == unit.fingerprint and facts["enabled"] is False
+    wants = tmp_path / info.BOOT_TARGET_WANTS
+    wants.mkdir()
+    (wants / boot.BOOT_UNIT_NAME).symlink_to(tmp_path / "elsewhere.service")
+    assert info.unit_facts(str(unit_path))["enabled"] is False, "a link to another file does not enable it"
+    (wants / boot.BOOT_UNIT_NAME).unlink()
+    (wants / boot.BOOT_UNIT_NAME).symlink_to(unit_path)
+    assert info.unit_facts(str(unit_path))["enabled"] is True
+    assert info.unit_facts(str(unit_path))["systemd"] is os.path.isdir("/run/systemd/system")
