@@ -118,6 +118,8 @@ options:
       - With O(enabled=false), O(ipv6=false) or O(keep_router_advertisements=false), no C(accept_ra) value is written
         and O(sysctl_file) holds no C(accept_ra) line. Values that an earlier run set stay as they are live (with
         forwarding off, V(2) accepts RAs just as V(1) does) and return to the distribution's default at the next boot.
+      - RAs are not authenticated. V(2) leaves an interface exactly as exposed to forged RAs as it was before it
+        forwarded, no more; the usual protection is RA Guard on the switch.
       - Set this to V(false) on a router that must ignore RAs while it forwards.
     type: bool
     default: true
