@@ -31,8 +31,9 @@ description:
     a file named later (for example C(99-custom.conf)) that sets the same key overrides this one. The default name uses
     the C(60-) prefix for that reason. The module warns when it finds such a file, or when a file of the same name in a
     directory of higher priority masks O(sysctl_file).
-  - Writing the C(all) interface makes the kernel copy the value to C(default) and to every existing interface. The
-    module writes C(all) first, then C(default), then the other interfaces, and uses the same order in the file.
+  - Writing the C(all) interface makes the kernel copy the forwarding value to C(default) and to every existing
+    interface. After the C(accept_ra) keys, the module writes C(all) first, then C(default), then the other interfaces,
+    and uses the same order in the file.
 author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
