@@ -7,7 +7,9 @@ This is the logic behind the ``sysctl_ipv6_forward`` module, kept free of Ansibl
 tests can run it against a directory that stands in for ``/proc/sys``. Every function takes
 the ``/proc/sys`` root and the drop-in file path as arguments.
 
-The module manages only its own keys, ``net.<family>.conf.<interface>.forwarding``:
+The module manages only its own keys, ``net.<family>.conf.<interface>.forwarding`` and,
+where it enables IPv6 forwarding, ``net.ipv6.conf.<interface>.accept_ra`` (see
+``plan_accept_ra``):
 - live values are written one by one under ``/proc/sys`` (never ``sysctl -p`` of a file,
   which would re-apply whatever else that file holds);
 - the drop-in file belongs to this module: it holds exactly the keys of the last run, one
@@ -39,8 +41,19 @@ FAMILY_IPV4 = "ipv4"
 INTERFACE_ALL = "all"
 INTERFACE_DEFAULT = "default"
 
+SETTING_FORWARDING = "forwarding"
+SETTING_ACCEPT_RA = "accept_ra"
+
 VALUE_ENABLED = "1"
 VALUE_DISABLED = "0"
+
+# accept_ra: 0 ignores router advertisements, 1 accepts them only while the interface does not
+# forward (the kernel's default), 2 accepts them while it forwards too. A forwarding interface
+# with 1 ignores them, so a host configured by SLAAC loses its default route (deleted when
+# forwarding is switched on, never renewed). With forwarding off, 2 behaves as 1
+# (ipv6_accept_ra() in the kernel).
+ACCEPT_RA_UNLESS_FORWARDING = "1"
+ACCEPT_RA_ALSO_FORWARDING = "2"
 
 # Where systemd-sysctl and `sysctl --system` look for drop-ins, highest priority first: a file
 # name found in several of them is read only from the first; all names then apply in
@@ -59,7 +72,7 @@ DIRECTORY_MODE = 0o755
 MANAGED_MARKER = "# Managed by netsec.ipsec"
 FILE_HEADER = (
     MANAGED_MARKER + " (module netsec.ipsec.sysctl_ipv6_forward); do not edit.\n"
-    "# Every run rewrites this file to hold exactly the forwarding keys of that run.\n"
+    "# Every run rewrites this file to hold exactly the keys of that run.\n"
     "# Files that sort later in sysctl.d order can override these values.\n"
 )
 
@@ -85,19 +98,20 @@ class SysctlError(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class ForwardingKey:
-    """One forwarding sysctl: ``net.<family>.conf.<interface>.forwarding``."""
+class ConfKey:
+    """One per-interface sysctl: ``net.<family>.conf.<interface>.<setting>``."""
 
     family: str
     interface: str
+    setting: str
 
     @property
     def name(self) -> str:
         """The sysctl name, with dots in the interface name written as ``/`` (sysctl's rule)."""
-        return "net.%s.conf.%s.forwarding" % (self.family, self.interface.replace(".", "/"))
+        return "net.%s.conf.%s.%s" % (self.family, self.interface.replace(".", "/"), self.setting)
 
     def path(self, proc_root: str) -> str:
-        return os.path.join(self.interface_dir(proc_root), "forwarding")
+        return os.path.join(self.interface_dir(proc_root), self.setting)
 
     def interface_dir(self, proc_root: str) -> str:
         return os.path.join(proc_root, "net", self.family, "conf", self.interface)
@@ -128,17 +142,37 @@ class FileChange:
 class Plan:
     """What a run will do, computed from the live values and the file as they are now."""
 
-    keys: Tuple[ForwardingKey, ...]
-    value: str
-    live: Dict[str, ValueChange]
+    keys: Tuple[ConfKey, ...]  # the forwarding keys
+    value: str  # their value
+    live: Dict[str, ValueChange]  # the forwarding keys' live values
+    # The accept_ra keys this run manages (all set to ACCEPT_RA_ALSO_FORWARDING) and their live values.
+    accept_ra_keys: Tuple[ConfKey, ...]
+    accept_ra: Dict[str, ValueChange]
     file: Optional[FileChange]  # None when the values are not persisted
     persisted: Optional[Dict[str, ValueChange]]
     # Interfaces (or all/default) whose IPv6 is switched off by disable_ipv6 = 1.
     ipv6_disabled_on: Tuple[str, ...]
 
     @property
+    def assignments(self) -> Tuple[Tuple[ConfKey, str], ...]:
+        """Every key with its value, in the order they are written live and in the file.
+
+        accept_ra comes before forwarding: writing 1 to a forwarding key (other than
+        ``default``) makes the kernel delete, in the whole namespace, the default routes
+        learned from router advertisements on every interface whose accept_ra is not 2
+        (rt6_purge_dflt_routers). Written the other way round, the routes this module means
+        to keep would be gone until the next advertisement. The file keeps the same order,
+        for ``sysctl --system`` run on a live host.
+        """
+        return tuple((key, ACCEPT_RA_ALSO_FORWARDING) for key in self.accept_ra_keys) + tuple((key, self.value) for key in self.keys)
+
+    @property
     def changed(self) -> bool:
-        return any(change.changed for change in self.live.values()) or bool(self.file and self.file.changed)
+        return (
+            any(change.changed for change in self.live.values())
+            or any(change.changed for change in self.accept_ra.values())
+            or bool(self.file and self.file.changed)
+        )
 
 
 def interface_name_problem(interface: str) -> Optional[str]:
@@ -154,7 +188,7 @@ def interface_name_problem(interface: str) -> Optional[str]:
     return None
 
 
-def forwarding_keys(interfaces: Sequence[str], ipv6: bool, ipv4: bool) -> Tuple[ForwardingKey, ...]:
+def forwarding_keys(interfaces: Sequence[str], ipv6: bool, ipv4: bool) -> Tuple[ConfKey, ...]:
     """The keys to manage, in the order they are written and persisted.
 
     ``all`` comes first and ``default`` second for each family: writing ``all`` rewrites
@@ -172,7 +206,7 @@ def forwarding_keys(interfaces: Sequence[str], ipv6: bool, ipv4: bool) -> Tuple[
     pseudo = [name for name in (INTERFACE_ALL, INTERFACE_DEFAULT) if name in unique]
     ordered = pseudo + [name for name in unique if name not in pseudo]
     families = [family for family, wanted in ((FAMILY_IPV6, ipv6), (FAMILY_IPV4, ipv4)) if wanted]
-    return tuple(ForwardingKey(family, name) for family in families for name in ordered)
+    return tuple(ConfKey(family, name, SETTING_FORWARDING) for family in families for name in ordered)
 
 
 def canonical_key(name: str) -> str:
@@ -314,6 +348,7 @@ def plan_forwarding(
     persist: bool,
     ipv6: bool = True,
     ipv4: bool = False,
+    keep_router_advertisements: bool = True,
 ) -> Plan:
     """Read the current state and decide what changes; raise SysctlError listing every problem.
 
@@ -354,19 +389,27 @@ def plan_forwarding(
             continue
         live[key.name] = ValueChange(before, value)
         if before != value:
-            reason = not_writable_reason(path)
-            if reason:
-                problems.append("cannot write %s to %s: %s%s" % (key.name, path, reason, PROC_SYS_READ_ONLY_HINT if "read-only" in reason else ""))
+            _check_writable(key, path, problems)
         if key.family == FAMILY_IPV6 and _ipv6_disabled(key.interface_dir(proc_root)):
             ipv6_disabled_on.append(key.interface)
 
-    file_change: Optional[FileChange] = None
-    persisted: Optional[Dict[str, ValueChange]] = None
+    file_before: Optional[str] = None
+    file_values: Optional[Dict[str, str]] = None  # None: the file is not read (persist=false)
     if persist:
         file_before = _check_file(sysctl_file, problems)
-        before_values = parse_sysctl_text(file_before or "")
-        persisted = {key.name: ValueChange(before_values.get(key.name), value) for key in keys}
-        file_change = FileChange(sysctl_file, file_before, render_sysctl_file([(key.name, value) for key in keys]))
+        file_values = parse_sysctl_text(file_before or "")
+
+    accept_ra_keys: Tuple[ConfKey, ...] = ()
+    accept_ra: Dict[str, ValueChange] = {}
+    if enabled and keep_router_advertisements:
+        accept_ra_keys, accept_ra = plan_accept_ra(proc_root, keys, file_values, problems)
+
+    assignments = [(key, ACCEPT_RA_ALSO_FORWARDING) for key in accept_ra_keys] + [(key, value) for key in keys]
+    file_change: Optional[FileChange] = None
+    persisted: Optional[Dict[str, ValueChange]] = None
+    if file_values is not None:
+        persisted = {key.name: ValueChange(file_values.get(key.name), wanted) for key, wanted in assignments}
+        file_change = FileChange(sysctl_file, file_before, render_sysctl_file([(key.name, wanted) for key, wanted in assignments]))
         if file_change.changed and os.path.isabs(sysctl_file):
             directory = nearest_existing_directory(sysctl_file)
             reason = not_writable_reason(directory) if os.path.isdir(directory) else None
@@ -375,7 +418,75 @@ def plan_forwarding(
 
     if problems:
         raise SysctlError(problems)
-    return Plan(keys, value, live, file_change, persisted, tuple(ipv6_disabled_on))
+    return Plan(keys, value, live, accept_ra_keys, accept_ra, file_change, persisted, tuple(ipv6_disabled_on))
+
+
+def _check_writable(key: ConfKey, path: str, problems: List[str]) -> None:
+    reason = not_writable_reason(path)
+    if reason:
+        problems.append("cannot write %s to %s: %s%s" % (key.name, path, reason, PROC_SYS_READ_ONLY_HINT if "read-only" in reason else ""))
+
+
+def accept_ra_interfaces(proc_root: str, keys: Sequence[ConfKey]) -> List[str]:
+    """The interfaces whose IPv6 forwarding ``keys`` switch on, ``default`` first.
+
+    ``all`` stands for ``default`` and every interface that exists now: writing
+    ``all.forwarding`` sets theirs, while ``all.accept_ra`` is copied to none of them (the
+    kernel reads each interface's own accept_ra), so the interfaces are set one by one.
+    """
+    named = [key.interface for key in keys if key.family == FAMILY_IPV6]
+    if INTERFACE_ALL not in named:
+        return named
+    conf_dir = os.path.join(proc_root, "net", FAMILY_IPV6, "conf")
+    existing = sorted(set(os.listdir(conf_dir)) - {INTERFACE_ALL, INTERFACE_DEFAULT})
+    return [INTERFACE_DEFAULT] + existing
+
+
+def plan_accept_ra(
+    proc_root: str, keys: Sequence[ConfKey], file_values: Optional[Dict[str, str]], problems: List[str]
+) -> Tuple[Tuple[ConfKey, ...], Dict[str, ValueChange]]:
+    """The accept_ra keys to set to 2 where ``keys`` enable IPv6 forwarding, with their live values.
+
+    - accept_ra 1 (RAs accepted until the interface forwards) becomes 2, so that the
+      interface keeps accepting RAs, and with them its SLAAC default route, while it forwards;
+    - accept_ra 2 stays managed, and in the file, when the file already holds its line (the
+      line an earlier run wrote after changing it from 1), and always for ``default``: one
+      stable key, whose line is thus written again if the file was lost;
+    - any other value (0: RAs off on purpose, or user space handles them, as systemd-networkd
+      does) is left alone, live and in the file.
+
+    An interface that already had 2 without a line in the file is not added to it: it either
+    got 2 from ``default`` when it was created, which ``default``'s line repeats at boot, or
+    from someone else, whose setting it is. This keeps the file from changing each time a
+    container's interface comes or goes. Interfaces that do not exist are reported by the
+    forwarding keys, or (found under ``all``) have just gone away: they are skipped.
+    """
+    try:
+        interfaces = accept_ra_interfaces(proc_root, keys)
+    except OSError as exc:
+        problems.append("cannot list the IPv6 interfaces under %s: %s" % (os.path.join(proc_root, "net", FAMILY_IPV6, "conf"), exc))
+        return (), {}
+    managed: List[ConfKey] = []
+    values: Dict[str, ValueChange] = {}
+    for interface in interfaces:
+        key = ConfKey(FAMILY_IPV6, interface, SETTING_ACCEPT_RA)
+        if not os.path.isdir(key.interface_dir(proc_root)):
+            continue
+        path = key.path(proc_root)
+        try:
+            before = read_value(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append("cannot read %s from %s: %s" % (key.name, path, exc))
+            continue
+        if before == ACCEPT_RA_UNLESS_FORWARDING:
+            _check_writable(key, path, problems)
+        elif before != ACCEPT_RA_ALSO_FORWARDING:
+            continue
+        elif interface != INTERFACE_DEFAULT and (file_values is None or file_values.get(key.name) != ACCEPT_RA_ALSO_FORWARDING):
+            continue
+        managed.append(key)
+        values[key.name] = ValueChange(before, ACCEPT_RA_ALSO_FORWARDING)
+    return tuple(managed), values
 
 
 def _ipv6_disabled(interface_dir: str) -> bool:
@@ -391,18 +502,39 @@ def apply_live(proc_root: str, plan: Plan) -> Dict[str, str]:
     Each key is re-read just before writing: writing ``all`` may already have set it.
     """
     written: List[str] = []
-    for key in plan.keys:
+    for key, value in plan.assignments:
         path = key.path(proc_root)
         try:
-            if read_value(path) != plan.value:
-                write_value(path, plan.value)
+            if read_value(path) != value:
+                write_value(path, value)
                 written.append(key.name)
         except OSError as exc:
             raise SysctlError(
                 ["cannot write %s to %s: %s (already written in this run: %s)" % (key.name, path, _describe(exc), ", ".join(written) or "nothing")],
                 written,
             ) from exc
-    return {key.name: read_value(key.path(proc_root)) for key in plan.keys}
+    after: Dict[str, str] = {}
+    for key, _value in plan.assignments:
+        path = key.path(proc_root)
+        try:
+            after[key.name] = read_value(path)
+        except OSError as exc:
+            raise SysctlError(
+                ["cannot read back %s from %s: %s (written in this run: %s)" % (key.name, path, _describe(exc), ", ".join(written) or "nothing")],
+                written,
+            ) from exc
+    return after
+
+
+def values_not_kept(plan: Plan, after: Dict[str, str]) -> Optional[str]:
+    """A message naming every key whose value read back differs from the one written, or None."""
+    missing: Dict[str, List[str]] = {}
+    for key, value in plan.assignments:
+        if after.get(key.name) != value:
+            missing.setdefault(value, []).append(key.name)
+    if not missing:
+        return None
+    return "the kernel did not keep " + "; ".join("the value %s for: %s" % (value, ", ".join(names)) for value, names in missing.items())
 
 
 def _describe(exc: OSError) -> str:

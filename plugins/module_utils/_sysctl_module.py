@@ -25,13 +25,14 @@ def _values_result(changes: Optional[Dict[str, _sysctl.ValueChange]]) -> Optiona
     return {key: {"before": change.before, "after": change.after} for key, change in changes.items()}
 
 
-def _diff(plan: _sysctl.Plan, live: Dict[str, _sysctl.ValueChange]) -> List[Dict[str, str]]:
+def _diff(plan: _sysctl.Plan, values: Dict[str, _sysctl.ValueChange]) -> List[Dict[str, str]]:
+    """The live values (accept_ra and forwarding, in the order they are written), then the file."""
     diff = [
         {
             "before_header": LIVE_DIFF_HEADER,
             "after_header": LIVE_DIFF_HEADER,
-            "before": _sysctl.render_live_values({key: change.before for key, change in live.items()}),
-            "after": _sysctl.render_live_values({key: change.after for key, change in live.items()}),
+            "before": _sysctl.render_live_values({key: change.before for key, change in values.items()}),
+            "after": _sysctl.render_live_values({key: change.after for key, change in values.items()}),
         }
     ]
     if plan.file is not None:
@@ -57,7 +58,7 @@ def remove_owned_file(module: AnsibleModule) -> None:
         changed = remove_file(module, path)
     except FileError as exc:
         module.fail_json(msg="cannot remove sysctl_file %s: %s" % (path, exc.reason), changed=False)
-    result: Dict[str, Any] = {"changed": changed, "live": None, "persisted": None, "sysctl_file": path}
+    result: Dict[str, Any] = {"changed": changed, "live": None, "accept_ra": None, "persisted": None, "sysctl_file": path}
     if module._diff:
         result["diff"] = [{"before": text or "", "after": "", "before_header": path, "after_header": path}]
     module.exit_json(**result)
@@ -79,6 +80,7 @@ def run(module: AnsibleModule) -> None:
             persist=params["persist"],
             ipv6=params["ipv6"],
             ipv4=params["ipv4"],
+            keep_router_advertisements=params["keep_router_advertisements"],
         )
     except _sysctl.SysctlError as exc:
         module.fail_json(msg=str(exc), problems=exc.problems, changed=False)
@@ -89,18 +91,22 @@ def run(module: AnsibleModule) -> None:
         )
     if plan.file is not None:
         for warning in _sysctl.boot_overrides(
-            plan.file.path, {key: plan.value for key in plan.live}, _sysctl.SYSCTL_D_DIRS, _sysctl.SYSCTL_CONF
+            plan.file.path, {key.name: value for key, value in plan.assignments}, _sysctl.SYSCTL_D_DIRS, _sysctl.SYSCTL_CONF
         ):
             module.warn(warning)
 
-    live = plan.live
+    # Every managed key in write order (accept_ra first), as planned; after applying, as read back.
+    values = {**plan.accept_ra, **plan.live}
     changed = plan.changed
+    after: Optional[Dict[str, str]] = None
     if not module.check_mode:
         try:
             after = _sysctl.apply_live(proc_root, plan)
         except _sysctl.SysctlError as exc:
             module.fail_json(msg=str(exc), problems=exc.problems, changed=bool(exc.written))
-        live = {key: _sysctl.ValueChange(change.before, after[key]) for key, change in plan.live.items()}
+        values = {name: _sysctl.ValueChange(change.before, after[name]) for name, change in values.items()}
+    live = {name: values[name] for name in plan.live}
+    accept_ra = {name: values[name] for name in plan.accept_ra}
     if plan.file is not None:
         # Also in check mode, where it writes nothing but tells whether the mode or owner would change.
         try:
@@ -111,23 +117,21 @@ def run(module: AnsibleModule) -> None:
                 msg="cannot write sysctl_file %s: %s%s" % (plan.file.path, exc.reason, applied),
                 changed=not module.check_mode,
                 live=_values_result(live),
+                accept_ra=_values_result(accept_ra),
             )
         changed = changed or file_changed
-    if not module.check_mode:
-        mismatched = sorted(key for key, change in live.items() if change.after != plan.value)
-        if mismatched:
-            module.fail_json(
-                msg="the kernel did not keep the value %s for: %s" % (plan.value, ", ".join(mismatched)),
-                changed=True,
-                live=_values_result(live),
-            )
+    if after is not None:
+        not_kept = _sysctl.values_not_kept(plan, after)
+        if not_kept:
+            module.fail_json(msg=not_kept, changed=True, live=_values_result(live), accept_ra=_values_result(accept_ra))
 
     result: Dict[str, Any] = {
         "changed": changed,
         "live": _values_result(live),
+        "accept_ra": _values_result(accept_ra),
         "persisted": _values_result(plan.persisted),
         "sysctl_file": params["sysctl_file"],
     }
     if module._diff:
-        result["diff"] = _diff(plan, live)
+        result["diff"] = _diff(plan, values)
     module.exit_json(**result)

@@ -13,6 +13,9 @@ description:
   - Sets the kernel's forwarding switches C(net.ipv6.conf.<interface>.forwarding) (and, with O(ipv4=true),
     C(net.ipv4.conf.<interface>.forwarding)) for the interfaces listed in O(interfaces), so that a node can route the
     subnets behind it through its IPsec tunnels.
+  - Where it enables IPv6 forwarding, the module also sets C(net.ipv6.conf.<interface>.accept_ra) from V(1) to V(2) on the
+    interfaces concerned, so that they keep accepting router advertisements while they forward
+    (O(keep_router_advertisements)).
   - Only these keys are touched. The live values are written one by one under C(/proc/sys); the module never runs
     C(sysctl -p) or C(sysctl --system), which would re-apply every other key of the files read.
   - With O(persist=true) the same keys are written to O(sysctl_file), a drop-in file that this module owns. It holds
@@ -28,8 +31,9 @@ description:
     a file named later (for example C(99-custom.conf)) that sets the same key overrides this one. The default name uses
     the C(60-) prefix for that reason. The module warns when it finds such a file, or when a file of the same name in a
     directory of higher priority masks O(sysctl_file).
-  - Writing the C(all) interface makes the kernel copy the value to C(default) and to every existing interface. The
-    module writes C(all) first, then C(default), then the other interfaces, and uses the same order in the file.
+  - Writing the C(all) interface makes the kernel copy the forwarding value to C(default) and to every existing
+    interface. After the C(accept_ra) keys, the module writes C(all) first, then C(default), then the other interfaces,
+    and uses the same order in the file.
 author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
@@ -42,7 +46,8 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff shows the live values before and after, and the text of O(sysctl_file) before and after.
+      - The diff shows the live values before and after (the C(accept_ra) keys, then the forwarding keys, in the
+        order they are written), and the text of O(sysctl_file) before and after.
   platform:
     platforms: linux
   safe_file_operations:
@@ -54,6 +59,7 @@ options:
       - With O(enabled=false) the module writes V(0) to the live keys and, with O(persist=true), persists V(0) as
         well, rather than removing the keys from O(sysctl_file). Disabling forwarding on the C(all) interface also
         disables it on every existing interface.
+      - With O(enabled=false) no C(accept_ra) value is written or persisted; see O(keep_router_advertisements).
     type: bool
     default: true
   interfaces:
@@ -83,6 +89,41 @@ options:
       - C(net.ipv4.conf.all.forwarding) is the same setting as C(net.ipv4.ip_forward).
     type: bool
     default: false
+  keep_router_advertisements:
+    description:
+      - When the module enables IPv6 forwarding (O(enabled=true) and O(ipv6=true)), set
+        C(net.ipv6.conf.<interface>.accept_ra) to V(2) on each interface whose forwarding it switches on and whose
+        C(accept_ra) is V(1), so that the interface keeps accepting router advertisements (RAs) while it forwards.
+      - Why. With C(accept_ra = 1), the kernel's default, an interface accepts RAs only while it does not forward. A
+        host that got its address and default route from RAs (SLAAC) stops accepting them once it forwards, and the
+        kernel deletes the default routes learned from RAs at the moment forwarding is switched on. Without a default
+        route the host can no longer reach anything beyond its links. V(2) accepts RAs while forwarding too.
+      - Which interfaces. With V(all) in O(interfaces), C(default) (the value that interfaces created later start with)
+        and every interface that exists when the module runs. The kernel does not copy C(all.accept_ra) to any
+        interface, so that key is left alone and the interfaces are set one by one. Otherwise the interfaces listed
+        in O(interfaces), C(default) among them when listed.
+      - Which values. V(1) becomes V(2). V(0) (RAs off on purpose, or handled in user space, as systemd-networkd does)
+        and any other value are left alone.
+      - Order. The C(accept_ra) values are written before the forwarding values, live and in O(sysctl_file), because
+        writing V(1) to a forwarding key makes the kernel delete the default routes learned from RAs on every interface
+        whose C(accept_ra) is not V(2).
+      - Persisted. With O(persist=true), O(sysctl_file) holds a line C(net.ipv6.conf.<interface>.accept_ra = 2) for
+        each interface that the module set from V(1) to V(2), in this run or an earlier one, as long as its value is
+        still V(2); and for C(default) whenever its value is V(2). A name with dots is written with slashes, as for
+        the forwarding keys. At boot, systemd-sysctl applies an interface's keys when the interface appears, so the
+        value holds after a reboot.
+      - An interface that has V(2) without such a line is not added to the file. It got V(2) from C(default) when it
+        was created (the C(default) line does the same at boot), or from someone else. This keeps the file from
+        changing each time a container's interface comes or goes. An interface whose value is no longer V(2) (someone
+        set V(0)) loses its line and keeps its live value.
+      - With O(enabled=false), O(ipv6=false) or O(keep_router_advertisements=false), no C(accept_ra) value is written
+        and O(sysctl_file) holds no C(accept_ra) line. Values that an earlier run set stay as they are live (with
+        forwarding off, V(2) accepts RAs just as V(1) does) and return to the distribution's default at the next boot.
+      - RAs are not authenticated. V(2) leaves an interface exactly as exposed to forged RAs as it was before it
+        forwarded, no more; the usual protection is RA Guard on the switch.
+      - Set this to V(false) on a router that must ignore RAs while it forwards.
+    type: bool
+    default: true
   persist:
     description:
       - Write the values to O(sysctl_file) so that they are applied again at boot.
@@ -93,9 +134,11 @@ options:
   state:
     description:
       - V(present) applies and persists the values.
-      - V(absent) removes O(sysctl_file), the only thing this module owns, as a teardown does. Live values are
-        left as they are (other software may rely on forwarding; they return to the distribution's defaults at the
-        next boot). A file without this module's header is never removed, nor a symbolic link.
+      - V(absent) removes O(sysctl_file), the only thing this module owns, as a teardown does, with its C(accept_ra)
+        lines. Live values are left as they are (other software may rely on forwarding; they return to the
+        distribution's defaults at the next boot). An interface with C(accept_ra = 2) keeps accepting RAs, whether
+        it still forwards or not.
+      - A file without this module's header is never removed, nor a symbolic link.
     type: str
     choices: [present, absent]
     default: present
@@ -120,6 +163,9 @@ options:
     default: '0644'
 notes:
   - Run the module as root (for example with C(become=true)). A non-root user cannot write to C(/proc/sys).
+  - Writing V(1) to a forwarding key makes the kernel delete the default routes learned from RAs on every interface of
+    the network namespace whose C(accept_ra) is not V(2), also on interfaces outside O(interfaces) that do not
+    forward. Those interfaces learn them again from the next RA.
   - Unlike M(ansible.posix.sysctl), the module handles several interfaces in one task. It supports diff mode, reports
     the live and the persisted values separately, and leaves every other key of every sysctl file alone.
 seealso:
@@ -154,6 +200,11 @@ EXAMPLES = r"""
     persist: false
   become: true
 
+- name: Forward IPv6 on a router that must ignore router advertisements while it forwards
+  netsec.ipsec.sysctl_ipv6_forward:
+    keep_router_advertisements: false
+  become: true
+
 - name: Switch forwarding off again, live and persisted
   netsec.ipsec.sysctl_ipv6_forward:
     enabled: false
@@ -178,7 +229,7 @@ EXAMPLES = r"""
 RETURN = r"""
 live:
   description:
-    - The live value of each managed key, before and after the run, as the kernel reports it.
+    - The live value of each managed forwarding key, before and after the run, as the kernel reports it.
     - In check mode, C(after) is the value that the run would set.
     - Keys are sysctl names; dots in interface names appear as slashes.
   returned: success
@@ -190,14 +241,39 @@ live:
     net.ipv6.conf.eth0/100.forwarding:
       before: "0"
       after: "1"
+accept_ra:
+  description:
+    - The live C(accept_ra) value of each interface that O(keep_router_advertisements) manages in this run, before and
+      after the run, as the kernel reports it. These are the keys that O(sysctl_file) holds.
+    - V(1) becomes V(2). An interface that stays at V(2) is listed when O(sysctl_file) held its line, and C(default)
+      whenever its value is V(2).
+    - An empty dictionary when the run writes no C(accept_ra) value (O(enabled=false), O(ipv6=false),
+      O(keep_router_advertisements=false), or no interface concerned has V(1)).
+    - In check mode, C(after) is the value that the run would set.
+  returned: success
+  type: dict
+  sample:
+    net.ipv6.conf.default.accept_ra:
+      before: "1"
+      after: "2"
+    net.ipv6.conf.eth0.accept_ra:
+      before: "1"
+      after: "2"
+    net.ipv6.conf.eth0/100.accept_ra:
+      before: "2"
+      after: "2"
 persisted:
   description:
-    - The value of each managed key in O(sysctl_file), before and after the run.
+    - The value of each managed key in O(sysctl_file) (the C(accept_ra) keys, then the forwarding keys), before and
+      after the run.
     - V(null) as C(before) means the key was not in the file, or the file did not exist.
     - V(null) as a whole when O(persist=false).
   returned: success
   type: dict
   sample:
+    net.ipv6.conf.default.accept_ra:
+      before: null
+      after: "2"
     net.ipv6.conf.all.forwarding:
       before: null
       after: "1"
@@ -224,13 +300,21 @@ diff:
       type: str
       sample: live values (/proc/sys, this network namespace)
     before:
-      description: The live values as C(key = value) lines, or the text of the file (empty when it did not exist).
+      description:
+        - The live values as C(key = value) lines (the C(accept_ra) keys, then the forwarding keys), or the text of
+          the file (empty when it did not exist).
       type: str
-      sample: net.ipv6.conf.all.forwarding = 0
+      sample: |-
+        net.ipv6.conf.default.accept_ra = 1
+        net.ipv6.conf.eth0.accept_ra = 1
+        net.ipv6.conf.all.forwarding = 0
     after:
       description: The same after the run, or in check mode, as the run would leave it.
       type: str
-      sample: net.ipv6.conf.all.forwarding = 1
+      sample: |-
+        net.ipv6.conf.default.accept_ra = 2
+        net.ipv6.conf.eth0.accept_ra = 2
+        net.ipv6.conf.all.forwarding = 1
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -246,6 +330,7 @@ def main() -> None:
             "interfaces": {"type": "list", "elements": "str", "default": [INTERFACE_ALL]},
             "ipv6": {"type": "bool", "default": True},
             "ipv4": {"type": "bool", "default": False},
+            "keep_router_advertisements": {"type": "bool", "default": True},
             "persist": {"type": "bool", "default": True},
             "sysctl_file": {"type": "path", "default": DEFAULT_SYSCTL_FILE},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},

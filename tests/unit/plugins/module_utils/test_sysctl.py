@@ -14,14 +14,20 @@ import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
 from ansible_collections.netsec.ipsec.plugins.module_utils._files import write_file
-from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import ForwardingKey, SysctlError
+from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import ConfKey, SysctlError
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.module_factory import file_module
 
 INTERFACES = ("all", "default", "lo", "eth0", "eth0.100")
 
 
-def make_proc(root: Path, interfaces: Iterable[str] = INTERFACES, families: Iterable[str] = ("ipv6", "ipv4"), value: str = "0") -> Path:
-    """A fake /proc/sys with forwarding (and, for IPv6, disable_ipv6) files per interface."""
+def make_proc(
+    root: Path, interfaces: Iterable[str] = INTERFACES, families: Iterable[str] = ("ipv6", "ipv4"), value: str = "0", accept_ra: str = "0"
+) -> Path:
+    """A fake /proc/sys with forwarding (and, for IPv6, disable_ipv6 and accept_ra) files per interface.
+
+    accept_ra is 0 unless asked (RAs off, as systemd-networkd leaves the links it manages), so
+    that tests about forwarding alone see forwarding keys alone; the kernel's default is 1.
+    """
     for family in families:
         for interface in interfaces:
             directory = root / "net" / family / "conf" / interface
@@ -29,6 +35,7 @@ def make_proc(root: Path, interfaces: Iterable[str] = INTERFACES, families: Iter
             (directory / "forwarding").write_text(value + "\n")
             if family == "ipv6":
                 (directory / "disable_ipv6").write_text("0\n")
+                (directory / "accept_ra").write_text(accept_ra + "\n")
     return root
 
 
@@ -46,9 +53,11 @@ def conf(tmp_path: Path) -> Path:
     return tmp_path / "etc" / "sysctl.d" / "60-netsec-ipsec.conf"
 
 
-def run(proc: Path, conf: Path, interfaces=("all",), enabled=True, persist=True, ipv6=True, ipv4=False) -> _sysctl.Plan:
+def run(proc: Path, conf: Path, interfaces=("all",), enabled=True, persist=True, ipv6=True, ipv4=False, keep_ra=True) -> _sysctl.Plan:
     """Plan and apply like the module does outside check mode; return the plan."""
-    plan = _sysctl.plan_forwarding(str(proc), str(conf), list(interfaces), enabled=enabled, persist=persist, ipv6=ipv6, ipv4=ipv4)
+    plan = _sysctl.plan_forwarding(
+        str(proc), str(conf), list(interfaces), enabled=enabled, persist=persist, ipv6=ipv6, ipv4=ipv4, keep_router_advertisements=keep_ra
+    )
     _sysctl.apply_live(str(proc), plan)
     if plan.file is not None:
         write_file(file_module(), plan.file.path, plan.file.after.encode("utf-8"), _sysctl.FILE_MODE, _sysctl.DIRECTORY_MODE)
@@ -63,7 +72,7 @@ def snapshot(root: Path) -> Dict[str, str]:
 
 
 def test_key_name_uses_slashes_for_dots_and_path_keeps_them() -> None:
-    key = ForwardingKey("ipv6", "eth0.100")
+    key = ConfKey("ipv6", "eth0.100", "forwarding")
     assert key.name == "net.ipv6.conf.eth0/100.forwarding"
     assert key.path("/proc/sys") == "/proc/sys/net/ipv6/conf/eth0.100/forwarding"
 
@@ -405,6 +414,269 @@ def test_write_value_never_creates_a_key(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         _sysctl.write_value(str(tmp_path / "forwarding"), "1")
     assert not (tmp_path / "forwarding").exists()
+
+
+# --- accept_ra: forwarding interfaces keep accepting router advertisements ------------------
+
+
+def accept_ra(proc: Path, interface: str) -> str:
+    return (proc / "net/ipv6/conf" / interface / "accept_ra").read_text().strip()
+
+
+def set_accept_ra(proc: Path, interface: str, value: str) -> None:
+    (proc / "net/ipv6/conf" / interface / "accept_ra").write_text(value + "\n")
+
+
+@pytest.fixture
+def ra_proc(tmp_path: Path) -> Path:
+    """A fake /proc/sys with the kernel's default accept_ra, 1, everywhere."""
+    return make_proc(tmp_path / "proc" / "sys", accept_ra="1")
+
+
+def ra_change(before: str) -> _sysctl.ValueChange:
+    return _sysctl.ValueChange(before, "2")
+
+
+def test_all_sets_accept_ra_2_on_default_and_every_interface_but_not_on_all(ra_proc: Path, conf: Path) -> None:
+    plan = run(ra_proc, conf)
+    assert plan.changed
+    assert plan.accept_ra == {
+        "net.ipv6.conf.default.accept_ra": ra_change("1"),
+        "net.ipv6.conf.eth0.accept_ra": ra_change("1"),
+        "net.ipv6.conf.eth0/100.accept_ra": ra_change("1"),
+        "net.ipv6.conf.lo.accept_ra": ra_change("1"),
+    }
+    assert [accept_ra(ra_proc, name) for name in INTERFACES] == ["1", "2", "2", "2", "2"]  # all.accept_ra is left alone
+    assert live(ra_proc, "ipv6", "all") == "1"
+    assert conf.read_text() == _sysctl.FILE_HEADER + (
+        "net.ipv6.conf.default.accept_ra = 2\n"
+        "net.ipv6.conf.eth0.accept_ra = 2\n"
+        "net.ipv6.conf.eth0/100.accept_ra = 2\n"
+        "net.ipv6.conf.lo.accept_ra = 2\n"
+        "net.ipv6.conf.all.forwarding = 1\n"
+    )
+    assert plan.persisted is not None and plan.persisted["net.ipv6.conf.eth0/100.accept_ra"] == _sysctl.ValueChange(None, "2")
+
+
+def test_accept_ra_is_written_before_forwarding(ra_proc: Path, conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writing forwarding = 1 first would make the kernel delete the RA default routes of every
+    # interface whose accept_ra is not yet 2.
+    writes = []
+    real_write = _sysctl.write_value
+
+    def recording_write(path: str, value: str) -> None:
+        writes.append((os.path.relpath(path, ra_proc), value))
+        real_write(path, value)
+
+    monkeypatch.setattr(_sysctl, "write_value", recording_write)
+    run(ra_proc, conf, interfaces=["eth0.100", "eth0"], ipv4=True)
+    assert writes == [
+        ("net/ipv6/conf/eth0.100/accept_ra", "2"),
+        ("net/ipv6/conf/eth0/accept_ra", "2"),
+        ("net/ipv6/conf/eth0.100/forwarding", "1"),
+        ("net/ipv6/conf/eth0/forwarding", "1"),
+        ("net/ipv4/conf/eth0.100/forwarding", "1"),
+        ("net/ipv4/conf/eth0/forwarding", "1"),
+    ]
+
+
+def test_named_interfaces_set_only_their_own_accept_ra(ra_proc: Path, conf: Path) -> None:
+    plan = run(ra_proc, conf, interfaces=["eth0.100"])
+    assert list(plan.accept_ra) == ["net.ipv6.conf.eth0/100.accept_ra"]
+    assert accept_ra(ra_proc, "eth0.100") == "2"
+    assert accept_ra(ra_proc, "eth0") == accept_ra(ra_proc, "default") == "1"
+    assert conf.read_text().endswith("\nnet.ipv6.conf.eth0/100.accept_ra = 2\nnet.ipv6.conf.eth0/100.forwarding = 1\n")
+
+
+def test_accept_ra_0_and_2_without_a_line_are_left_alone(ra_proc: Path, conf: Path) -> None:
+    set_accept_ra(ra_proc, "eth0", "0")  # RAs off on purpose
+    set_accept_ra(ra_proc, "lo", "2")  # someone else's 2
+    set_accept_ra(ra_proc, "eth0.100", "3")
+    plan = run(ra_proc, conf)
+    assert list(plan.accept_ra) == ["net.ipv6.conf.default.accept_ra"]
+    assert [accept_ra(ra_proc, name) for name in ("eth0", "lo", "eth0.100")] == ["0", "2", "3"]
+    assert "eth0.accept_ra" not in conf.read_text() and "lo.accept_ra" not in conf.read_text()
+
+
+def test_second_run_keeps_the_accept_ra_lines_and_changes_nothing(ra_proc: Path, conf: Path) -> None:
+    run(ra_proc, conf, ipv4=True)
+    before = snapshot(ra_proc.parent.parent)
+    plan = run(ra_proc, conf, ipv4=True)
+    assert not plan.changed
+    assert snapshot(ra_proc.parent.parent) == before
+    assert set(plan.accept_ra) == {"net.ipv6.conf.%s.accept_ra" % name for name in ("default", "eth0", "eth0/100", "lo")}
+    assert all(change == _sysctl.ValueChange("2", "2") for change in plan.accept_ra.values())
+
+
+def test_an_interface_created_later_with_defaults_2_does_not_change_the_file(ra_proc: Path, conf: Path) -> None:
+    run(ra_proc, conf)
+    text = conf.read_text()
+    make_proc(ra_proc, interfaces=["veth7"], families=["ipv6"], value="1", accept_ra=accept_ra(ra_proc, "default"))
+    plan = run(ra_proc, conf)
+    assert not plan.changed
+    assert "net.ipv6.conf.veth7.accept_ra" not in plan.accept_ra
+    assert conf.read_text() == text
+
+
+def test_an_interface_set_to_0_since_loses_its_line_and_keeps_0(ra_proc: Path, conf: Path) -> None:
+    run(ra_proc, conf)
+    set_accept_ra(ra_proc, "eth0", "0")
+    plan = run(ra_proc, conf)
+    assert plan.changed and "net.ipv6.conf.eth0.accept_ra" not in plan.accept_ra
+    assert accept_ra(ra_proc, "eth0") == "0"
+    assert "net.ipv6.conf.eth0.accept_ra" not in conf.read_text()
+    assert "net.ipv6.conf.lo.accept_ra = 2\n" in conf.read_text()
+
+
+def test_an_interface_back_at_1_is_set_again(ra_proc: Path, conf: Path) -> None:
+    run(ra_proc, conf)
+    text = conf.read_text()
+    set_accept_ra(ra_proc, "eth0", "1")
+    plan = run(ra_proc, conf)
+    assert plan.changed and plan.accept_ra["net.ipv6.conf.eth0.accept_ra"] == ra_change("1")
+    assert accept_ra(ra_proc, "eth0") == "2" and conf.read_text() == text
+
+
+def test_a_lost_file_gets_defaults_line_back_but_not_the_interfaces(ra_proc: Path, conf: Path) -> None:
+    run(ra_proc, conf)
+    conf.unlink()
+    run(ra_proc, conf)
+    assert conf.read_text() == _sysctl.FILE_HEADER + "net.ipv6.conf.default.accept_ra = 2\nnet.ipv6.conf.all.forwarding = 1\n"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"keep_ra": False}, {"enabled": False}, {"ipv6": False, "ipv4": True}],
+    ids=["keep_router_advertisements-false", "enabled-false", "ipv4-only"],
+)
+def test_no_accept_ra_without_ipv6_forwarding_to_enable_or_when_turned_off(ra_proc: Path, conf: Path, options: Dict[str, bool]) -> None:
+    run(ra_proc, conf, interfaces=["eth0"])
+    assert accept_ra(ra_proc, "eth0") == "2"
+    set_accept_ra(ra_proc, "lo", "1")
+    plan = run(ra_proc, conf, interfaces=["all"], **options)
+    assert plan.accept_ra == {} and plan.accept_ra_keys == ()
+    # Nothing is written, nothing undone: eth0 keeps 2 (with forwarding off, 2 behaves as 1).
+    assert [accept_ra(ra_proc, name) for name in INTERFACES] == ["1", "1", "1", "2", "1"]
+    assert "accept_ra" not in conf.read_text()
+
+
+def test_persist_false_sets_accept_ra_live_and_reads_no_file(ra_proc: Path, conf: Path) -> None:
+    set_accept_ra(ra_proc, "lo", "2")
+    set_accept_ra(ra_proc, "default", "2")
+    conf.parent.mkdir(parents=True)
+    conf.write_text("vm.swappiness = 10\n")
+    plan = run(ra_proc, conf, persist=False)
+    assert plan.file is None and plan.persisted is None
+    assert plan.accept_ra == {
+        "net.ipv6.conf.default.accept_ra": _sysctl.ValueChange("2", "2"),
+        "net.ipv6.conf.eth0.accept_ra": ra_change("1"),
+        "net.ipv6.conf.eth0/100.accept_ra": ra_change("1"),
+    }
+    assert conf.read_text() == "vm.swappiness = 10\n"
+
+
+def test_planning_accept_ra_writes_nothing(ra_proc: Path, conf: Path) -> None:
+    before = snapshot(ra_proc.parent.parent)
+    plan = _sysctl.plan_forwarding(str(ra_proc), str(conf), ["all"], enabled=True, persist=True)
+    assert plan.changed and len(plan.accept_ra) == 4
+    assert snapshot(ra_proc.parent.parent) == before
+
+
+def test_unreadable_accept_ra_fails_naming_key_and_path_and_writes_nothing(ra_proc: Path, conf: Path) -> None:
+    (ra_proc / "net/ipv6/conf/eth0/accept_ra").unlink()
+    before = snapshot(ra_proc.parent.parent)
+    with pytest.raises(SysctlError) as caught:
+        run(ra_proc, conf)
+    assert caught.value.problems == [
+        "cannot read net.ipv6.conf.eth0.accept_ra from %s: [Errno 2] No such file or directory: '%s'"
+        % ((ra_proc / "net/ipv6/conf/eth0/accept_ra",) * 2)
+    ]
+    assert snapshot(ra_proc.parent.parent) == before and not conf.parent.exists()
+
+
+def test_missing_named_interface_is_reported_once(ra_proc: Path, conf: Path) -> None:
+    with pytest.raises(SysctlError) as caught:
+        run(ra_proc, conf, interfaces=["eth0", "eth9"])
+    assert len(caught.value.problems) == 1 and "net.ipv6.conf.eth9.forwarding" in caught.value.problems[0]
+
+
+def test_an_interface_gone_since_it_was_listed_is_skipped(ra_proc: Path, conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_listdir = os.listdir
+    monkeypatch.setattr(_sysctl.os, "listdir", lambda path: real_listdir(path) + ["veth9"])
+    plan = run(ra_proc, conf)
+    assert "net.ipv6.conf.veth9.accept_ra" not in plan.accept_ra and len(plan.accept_ra) == 4
+
+
+def test_unlistable_interfaces_fail_naming_the_directory(ra_proc: Path, conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: str) -> list:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_sysctl.os, "listdir", refuse)
+    with pytest.raises(SysctlError) as caught:
+        run(ra_proc, conf)
+    assert caught.value.problems == ["cannot list the IPv6 interfaces under %s: [Errno 13] Permission denied" % (ra_proc / "net/ipv6/conf")]
+    assert live(ra_proc, "ipv6", "all") == "0" and not conf.parent.exists()
+
+
+def test_unwritable_accept_ra_fails_before_writing(ra_proc: Path, conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (ra_proc / "net/ipv6/conf/all/forwarding").write_text("1\n")  # only accept_ra needs writing
+    fake_unwritable(monkeypatch, read_only=True)
+    with pytest.raises(SysctlError) as caught:
+        _sysctl.plan_forwarding(str(ra_proc), str(conf), ["all"], enabled=True, persist=False)
+    assert len(caught.value.problems) == 4
+    assert caught.value.problems[0] == "cannot write net.ipv6.conf.default.accept_ra to %s: read-only file system%s" % (
+        ra_proc / "net/ipv6/conf/default/accept_ra", _sysctl.PROC_SYS_READ_ONLY_HINT
+    )
+
+
+def test_read_only_proc_sys_is_fine_when_accept_ra_is_already_2(ra_proc: Path, conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(ra_proc, conf)
+    fake_unwritable(monkeypatch, read_only=True)
+    assert not _sysctl.plan_forwarding(str(ra_proc), str(conf), ["all"], enabled=True, persist=True).changed
+
+
+def test_failure_writing_forwarding_names_the_accept_ra_already_written(ra_proc: Path, conf: Path) -> None:
+    plan = _sysctl.plan_forwarding(str(ra_proc), str(conf), ["eth0"], enabled=True, persist=False)
+    forwarding = ra_proc / "net/ipv6/conf/eth0/forwarding"
+    forwarding.unlink()
+    forwarding.mkdir()
+    with pytest.raises(SysctlError) as caught:
+        _sysctl.apply_live(str(ra_proc), plan)
+    assert caught.value.written == ["net.ipv6.conf.eth0.accept_ra"]
+    assert "already written in this run: net.ipv6.conf.eth0.accept_ra" in str(caught.value)
+
+
+def test_a_key_gone_before_it_is_read_back_is_an_error_not_a_crash(ra_proc: Path, conf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _sysctl.plan_forwarding(str(ra_proc), str(conf), ["eth0"], enabled=True, persist=False)
+    real_write = _sysctl.write_value
+
+    def write_then_vanish(path: str, value: str) -> None:
+        real_write(path, value)
+        if path.endswith("forwarding"):
+            os.unlink(path)
+
+    monkeypatch.setattr(_sysctl, "write_value", write_then_vanish)
+    with pytest.raises(SysctlError, match=r"cannot read back net\.ipv6\.conf\.eth0\.forwarding from .*\(written in this run: "
+                       r"net\.ipv6\.conf\.eth0\.accept_ra, net\.ipv6\.conf\.eth0\.forwarding\)"):
+        _sysctl.apply_live(str(ra_proc), plan)
+
+
+def test_values_not_kept_names_each_key_with_its_value(ra_proc: Path, conf: Path) -> None:
+    plan = _sysctl.plan_forwarding(str(ra_proc), str(conf), ["eth0", "lo"], enabled=True, persist=False)
+    after = {key.name: value for key, value in plan.assignments}
+    assert _sysctl.values_not_kept(plan, after) is None
+    after.update({"net.ipv6.conf.lo.accept_ra": "1", "net.ipv6.conf.eth0.forwarding": "0"})
+    assert _sysctl.values_not_kept(plan, after) == (
+        "the kernel did not keep the value 2 for: net.ipv6.conf.lo.accept_ra; the value 1 for: net.ipv6.conf.eth0.forwarding"
+    )
+
+
+def test_a_later_file_that_sets_accept_ra_is_reported(sysctl_dirs, tmp_path: Path) -> None:
+    etc = sysctl_dirs[0]
+    (etc / "99-hardening.conf").write_text("net.ipv6.conf.default.accept_ra = 0\n")
+    warnings = overrides(sysctl_dirs, etc / "60-netsec-ipsec.conf", {"net.ipv6.conf.default.accept_ra": "2"}, tmp_path / "none")
+    assert warnings == ["%s sets net.ipv6.conf.default.accept_ra = 0 and is applied after %s, so at boot it overrides "
+                        "net.ipv6.conf.default.accept_ra = 2" % (etc / "99-hardening.conf", etc / "60-netsec-ipsec.conf")]
 
 
 # --- sysctl.d order ---------------------------------------------------------------------------

@@ -31,7 +31,8 @@ ALL6 = "net.ipv6.conf.all.forwarding"
 class Host:
     """A fake target: /proc/sys and /etc under a temporary directory."""
 
-    def __init__(self, root: Path, interfaces: Iterable[str] = ("all", "default", "lo", "eth0", "eth0.100")) -> None:
+    def __init__(self, root: Path, interfaces: Iterable[str] = ("all", "default", "lo", "eth0", "eth0.100"), accept_ra: str = "0") -> None:
+        """accept_ra is 0 (RAs off) unless asked, so that forwarding tests see forwarding keys alone."""
         self.proc = root / "proc/sys"
         self.etc = root / "etc"
         self.conf = self.etc / "sysctl.d/60-netsec-ipsec.conf"
@@ -42,6 +43,7 @@ class Host:
                 (directory / "forwarding").write_text("0\n")
                 if family == "ipv6":
                     (directory / "disable_ipv6").write_text("0\n")
+                    (directory / "accept_ra").write_text(accept_ra + "\n")
 
     def live(self, interface: str = "all", family: str = "ipv6") -> str:
         return (self.proc / "net" / family / "conf" / interface / "forwarding").read_text().strip()
@@ -268,3 +270,124 @@ def test_state_absent_removes_only_an_owned_file(host: Host, capsys: pytest.Capt
     foreign.write_text("net.ipv6.conf.all.forwarding = 1\n")
     result = host.run(capsys, state="absent", sysctl_file=str(foreign))
     assert result["failed"] is True and "not this module's file" in result["msg"] and foreign.exists()
+
+
+# --- accept_ra: forwarding interfaces keep accepting router advertisements ------------------
+
+RA_DEFAULT = "net.ipv6.conf.default.accept_ra"
+RA_ETH0 = "net.ipv6.conf.eth0.accept_ra"
+RA_VLAN = "net.ipv6.conf.eth0/100.accept_ra"
+RA_LO = "net.ipv6.conf.lo.accept_ra"
+RA_LINES = (RA_DEFAULT + " = 2\n" + RA_ETH0 + " = 2\n" + RA_VLAN + " = 2\n" + RA_LO + " = 2\n")
+
+
+@pytest.fixture
+def ra_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
+    """A fake target with the kernel's default accept_ra, 1, everywhere."""
+    fake = Host(tmp_path, accept_ra="1")
+    monkeypatch.setattr(_sysctl, "PROC_SYS_ROOT", str(fake.proc))
+    monkeypatch.setattr(_sysctl, "SYSCTL_D_DIRS", (str(fake.etc / "sysctl.d"),))
+    monkeypatch.setattr(_sysctl, "SYSCTL_CONF", str(fake.etc / "sysctl.conf"))
+    return fake
+
+
+def accept_ra(host: Host, interface: str) -> str:
+    return (host.proc / "net/ipv6/conf" / interface / "accept_ra").read_text().strip()
+
+
+def test_defaults_keep_router_advertisements_on_every_interface(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    result = ra_host.run(capsys)
+    assert result["changed"] is True
+    changed = {"before": "1", "after": "2"}
+    assert result["accept_ra"] == {RA_DEFAULT: changed, RA_ETH0: changed, RA_VLAN: changed, RA_LO: changed}
+    assert result["live"] == {ALL6: {"before": "0", "after": "1"}}
+    assert list(result["persisted"]) == [RA_DEFAULT, RA_ETH0, RA_VLAN, RA_LO, ALL6]
+    assert result["persisted"][RA_VLAN] == {"before": None, "after": "2"}
+    assert [accept_ra(ra_host, name) for name in ("all", "default", "lo", "eth0", "eth0.100")] == ["1", "2", "2", "2", "2"]
+    assert ra_host.conf.read_text() == _sysctl.FILE_HEADER + RA_LINES + ALL6 + " = 1\n"
+
+
+def test_check_mode_reports_accept_ra_and_diff_shows_it_before_forwarding(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    files = ra_host.files()
+    result = ra_host.run(capsys, check=True, diff=True, interfaces=["all", "eth0"])
+    assert result["changed"] is True
+    assert result["accept_ra"][RA_ETH0] == {"before": "1", "after": "2"}
+    assert ra_host.files() == files and not ra_host.conf.parent.exists()
+    live_diff, file_diff = result["diff"]
+    assert live_diff["before"] == (
+        RA_DEFAULT + " = 1\n" + RA_ETH0 + " = 1\n" + RA_VLAN + " = 1\n" + RA_LO + " = 1\n"
+        + ALL6 + " = 0\nnet.ipv6.conf.eth0.forwarding = 0\n"
+    )
+    assert live_diff["after"] == RA_LINES + ALL6 + " = 1\nnet.ipv6.conf.eth0.forwarding = 1\n"
+    assert file_diff["after"] == _sysctl.FILE_HEADER + RA_LINES + ALL6 + " = 1\nnet.ipv6.conf.eth0.forwarding = 1\n"
+    applied = ra_host.run(capsys, diff=True, interfaces=["all", "eth0"])
+    assert applied["diff"] == result["diff"] and applied["accept_ra"] == result["accept_ra"]
+
+
+def test_second_run_with_accept_ra_changes_nothing(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    ra_host.run(capsys, ipv4=True)
+    files = ra_host.files()
+    result = ra_host.run(capsys, diff=True, ipv4=True)
+    assert result["changed"] is False
+    assert result["accept_ra"] == {name: {"before": "2", "after": "2"} for name in (RA_DEFAULT, RA_ETH0, RA_VLAN, RA_LO)}
+    assert result["diff"][0]["before"] == result["diff"][0]["after"]
+    assert result["diff"][1]["before"] == result["diff"][1]["after"]
+    assert ra_host.files() == files
+
+
+def test_keep_router_advertisements_false_leaves_accept_ra_alone(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    result = ra_host.run(capsys, keep_router_advertisements=False)
+    assert result["changed"] is True and result["accept_ra"] == {}
+    assert accept_ra(ra_host, "eth0") == accept_ra(ra_host, "default") == "1"
+    assert ra_host.conf.read_text() == _sysctl.FILE_HEADER + ALL6 + " = 1\n"
+
+
+def test_disabling_drops_the_accept_ra_lines_and_leaves_the_live_values(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    ra_host.run(capsys)
+    result = ra_host.run(capsys, enabled=False)
+    assert result["changed"] is True and result["accept_ra"] == {}
+    assert result["live"] == {ALL6: {"before": "1", "after": "0"}}
+    assert ra_host.conf.read_text() == _sysctl.FILE_HEADER + ALL6 + " = 0\n"
+    assert accept_ra(ra_host, "eth0") == "2"  # with forwarding off, 2 accepts RAs as 1 does
+
+
+def test_state_absent_removes_the_accept_ra_lines_with_the_file(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    ra_host.run(capsys)
+    result = ra_host.run(capsys, diff=True, state="absent")
+    assert result["changed"] is True and result["accept_ra"] is None
+    assert RA_ETH0 + " = 2\n" in result["diff"][0]["before"] and not ra_host.conf.exists()
+    assert accept_ra(ra_host, "eth0") == "2" and ra_host.live() == "1"
+
+
+def test_kernel_refusing_accept_ra_is_an_error_naming_it(ra_host: Host, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = _sysctl.write_value
+    monkeypatch.setattr(_sysctl, "write_value", lambda path, value: None if path.endswith("/eth0/accept_ra") else real_write(path, value))
+    result = ra_host.run(capsys, persist=False)
+    assert result["failed"] is True and result["changed"] is True
+    assert result["msg"] == "the kernel did not keep the value 2 for: " + RA_ETH0
+    assert result["accept_ra"][RA_ETH0] == {"before": "1", "after": "1"}
+
+
+def test_unreadable_accept_ra_fails_and_changes_nothing(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    (ra_host.proc / "net/ipv6/conf/lo/accept_ra").unlink()
+    files = ra_host.files()
+    result = ra_host.run(capsys)
+    assert result["failed"] is True and result["changed"] is False
+    assert result["msg"].startswith("cannot read %s from %s" % (RA_LO, ra_host.proc / "net/ipv6/conf/lo/accept_ra"))
+    assert ra_host.files() == files and not ra_host.conf.parent.exists()
+
+
+def test_a_later_file_turning_ras_off_is_reported(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    ra_host.conf.parent.mkdir(parents=True)
+    (ra_host.conf.parent / "99-hardening.conf").write_text("net.ipv6.conf.default.accept_ra = 0\n")
+    result = ra_host.run(capsys)
+    assert "%s sets %s = 0 and is applied after %s, so at boot it overrides %s = 2" % (
+        ra_host.conf.parent / "99-hardening.conf", RA_DEFAULT, ra_host.conf, RA_DEFAULT
+    ) in warnings(result)
+
+
+def test_keep_router_advertisements_must_be_a_boolean(ra_host: Host, capsys: pytest.CaptureFixture) -> None:
+    files = ra_host.files()
+    result = ra_host.run(capsys, keep_router_advertisements="sometimes")
+    assert result["failed"] is True and "keep_router_advertisements" in result["msg"]
+    assert ra_host.files() == files
