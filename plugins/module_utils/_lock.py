@@ -84,13 +84,15 @@ def _holder_description(path: str) -> str:
 
 @contextlib.contextmanager
 def node_lock(holder: str, timeout: float = DEFAULT_LOCK_TIMEOUT, shared: bool = False,
-              path: str = NODE_LOCK_PATH, clock: Callable[[], float] = time.monotonic,
+              path: Optional[str] = None, clock: Callable[[], float] = time.monotonic,
               sleep: Callable[[float], None] = time.sleep) -> Iterator[None]:
-    """Hold the node lock for the body; ``holder`` names the module in the lock file.
+    """Hold the node lock (``path``, by default ``NODE_LOCK_PATH`` as it is at the call) for
+    the body; ``holder`` names the module in the lock file.
 
     Raises NodeLockError, having changed nothing, when the lock is not free within
     ``timeout`` seconds (0: one attempt).
     """
+    path = path or NODE_LOCK_PATH
     fd = _open_lock_file(path, shared)
     if fd is None:
         yield
