@@ -119,7 +119,10 @@ lab_nodes_boot() {
         read -r pid <"$LAB_DIR/nodes/node$i/pid" || return 1
         (
             echo "$BASHPID" >"$LAB_CGROUP/node$i/cgroup.procs" || exit 1
-            exec nsenter -t "$pid" -n -m -u -- "$LAB_PYTHON" -I -S "$LAB_HOME/lib/lab_boot.py" "$i"
+            # imported, not run as a script: its bytecode is compiled once per lab, not per boot
+            exec nsenter -t "$pid" -n -m -u -- "$LAB_PYTHON" -I -S -c \
+                'import sys; sys.path.insert(0, sys.argv[1]); import lab_boot; sys.exit(lab_boot.main(sys.argv[1:]))' \
+                "$LAB_HOME/lib" "$i"
         ) &
         jobs+=($!)
     done

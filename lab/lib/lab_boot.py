@@ -1,6 +1,6 @@
 """What a lab node runs when it boots, emulated for ``lab-reboot --keep-disk`` (see lab/README.md).
 
-    python lab_boot.py I        (run by lab-reboot inside node I: its namespaces and cgroup)
+    python lab_boot.py I        (run by lab-reboot, imported, inside node I: its namespaces and cgroup)
 
 There is no systemd in the lab. This runs the part of a Debian 12 boot that matters to the
 collection, from the files the node itself installed (those in the upper layer of its /etc
@@ -73,15 +73,16 @@ class ModelUnit:
     after: Tuple[str, ...] = ()
     before: Tuple[str, ...] = ()
     action: Optional[str] = None            # "sysctl", "network", "sshd"
+    default_dependencies: bool = True
 
 
 def model_units(ssh: bool) -> Dict[str, ModelUnit]:
     """The units of the lab's boot, in the order the lab starts them when it may choose."""
     units = {
-        "local-fs.target": ModelUnit(),
-        "systemd-modules-load.service": ModelUnit(before=("sysinit.target",)),
+        "local-fs.target": ModelUnit(default_dependencies=False),
+        "systemd-modules-load.service": ModelUnit(before=("sysinit.target",), default_dependencies=False),
         "systemd-sysctl.service": ModelUnit(after=("systemd-modules-load.service",), before=("sysinit.target",),
-                                            action="sysctl"),
+                                            action="sysctl", default_dependencies=False),
         "sysinit.target": ModelUnit(wants=("local-fs.target", "systemd-modules-load.service", "systemd-sysctl.service"),
                                     after=("local-fs.target",)),
         "basic.target": ModelUnit(wants=("sysinit.target",), after=("sysinit.target",)),
@@ -89,7 +90,8 @@ def model_units(ssh: bool) -> Dict[str, ModelUnit]:
         "network-pre.target": ModelUnit(),
         "systemd-networkd.service": ModelUnit(wants=("network.target",),
                                               after=("network-pre.target", "systemd-sysctl.service"),
-                                              before=("network.target", "multi-user.target"), action="network"),
+                                              before=("network.target", "multi-user.target"), action="network",
+                                              default_dependencies=False),
         "network.target": ModelUnit(after=("network-pre.target",)),
         "network-online.target": ModelUnit(after=("network.target",)),
         "multi-user.target": ModelUnit(wants=("basic.target", "systemd-networkd.service") + (("ssh.service",) if ssh else ()),
@@ -97,6 +99,7 @@ def model_units(ssh: bool) -> Dict[str, ModelUnit]:
         DEFAULT_TARGET: ModelUnit(wants=("multi-user.target",), after=("multi-user.target",)),
     }
     if ssh:
+        # sysinit.target and basic.target: its default dependencies
         units["ssh.service"] = ModelUnit(after=("network.target", "sysinit.target", "basic.target"), action="sshd")
     return units
 
@@ -541,6 +544,7 @@ class Plan:
     sysctl: List[Setting] = field(default_factory=list)
     sysctl_files: List[str] = field(default_factory=list)
     skipped: List[Tuple[str, str]] = field(default_factory=list)     # (name, why)
+    wants: List[Tuple[str, str]] = field(default_factory=list)       # (unit, what it pulls in)
     problems: List[str] = field(default_factory=list)
 
 
@@ -614,6 +618,7 @@ class NodeBoot:
             if name in self.model:
                 in_boot[name] = True
                 queue.extend(self.model[name].wants)
+                plan.wants.extend((name, w) for w in self.model[name].wants)
             elif name in files:
                 path = self.etc / SYSTEM_UNIT_DIR / name
                 file = "/etc/systemd/system/%s" % name
@@ -644,6 +649,7 @@ class NodeBoot:
                     plan.problems.append("/etc/systemd/system/%s.wants/%s: %s is not a unit the node installed in"
                                          " /etc/systemd/system (host units never run in the lab)" % (name, member, member))
                 queue.append(member)
+                plan.wants.append((name, member))
         for owner, members in sorted(wanted.items()):
             if owner in in_boot:
                 continue
@@ -660,19 +666,24 @@ class NodeBoot:
         if plan.problems:
             return plan
         try:
-            plan.order = self.order(in_boot, plan.units)
+            plan.order = self.order(in_boot, plan.units, plan.wants)
         except NotEmulated as exc:
             plan.problems.append(str(exc))
         return plan
 
-    def order(self, in_boot: Dict[str, bool], units: Dict[str, Unit]) -> List[str]:
-        """A start order systemd allows; when several units may start, the lab's own first (in
-        model order), the node's last (by name), so that the node's units run as late as they can."""
+    def order(self, in_boot: Dict[str, bool], units: Dict[str, Unit], wants: Sequence[Tuple[str, str]]) -> List[str]:
+        """A start order systemd allows. When several units may start, the lab's own go first (in
+        model order), then (by name) the node's units one of the lab's steps waits for, those a
+        target waits for, the others: the node's units run as late as they may, so that a missing
+        ordering shows."""
         edges: Dict[str, set] = {n: set() for n in in_boot}
 
         def edge(first: str, then: str) -> None:
             if first in edges and then in edges and first != then:
                 edges[first].add(then)
+
+        def default_dependencies(name: str) -> bool:
+            return self.model[name].default_dependencies if in_boot[name] else units[name].default_dependencies
 
         for name, model in self.model.items():
             if name in in_boot:
@@ -686,10 +697,33 @@ class NodeBoot:
                 edge(other, name)
             for other in unit.before:
                 edge(name, other)
+        # A target starts after what it wants when both have default dependencies, unless that
+        # would make a loop (systemd.target(5); unit_add_default_target_dependency()).
+        for owner, member in wants:
+            if owner.endswith(".target") and member in edges and default_dependencies(owner) \
+                    and default_dependencies(member) and member not in edges[owner]:
+                edge(member, owner)
+
+        def awaited_by(names: Iterable[str]) -> set:
+            """Everything that must start before the given units."""
+            found: set = set()
+            stack = list(names)
+            while stack:
+                name = stack.pop()
+                for first, thens in edges.items():
+                    if name in thens and first not in found:
+                        found.add(first)
+                        stack.append(first)
+            return found
+
+        by_lab_steps = awaited_by(n for n in edges if in_boot[n] and self.model[n].action)
+        by_lab_units = awaited_by(n for n in edges if in_boot[n])
         rank = {n: i for i, n in enumerate(self.model)}
 
         def priority(name: str) -> Tuple[int, int, str]:
-            return (0, rank[name], "") if in_boot[name] else (1, 0, name)
+            if in_boot[name]:
+                return (0, rank[name], "")
+            return (1 if name in by_lab_steps else 2 if name in by_lab_units else 3, 0, name)
 
         indegree = {n: 0 for n in edges}
         for targets in edges.values():
@@ -706,7 +740,8 @@ class NodeBoot:
                 if indegree[target] == 0:
                     heapq.heappush(ready, priority(target) + (target,))
         if len(order) < len(edges):
-            raise NotEmulated("ordering cycle (each starts before the next): %s" % " -> ".join(find_cycle(edges, set(edges) - set(order))))
+            cycle = find_cycle(edges, set(edges) - set(order))
+            raise NotEmulated("ordering cycle (each starts before the next): %s" % " -> ".join(cycle))
         return order
 
 

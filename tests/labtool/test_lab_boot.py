@@ -291,6 +291,29 @@ def test_default_dependencies_put_a_unit_after_basic_target(node):
         plan.order.index("systemd-networkd.service")
 
 
+def test_lab_steps_run_first_then_what_they_wait_for_then_the_rest(node):
+    """Of the orders systemd allows, the one where the node's units start as late as they may:
+    the unit the network waits for runs before the others, which run after the network."""
+    node.unit("restore.service", "DefaultDependencies=no\nWants=network-pre.target\nBefore=network-pre.target",
+              wanted_by="sysinit.target")
+    node.unit("a-late.service")
+    node.unit("b-free.service", "DefaultDependencies=no", wanted_by="sysinit.target")
+    order = node.plan(ssh=True).order
+    steps = [n for n in order if n.endswith(".service")]
+    assert steps == ["systemd-modules-load.service", "systemd-sysctl.service", "restore.service",
+                     "systemd-networkd.service", "ssh.service", "a-late.service", "b-free.service"]
+
+
+def test_targets_start_after_the_units_they_want(node):
+    node.unit("wanted.service")
+    node.unit("no-defaults.service", "DefaultDependencies=no")
+    node.unit("after-it.service", "After=multi-user.target")       # no loop: the target does not wait for it
+    order = node.plan().order
+    assert order.index("wanted.service") < order.index("multi-user.target")
+    assert order.index("no-defaults.service") > order.index(lab_boot.DEFAULT_TARGET)
+    assert order.index("after-it.service") > order.index("multi-user.target")
+
+
 def test_units_order_by_before_and_after_not_by_name(node):
     node.unit("a.service", "After=b.service")
     node.unit("b.service")
