@@ -16,8 +16,7 @@ LAB_CGROUP=/sys/fs/cgroup/lab
 lab_node_index() {
     local i=${1#node}
     case $i in '' | *[!0-9]* | 0*) return 1 ;; esac
-    [ "$i" -ge 1 ] && [ "$i" -le "${LAB_NODES:-0}" ]
-    echo "$i"
+    [ "$i" -ge 1 ] && [ "$i" -le "${LAB_NODES:-0}" ] && echo "$i"
 }
 
 # lab_node_pid NAME|I -> pid of the node's holder

@@ -55,7 +55,6 @@ SYSCTL_DIR = "sysctl.d"                     # under /etc
 
 UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?"
                        r"\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)")
-ENV_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class NotEmulated(Exception):
