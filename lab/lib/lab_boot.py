@@ -597,7 +597,7 @@ class NodeBoot:
         for name, kind in sorted(entries.items()):
             if kind != "dir":
                 continue
-            owner, _, suffix = name.rpartition(".")
+            owner, suffix = name.rpartition(".")[::2]
             inside = sorted(upper_entries(unit_dir / name))
             if suffix == "wants":
                 wanted[owner] = inside
@@ -923,7 +923,7 @@ def read_config(path: str = "/lab/config") -> Dict[str, str]:
     config = {}
     with open(path) as handle:
         for line in handle:
-            key, _, value = line.rstrip("\n").partition("=")
+            key, value = line.rstrip("\n").partition("=")[::2]
             config[key] = value
     return config
 

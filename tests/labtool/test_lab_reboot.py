@@ -53,7 +53,8 @@ def test_test_units_pass_systemd_analyze_verify(tmp_path):
     verify = shutil.which("systemd-analyze")
     if verify is None:
         pytest.fail("systemd-analyze is missing (apt-get install systemd)")
-    for name, (text, _) in scenario.UNITS.items():
+    for name, unit in scenario.UNITS.items():
+        text = unit[0]
         (tmp_path / name).write_text(text)
         res = subprocess.run([verify, "verify", "--man=no", str(tmp_path / name)], capture_output=True, text=True,
                              check=False)
