@@ -16,8 +16,7 @@ LAB_CGROUP=/sys/fs/cgroup/lab
 lab_node_index() {
     local i=${1#node}
     case $i in '' | *[!0-9]* | 0*) return 1 ;; esac
-    [ "$i" -ge 1 ] && [ "$i" -le "${LAB_NODES:-0}" ]
-    echo "$i"
+    [ "$i" -ge 1 ] && [ "$i" -le "${LAB_NODES:-0}" ] && echo "$i"
 }
 
 # lab_node_pid NAME|I -> pid of the node's holder
@@ -29,9 +28,13 @@ lab_node_pid() {
     echo "$pid"
 }
 
-# lab_nodes_up I... : create the given nodes concurrently; 0 when all are ready.
+# lab_nodes_up [--boot] I... : create the given nodes concurrently; 0 when all are ready.
+# --boot: the node's eth1 is left down without addresses and sshd is not started; the node's
+# boot (lab_nodes_boot) brings them up (net-up.batch, node_sshd) among its own units.
 lab_nodes_up() {
-    local i n d dirs=() uuid line ok=0 want=$# fifo pid batch=
+    local i n d dirs=() uuid line ok=0 want fifo pid batch= boot= up
+    [ "$1" = --boot ] && { boot=boot; shift; }
+    want=$#
     for i; do
         d=$LAB_DIR/nodes/node$i
         dirs+=("$d/etc.u" "$d/etc.w" "$d/root.u" "$d/root.w" "$d/var.u" "$d/var.w"
@@ -54,15 +57,16 @@ lab_nodes_up() {
             echo "sysfs-$n /sys sysfs defaults 0 0"
             echo "$d/boot_id /proc/sys/kernel/random/boot_id none bind,ro 0 0"
         } >"$d/fstab"
-        {
-            echo "link set lo up"
-            echo "link add eth1 type veth peer name d$i netns 1"
-            echo "addr add 10.77.0.$i/24 dev eth1"
-            [ "$LAB_IPV6" = 1 ] && echo "addr add fd77::$i/64 dev eth1 nodad"
-            echo "link set eth1 up"
-        } >"$d/net.batch"
+        up="addr add 10.77.0.$i/24 dev eth1"$'\n'
+        [ "$LAB_IPV6" = 1 ] && up+="addr add fd77::$i/64 dev eth1 nodad"$'\n'
+        up+="link set eth1 up"$'\n'
+        if [ -n "$boot" ]; then
+            printf '%s' "$up" >"$d/net-up.batch"
+            up=
+        fi
+        printf '%s' "link set lo up"$'\n'"link add eth1 type veth peer name d$i netns 1"$'\n'"$up" >"$d/net.batch"
         setsid unshare --net --mount --uts --propagation private \
-            "$LAB_HOME/guest/node-holder" "$i" "$fifo" </dev/null >"$d/holder.log" 2>&1 &
+            "$LAB_HOME/guest/node-holder" "$i" "$fifo" $boot </dev/null >"$d/holder.log" 2>&1 &
         echo $! >"$d/pid"
         disown $!       # no "Killed" notice from bash when lab-reboot ends it
         batch+="link set d$i master brdata"$'\n'"link set d$i up"$'\n'
@@ -82,9 +86,10 @@ lab_nodes_up() {
     ip -batch - <<<"$batch"
 }
 
-# lab_node_down I : kill everything in node I; its namespaces and links go with it.
+# lab_node_down I [--keep-disk] : kill everything in node I; its namespaces and links go with
+# it. Its disk (the upper layers of /etc /root /var) is deleted, or kept with --keep-disk.
 lab_node_down() {
-    local i=$1 cg=$LAB_CGROUP/node$1 tries=0 procs
+    local i=$1 cg=$LAB_CGROUP/node$1 tries=0 procs d=$LAB_DIR/nodes/node$1
     [ -e "$cg/cgroup.kill" ] && echo 1 >"$cg/cgroup.kill"
     # The netns is released asynchronously; its root-side veth end disappears last.
     while :; do
@@ -96,5 +101,39 @@ lab_node_down() {
         sleep 0.05
     done
     [ -d "$cg" ] && rmdir "$cg"
-    rm -rf "$LAB_DIR/nodes/node$i"
+    if [ "$2" = --keep-disk ]; then
+        # /tmp starts empty, as on a Debian boot (tmpfiles.d: D /tmp); the rest is rewritten.
+        rm -rf "$d/tmp.u" "$d/tmp.w" "$d/pid" "$d/net-up.batch"
+    else
+        rm -rf "$d"
+    fi
+}
+
+# lab_nodes_boot I... : what nodes created by `lab_nodes_up --boot` run at boot (lab_boot.py,
+# inside each node, concurrently). Prints one line per step; returns the worst status:
+# 1 (the lab's own steps failed) > 3 (not emulated) > 2 (a unit failed) > 0.
+lab_nodes_boot() {
+    local i pid jobs=() rc=0 st
+    for i; do
+        read -r pid <"$LAB_DIR/nodes/node$i/pid" || return 1
+        (
+            echo "$BASHPID" >"$LAB_CGROUP/node$i/cgroup.procs" || exit 1
+            # imported, not run as a script: its bytecode is compiled once per lab, not per boot
+            exec nsenter -t "$pid" -n -m -u -- "$LAB_PYTHON" -I -S -c \
+                'import sys; sys.path.insert(0, sys.argv[1]); import lab_boot; sys.exit(lab_boot.main(sys.argv[1:]))' \
+                "$LAB_HOME/lib" "$i"
+        ) &
+        jobs+=($!)
+    done
+    for pid in "${jobs[@]}"; do
+        wait "$pid"
+        st=$?
+        case $st:$rc in
+            0:*) ;;
+            3:1 | 2:[13]) ;;
+            [23]:*) rc=$st ;;
+            *) rc=1 ;;
+        esac
+    done
+    return $rc
 }

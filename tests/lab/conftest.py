@@ -118,9 +118,12 @@ def lab_capture():
 
 @pytest.fixture(scope="session")
 def lab_reboot():
-    """lab_reboot(*nodes): simulated reboot (new boot id, empty XFRM, pristine /etc)."""
-    def run(*nodes):
-        _run(["lab-reboot", *nodes])
+    """lab_reboot(*nodes, keep_disk=False) -> CompletedProcess: simulated reboot (new boot id,
+    empty XFRM, pristine /etc). keep_disk=True: /etc /root /var are kept and the node's boot
+    runs (its net.* sysctl.d, its enabled oneshot units; one stdout line per step); a failure
+    fails the test (lab/README.md)."""
+    def run(*nodes, keep_disk=False):
+        return _run(["lab-reboot", *(["--keep-disk"] if keep_disk else []), *nodes])
     return run
 
 
