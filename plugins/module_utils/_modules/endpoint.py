@@ -230,8 +230,8 @@ def _warn_about_own_connection(module: Any, desired_policies: Sequence[XfrmPolic
     for policy in covering_policies(desired_policies, connection):
         module.warn("%s covers the SSH connection Ansible is using (%s:%d -> %s:%d) and no bypass exempts "
                     "it: if the SAs on either end do not match, Ansible loses this node; add {proto: tcp, port: %d} "
-                    "(side server, this node's SSH server) to bypass" % (render(policy), connection[0], connection[1],
-                                                                          connection[2], connection[3], connection[3]))
+                    "(side server, this node's SSH server) to bypass"
+                    % (render(policy), connection[0], connection[1], connection[2], connection[3], connection[3]))
 
 
 def _apply_or_roll_back(module: Any, kernel: XfrmKernel, plan: Plan, boot_id: str,
@@ -265,8 +265,8 @@ def _apply_or_roll_back(module: Any, kernel: XfrmKernel, plan: Plan, boot_id: st
         details["changed"] = True
         module.fail_json(msg="%s; after rolling back, the node could not be read back (%s): what it holds is not "
                          "known, a re-run converges from here" % (message, read_error), **details)
-    details["applied"] = [LINE_MISSING + render(entry) for entry in missing] + [LINE_EXTRA + render(entry)
-                                                                              for entry in extra]
+    details["applied"] = ([LINE_MISSING + render(entry) for entry in missing]
+                          + [LINE_EXTRA + render(entry) for entry in extra])
     if not missing and not extra:
         module.fail_json(msg="%s; the %d operation(s) before it were rolled back, the node is as it was (read "
                          "back from the kernel)" % (message, len(outcome.applied)), **details)

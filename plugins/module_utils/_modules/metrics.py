@@ -176,4 +176,3 @@ def run_module(module: Any) -> None:
         result["diff"] = dict(before_header=path if before is not None else "%s (absent)" % path, after_header=path,
                               before=before or "", after=content)
     module.exit_json(**result)
-

@@ -23,7 +23,7 @@ only: targets need nothing else.
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import Dict, FrozenSet, List, Sequence, Tuple, Union
 
 
 # ---------------------------------------------------------------------------------------

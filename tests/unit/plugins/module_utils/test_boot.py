@@ -25,7 +25,8 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     DIR_OUT, Selector, XfrmPolicy, selector_between,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.module_factory import file_module
-from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.test_xfrm_endpoint_noop import (  # noqa: F401
+# node is a fixture: pytest finds it by name.
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.test_xfrm_endpoint_noop import (  # noqa: F401 pylint: disable=unused-import
     BOOT_ID, FakeKernel, node,
 )
 

@@ -232,8 +232,8 @@ def test_keys_file_is_current_is_false_whenever_unsure(tmp_path: Path):
 
 def test_a_rebooted_member_in_a_limited_run_is_named_with_the_members_outside():
     boot_now, boot_keyed = "33333333-0000-4000-8000-000000000000", BOOT["node2"]
-    hostvars = dict(HOSTVARS, node2=dict(HOSTVARS["node2"], ipsec_node_info={"boot_id": boot_now,
-                                                                           "keyed_boot_id": boot_keyed}))
+    node_info = {"boot_id": boot_now, "keyed_boot_id": boot_keyed}
+    hostvars = dict(HOSTVARS, node2=dict(HOSTVARS["node2"], ipsec_node_info=node_info))
     problems = rebooted_member_problems(["node2"], hostvars, "ipsec_node_info", MEMBERS)
     assert problems == [
         "node2 rebooted since it was keyed (boot id 33333333..., its keys were derived for 00000002...): node1, "

@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 import uuid
 from typing import Any, Dict, List, Sequence
 

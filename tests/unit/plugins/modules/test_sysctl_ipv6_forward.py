@@ -393,7 +393,6 @@ def test_keep_router_advertisements_must_be_a_boolean(ra_host: Host, capsys: pyt
     assert ra_host.files() == files
 
 
-
 def test_a_node_locked_by_another_run_is_left_alone(private_node_lock: str, host: Host,
                                                     capsys: pytest.CaptureFixture) -> None:
     """Issue 16: while another run holds the node lock, the task fails after its bounded wait
