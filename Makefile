@@ -23,7 +23,7 @@ DIST := $(BUILD)/dist
 SANITY_PYTHON := 3.12
 
 # Debian/Ubuntu packages the lab and the kernel tests need.
-APT_PACKAGES := user-mode-linux kmod iproute2 tcpdump iputils-ping openssh-server bc procps util-linux git make gcc libc6-dev \
+APT_PACKAGES := user-mode-linux kmod iproute2 systemd sudo tcpdump iputils-ping openssh-server bc procps util-linux git make gcc libc6-dev \
 	python3-venv python3-apt
 
 export PYTHONPATH := $(COLLECTIONS)

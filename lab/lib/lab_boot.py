@@ -492,6 +492,15 @@ def parse_unit(name: str, file: str, text: str) -> Unit:
             if not path.startswith("/"):
                 raise NotEmulated("%s: %s=%s: the path must be absolute" % (where, key, value))
             unit.conditions.append(Condition(path, negate, trigger, "%s=%s" % (key, value)))
+        elif section == "Unit" and key == "RequiresMountsFor":
+            # Every file system of a lab node (its root, and the /etc /root /var overlays that
+            # lab-reboot mounts before the boot starts) is mounted before any step runs, so the
+            # mounts systemd would order the unit after are always there. The paths are
+            # checked as systemd checks them.
+            for word in value.split():
+                path = expand_specifiers(word, where, key)
+                if not path.startswith("/"):
+                    raise NotEmulated("%s: %s=%s: the path must be absolute" % (where, key, value))
         elif section == "Service" and key == "Type":
             if value != "oneshot":
                 raise NotEmulated("%s: Type=%s is not emulated (only Type=oneshot)" % (where, value))

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status import mesh_status, render_status, summary
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.boot import render_boot_unit
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
+from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status import (
+    mesh_status, problems, render_status, summary,
+)
 from ansible_collections.netsec.ipsec.plugins.module_utils._controller.mesh import (
     MeshInventoryError,
     boot_ids_from_results,
@@ -22,6 +26,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._controller.mesh impo
     keys_file_is_current,
     member_variables,
     mesh_peers,
+    rebooted_member_problems,
 )
 
 
@@ -53,8 +58,20 @@ def _mesh_forwarding(addresses, subnets=()):
         raise AnsibleFilterError(str(error)) from None
 
 
-def _mesh_contract_problems(play_hosts, hostvars, groups, group):
-    return contract_problems(play_hosts, hostvars, groups, group)
+def _mesh_contract_problems(play_hosts, hostvars, groups, group, overrides=None, unmanaged_peers=None):
+    return contract_problems(play_hosts, hostvars, groups, group, overrides, unmanaged_peers)
+
+
+def _mesh_rebooted_members(play_hosts, hostvars, variable, members):
+    return rebooted_member_problems(play_hosts, hostvars, variable, members)
+
+
+def _mesh_boot_unit(state_dir):
+    try:
+        unit = render_boot_unit(state_dir)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+    return {"content": unit.content, "fingerprint": unit.fingerprint}
 
 
 def _keys_file_is_current(node_info, content=None, keys=None):
@@ -69,7 +86,7 @@ def _mesh_status(hosts, hostvars, variable, members):
             nodes[host] = result
     addresses = {member: list(hostvars[member].get("ipsec_addresses") or []) for member in members}
     report = mesh_status(nodes, addresses)
-    return {"nodes": report, "lines": render_status(report), "summary": summary(report)}
+    return {"nodes": report, "lines": render_status(report), "summary": summary(report), "problems": problems(report)}
 
 
 class FilterModule:
@@ -84,5 +101,7 @@ class FilterModule:
             "mesh_forwarding": _mesh_forwarding,
             "mesh_status": _mesh_status,
             "mesh_contract_problems": _mesh_contract_problems,
+            "mesh_rebooted_members": _mesh_rebooted_members,
+            "mesh_boot_unit": _mesh_boot_unit,
             "keys_file_is_current": _keys_file_is_current,
         }

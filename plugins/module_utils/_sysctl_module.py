@@ -15,7 +15,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
 from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import NodeLockError, node_lock
 
+MODULE_NAME = "netsec.ipsec.sysctl_ipv6_forward"
 LIVE_DIFF_HEADER = "live values (/proc/sys, this network namespace)"
 
 
@@ -65,7 +67,15 @@ def remove_owned_file(module: AnsibleModule) -> None:
 
 
 def run(module: AnsibleModule) -> None:
-    """Plan, apply unless in check mode, and exit the module with the result."""
+    """Under the node lock: plan, apply unless in check mode, and exit the module with the result."""
+    try:
+        with node_lock(MODULE_NAME, timeout=module.params["lock_timeout"], shared=module.check_mode):
+            _plan_and_apply(module)
+    except NodeLockError as error:
+        module.fail_json(msg=str(error), changed=False)
+
+
+def _plan_and_apply(module: AnsibleModule) -> None:
     params = module.params
     if params["state"] == "absent":
         remove_owned_file(module)

@@ -39,6 +39,7 @@ author:
 extends_documentation_fragment:
   - ansible.builtin.files
   - netsec.ipsec.attributes
+  - netsec.ipsec.node_lock
   - netsec.ipsec.attributes.FILES
 attributes:
   check_mode:
@@ -319,6 +320,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import DEFAULT_LOCK_TIMEOUT
 from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import DEFAULT_SYSCTL_FILE, FILE_MODE, INTERFACE_ALL
 from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl_module import run
 
@@ -335,6 +337,7 @@ def main() -> None:
             "sysctl_file": {"type": "path", "default": DEFAULT_SYSCTL_FILE},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "mode": {"type": "raw", "default": FILE_MODE},
+            "lock_timeout": {"type": "float", "default": DEFAULT_LOCK_TIMEOUT},
         },
         add_file_common_args=True,
         supports_check_mode=True,

@@ -30,6 +30,7 @@ author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
   - netsec.ipsec.attributes
+  - netsec.ipsec.node_lock
 attributes:
   check_mode:
     support: full
@@ -49,26 +50,41 @@ options:
     type: path
     default: /etc/ipsec/keys
   local:
-    description: This node's tunnel endpoints and the subnets it terminates.
+    description: "This node: its name, its tunnel endpoints and the subnets it terminates."
     type: dict
     required: true
     suboptions:
+      name:
+        description:
+          - The node's name among its peers (the mesh role gives its inventory host name). A
+            peer of this name is this node listed in its own group and is left out.
+          - The kernel's hostname is never used, since a machine cloned from a peer keeps that
+            peer's hostname.
+        type: str
       addresses:
-        description: Tunnel addresses (outer ESP endpoints), IPv4 and/or IPv6.
+        description:
+          - Tunnel addresses (outer ESP endpoints), at most one IPv4 and one IPv6.
+          - Each must be a unicast address a peer can reach; loopback, link-local (with or
+            without a zone), unspecified, multicast, broadcast and IPv4-mapped IPv6 addresses
+            are refused, naming the address.
         type: list
         elements: str
         required: true
       subnets:
         description:
-          - Subnets behind this node, in CIDR form. Defaults to the addresses as /32 or /128.
+          - Subnets behind this node, in CIDR form, in addition to its tunnel addresses, which
+            are always protected as /32 or /128.
           - Subnets that are not one of this node's own addresses make the node a router for
             them, and FWD policies are installed.
+          - A subnet of a family this node, or a peer, has no tunnel address for cannot be
+            carried and is an error naming the subnet.
         type: list
         elements: str
   peers:
     description:
-      - The peers of this node. A peer whose tunnel address equals one of this node's is
-        ignored.
+      - The peers of this node. A peer named like O(local.name) is this node and is left out;
+        any other peer with one of this node's tunnel addresses is an error naming both, and
+        so is a peer with no address family in common with this node.
     type: list
     elements: dict
     default: []
@@ -83,7 +99,7 @@ options:
         elements: str
         required: true
       subnets:
-        description: Subnets behind the peer. Defaults to its addresses as /32 or /128.
+        description: Subnets behind the peer, in addition to its tunnel addresses (always protected).
         type: list
         elements: str
       boot_id:
@@ -159,8 +175,12 @@ options:
     default: required
   bypass:
     description:
-      - Management traffic that stays in plaintext, in both directions, with precedence over
-        every encrypt policy, so a broken SA never locks Ansible out.
+      - Management traffic that stays in plaintext with precedence over every encrypt policy,
+        so a broken SA never locks Ansible out.
+      - Each rule is a hole in the encryption that anybody on the network can use, a peer's
+        address spoofed included, so it opens no more than it must. The default lets in
+        connections to this node's SSH server (tcp/22) and lets out its replies; nothing
+        else, in particular no plaintext from a source port 22 to another port of this node.
       - An empty list installs no bypass.
       - Independently of this option, a node with an IPv6 address always lets IPv6 neighbour
         solicitations and advertisements (ICMPv6 types 135 and 136) through in plaintext, in
@@ -168,7 +188,7 @@ options:
         policy for that peer.
     type: list
     elements: dict
-    default: [{proto: tcp, port: 22}]
+    default: [{proto: tcp, port: 22, side: server}]
     suboptions:
       proto:
         description: Protocol.
@@ -176,9 +196,26 @@ options:
         choices: [tcp, udp, sctp]
         required: true
       port:
-        description: Port (matched as source port and as destination port).
+        description: Port of the service.
         type: int
         required: true
+      side:
+        description:
+          - V(server) for a service of this node (inbound to O(bypass[].port), its replies from
+            that port); V(client) for this node connecting to the port elsewhere (outbound to
+            the port, the replies from it), only when it must, for example a node from which
+            Ansible or an operator reaches the others over SSH.
+        type: str
+        choices: [server, client]
+        default: server
+      networks:
+        description:
+          - The networks of the far end (the clients of a server rule, the servers of a client
+            rule), in CIDR form, for example the management network. Empty means anywhere.
+          - A rule applies in each address family of its networks only.
+        type: list
+        elements: str
+        default: []
   marks:
     description:
       - V(none) selects traffic by address only and gives each sender its own SPIs.
@@ -207,12 +244,26 @@ options:
         the inventory group).
     type: bool
     default: true
+  state_dir:
+    description:
+      - Directory of the files this module keeps current on the node, after every run that
+        changes them (mode 0600, in a 0700 directory; no key is ever in them).
+      - C(boot-policies), the owned policies (management bypass included, never SAs or keys)
+        as C(ip -batch) input. The boot unit the mesh role installs restores them before the
+        network comes up, so that after a reboot traffic to the peers is dropped, never sent
+        in plaintext, until the mesh re-keys the node.
+      - C(keying.json), the boot id this node's SAs were derived with and, per peer, the
+        peer's boot id it keyed with; M(netsec.ipsec.xfrm_info) reports them, so the mesh can
+        tell a member that rebooted since it was keyed.
+      - With O(state=absent) both files are removed. An empty value keeps no files.
+    type: path
+    default: /var/lib/netsec-ipsec
 notes:
   - Requires C(CAP_NET_ADMIN) in the node's network namespace.
   - The module never flushes the SAD or SPD.
 requirements:
-  - pyroute2 on the target.
-  - Python 3.9 or newer on the target.
+  - Python 3.9 or later on the target; no third-party package (the collection speaks XFRM
+    netlink with its own codec).
 seealso:
   - module: netsec.ipsec.xfrm_keys
 """
@@ -221,6 +272,7 @@ EXAMPLES = r"""
 - name: Encrypt everything between this node and two peers
   netsec.ipsec.xfrm_endpoint:
     local:
+      name: node1
       addresses: [10.77.0.1]
     peers:
       - name: node2
@@ -228,7 +280,7 @@ EXAMPLES = r"""
         boot_id: "{{ hostvars['node2'].ipsec_boot_id }}"
       - name: node3
         addresses: [10.77.0.3]
-        subnets: [10.77.0.3/32, 10.244.3.0/24]
+        subnets: [10.244.3.0/24]
         boot_id: "{{ hostvars['node3'].ipsec_boot_id }}"
 
 - name: First rollout phase on every node, inbound only (new IN policies accept plaintext)
@@ -330,7 +382,14 @@ frozen_peers:
 converged:
   description:
     - V(true) when O(skip_when_converged) found the node already holding the final state of
-      the rollout (nothing was changed).
+      the rollout (nothing was changed in the kernel).
+  returned: always
+  type: bool
+  sample: false
+state_files_changed:
+  description:
+    - Whether a file in O(state_dir) was written or removed (or would be, in check mode). The
+      diff shows each one after the SAD/SPD delta.
   returned: always
   type: bool
   sample: false
@@ -338,6 +397,7 @@ converged:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import DEFAULT_LOCK_TIMEOUT
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules.endpoint import run_module
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID
 
@@ -350,6 +410,7 @@ def main() -> None:
                 type="dict",
                 required=True,
                 options=dict(
+                    name=dict(type="str"),
                     addresses=dict(type="list", elements="str", required=True),
                     subnets=dict(type="list", elements="str"),
                 ),
@@ -377,16 +438,20 @@ def main() -> None:
                 type="list",
                 elements="dict",
                 no_log=False,
-                default=[dict(proto="tcp", port=22)],
+                default=[dict(proto="tcp", port=22, side="server")],
                 options=dict(
                     proto=dict(type="str", choices=["tcp", "udp", "sctp"], required=True),
                     port=dict(type="int", required=True),
+                    side=dict(type="str", choices=["server", "client"], default="server"),
+                    networks=dict(type="list", elements="str", default=[]),
                 ),
             ),
             marks=dict(type="str", choices=["none", "cilium"], default="none"),
             reqid=dict(type="int", default=DEFAULT_REQID),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             purge=dict(type="bool", default=True),
+            state_dir=dict(type="path", default="/var/lib/netsec-ipsec"),
+            lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
         ),
         supports_check_mode=True,
     )

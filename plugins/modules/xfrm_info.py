@@ -10,9 +10,10 @@ module: xfrm_info
 short_description: Read a node's boot id, XFRM counters and the IPsec entries this collection owns
 version_added: 0.1.0
 description:
-  - Read-only. Returns the node's boot id (the input of per-pair key derivation), whether
-    pyroute2 imports on the node, and the non-zero XFRM error counters of
-    C(/proc/net/xfrm_stat).
+  - Read-only. Returns the node's boot id (the input of per-pair key derivation) and the
+    non-zero XFRM error counters of C(/proc/net/xfrm_stat).
+  - Needs nothing on the node but Python's standard library; the collection speaks XFRM
+    netlink with its own codec.
   - With O(entries=true), also the SAs and policies this collection owns, with traffic
     counters and key fingerprints (never keys), and how many foreign entries there are.
 author:
@@ -32,7 +33,7 @@ attributes:
     platforms: linux
 options:
   entries:
-    description: Also read the owned SAs and policies (needs pyroute2 and C(CAP_NET_ADMIN)).
+    description: Also read the owned SAs and policies (needs C(CAP_NET_ADMIN)).
     type: bool
     default: false
   addresses:
@@ -52,8 +53,21 @@ options:
         RV(keys_file_mode). The mesh role uses them to tell a node that is only being repaired to its peers' key
         from a change of the mesh key, and to skip the keys task where the file is already as it would write it.
     type: path
+  state_dir:
+    description:
+      - The directory where M(netsec.ipsec.xfrm_endpoint) keeps its state files (its option
+        O(netsec.ipsec.xfrm_endpoint#module:state_dir)). The keying record there gives
+        RV(keyed_boot_id) and, with O(entries=true), RV(keyed_peers).
+    type: path
+    default: /var/lib/netsec-ipsec
+  boot_unit:
+    description:
+      - A systemd unit file whose fingerprint (RV(boot_unit.fingerprint)) and enablement
+        (RV(boot_unit.enabled), a link in C(sysinit.target.wants)) to report. The mesh role
+        uses them to install its boot unit only where it is missing or differs.
+    type: path
 requirements:
-  - pyroute2 on the target, for O(entries=true).
+  - Python 3.9 or later on the target; no third-party package.
 seealso:
   - module: netsec.ipsec.xfrm_endpoint
 """
@@ -77,7 +91,10 @@ boot_id:
   type: str
   sample: 5b1e9c3e-8f1e-4c1a-9a51-0d2f3c4b5a69
 pyroute2:
-  description: Whether pyroute2 imports with the Python that runs the module.
+  description:
+    - Whether pyroute2 can be imported by the Python that runs the module (found, not imported).
+    - Deprecated; nothing in the collection needs pyroute2 any more. This result will be
+      removed in 1.0.0.
   returned: always
   type: bool
   sample: true
@@ -101,6 +118,40 @@ keys_file_mode:
   returned: when O(keys_file) is given
   type: str
   sample: "0600"
+keyed_boot_id:
+  description:
+    - The boot id this node's SAs were derived with, from its keying record; V(null) when it
+      has none (never keyed, or O(state_dir) is not where the endpoint module keeps it).
+    - A value other than RV(boot_id) means the node rebooted since it was keyed, so every
+      peer still holds keys for its previous boot.
+  returned: always
+  type: str
+  sample: 5b1e9c3e-8f1e-4c1a-9a51-0d2f3c4b5a69
+keyed_peers:
+  description:
+    - Per peer, the peer's boot id this node keyed its SAs with (empty without per-pair
+      keys). A value other than that peer's current boot id means the peer rebooted since
+      this node keyed it.
+  returned: when O(entries=true)
+  type: dict
+  sample: {node2: 0b9e3c1d-5a6f-4e7d-8c9b-1a2b3c4d5e6f}
+boot_unit:
+  description: The boot unit file of O(boot_unit), when it is given.
+  returned: when O(boot_unit) is given
+  type: dict
+  contains:
+    fingerprint:
+      description: C(sha256:) and 12 hex digits of its bytes; V(null) when there is no file.
+      type: str
+      sample: "sha256:0c4e7d6a1f92"
+    enabled:
+      description: Whether a link to it is in C(sysinit.target.wants) next to it.
+      type: bool
+      sample: true
+    systemd:
+      description: Whether systemd is the node's running init (C(/run/systemd/system) exists), so a changed unit needs a C(daemon-reload).
+      type: bool
+      sample: true
 xfrm_stat:
   description: All counters of C(/proc/net/xfrm_stat) (empty when the kernel has no XFRM statistics).
   returned: always
@@ -223,6 +274,8 @@ def main() -> None:
             keys_file=dict(type="path", no_log=False),
             addresses=dict(type="list", elements="str"),
             reqid=dict(type="int", default=1853056355),
+            state_dir=dict(type="path", default="/var/lib/netsec-ipsec"),
+            boot_unit=dict(type="path"),
         ),
         supports_check_mode=True,
     )

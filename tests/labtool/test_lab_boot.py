@@ -122,6 +122,18 @@ def test_parse_unit_reads_what_runs_and_its_order():
     assert [c.argv for c in unit.commands["ExecStartPost"]] == [["/bin/true"]]
 
 
+def test_the_collection_s_boot_unit_is_emulated():
+    """The mesh role's unit as the collection renders it (RequiresMountsFor: the lab's file
+    systems are all mounted before the boot's first step)."""
+    from ansible_collections.netsec.ipsec.plugins.module_utils._planner.boot import BOOT_UNIT_NAME, render_boot_unit
+    unit = lab_boot.parse_unit(BOOT_UNIT_NAME, "/etc/systemd/system/" + BOOT_UNIT_NAME, render_boot_unit().content)
+    assert unit.default_dependencies is False and unit.wants == ["network-pre.target"]
+    assert "network-pre.target" in unit.before
+    assert [c.path for c in unit.conditions] == ["/var/lib/netsec-ipsec/boot-policies"]
+    assert [c.argv for c in unit.commands["ExecStart"]] == [["ip", "-force", "-batch",
+                                                            "/var/lib/netsec-ipsec/boot-policies"]]
+
+
 def test_empty_assignments_reset_commands_and_conditions():
     text = ("[Unit]\nConditionPathExists=/a\nConditionPathExists=\nConditionPathExists=!/b\n"
             "[Service]\nType=oneshot\nExecStart=/bin/false\nExecStart=\nExecStart=/bin/true\n")
@@ -139,6 +151,7 @@ def test_empty_assignments_reset_commands_and_conditions():
     ("[Unit]\nConditionKernelCommandLine=x", r"ConditionKernelCommandLine= in \[Unit\] is not emulated"),
     ("[Unit]\nAssertPathExists=/x", r"AssertPathExists= in \[Unit\] is not emulated"),
     ("[Unit]\nConditionPathExists=relative", "the path must be absolute"),
+    ("[Unit]\nRequiresMountsFor=/var/lib relative/dir", "RequiresMountsFor=.*the path must be absolute"),
     ("[Unit]\nAfter=not-a-unit", "not a valid unit name"),
     ("[Unit]\nDefaultDependencies=maybe", "not a boolean"),
     ("[Socket]\nListenStream=1", r"section \[Socket\] is not emulated"),

@@ -18,7 +18,6 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2
 from ansible_collections.netsec.ipsec.tests.oracle import iproute2 as oracle
 
 NETNS_PREFIX = "nsec-test-"
@@ -29,8 +28,6 @@ def _skip_reason() -> str:
         return "needs root (CAP_NET_ADMIN) for network namespaces"
     if shutil.which("ip") is None:
         return "needs iproute2"
-    if not HAS_PYROUTE2:
-        return "needs pyroute2"
     return ""
 
 

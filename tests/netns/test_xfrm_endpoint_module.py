@@ -44,7 +44,7 @@ def keys_file(tmp_path: Path) -> str:
 def endpoint_args(tmp_path: Path, **extra: Any) -> Dict[str, Any]:
     args: Dict[str, Any] = dict(keys_file=keys_file(tmp_path), local={"addresses": ["10.77.0.1"]},
                                 peers=[{"name": "node2", "addresses": ["10.77.0.2"], "boot_id": BOOT_B}],
-                                _ansible_diff=True)
+                                state_dir=str(tmp_path / "state"), _ansible_diff=True)
     args.update(extra)
     return args
 
@@ -64,12 +64,43 @@ def test_check_mode_reports_the_delta_and_changes_nothing(netns_name: str, tmp_p
     before = dump(netns_name)
     result = run_module(netns_name, tmp_path, _ansible_check_mode=True, **endpoint_args(tmp_path))
     assert result["changed"] is True
-    assert result["sas"]["added"] == 2 and result["policies"]["added"] == 6
+    assert result["sas"]["added"] == 2 and result["policies"]["added"] == 4
     assert any(line.startswith("state 10.77.0.1 -> 10.77.0.2 esp spi 0x3") and "key sha256:" in line
                for line in result["added"])
-    assert "policy out 0.0.0.0/0 -> 10.77.0.2/32" in result["diff"]["after"]
+    assert "policy out 0.0.0.0/0 -> 10.77.0.2/32" in result["diff"][0]["after"]
+    # The boot restore file and the keying record would be written: shown, not written.
+    assert result["state_files_changed"] is True and "xfrm policy update" in result["diff"][1]["after"]
+    assert not (tmp_path / "state").exists()
     assert dump(netns_name) == before
     assert_no_key_material(result)
+
+
+def test_a_node_locked_by_another_run_is_left_alone(netns_name: str, tmp_path: Path) -> None:
+    """Another run holds the node lock (issue 16): after the bounded wait the task fails naming
+    that process, and neither the kernel nor the state files changed."""
+    holder_code = (
+        "import sys, time\n"
+        "from ansible_collections.netsec.ipsec.plugins.module_utils._lock import node_lock\n"
+        "with node_lock('netsec.ipsec.rotate-test', timeout=30):\n"
+        "    print('held', flush=True)\n"
+        "    sys.stdin.read()\n"
+    )
+    environment = dict(os.environ, PYTHONPATH=str(ROOT / "build" / "collections"))
+    holder = subprocess.Popen([sys.executable, "-c", holder_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env=environment)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        before = dump(netns_name)
+        result = run_module(netns_name, tmp_path, lock_timeout=0.5, **endpoint_args(tmp_path))
+        assert result["failed"] is True and result.get("changed", False) is False
+        assert "/run/netsec-ipsec.lock" in result["msg"] and "pid=%d" % holder.pid in result["msg"]
+        assert "module=netsec.ipsec.rotate-test" in result["msg"] and "nothing was changed" in result["msg"]
+        assert dump(netns_name) == before and not (tmp_path / "state").exists()
+    finally:
+        holder.communicate("")
+    # Released: the same task now gets the lock (checked: this kernel has no ESP to apply).
+    released = run_module(netns_name, tmp_path, lock_timeout=0.5, _ansible_check_mode=True, **endpoint_args(tmp_path))
+    assert released["changed"] is True, released.get("msg")
 
 
 def test_a_refused_sa_rolls_back_and_leaves_the_node_as_it_was(netns_name: str, tmp_path: Path) -> None:

@@ -20,11 +20,12 @@ so a partial run (``--limit``, a failed host) never breaks or downgrades a conve
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE, KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import file_fingerprint
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import desired_keys
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import tunnel_address_problem
 
 
 class MeshInventoryError(ValueError):
@@ -43,24 +44,34 @@ OUTBOUND_KEEP = "keep"
 
 
 def host_addresses(host: str, addresses: Any) -> List[str]:
-    """A host's ``ipsec_addresses``, validated: a non-empty list of IP addresses."""
+    """A host's ``ipsec_addresses``, validated: a non-empty list of tunnel addresses (each an
+    address a peer can reach, ``desired.tunnel_address_problem``), at most one per family."""
     if isinstance(addresses, str):
         addresses = [addresses]
     if not isinstance(addresses, (list, tuple)) or not addresses:
         raise MeshInventoryError("host %s: ipsec_addresses must be a non-empty list of IP addresses, got %r"
                                  % (host, addresses))
-    checked = []
+    checked: List[str] = []
     for address in addresses:
         try:
-            checked.append(str(ipaddress.ip_address(str(address))))
+            text = str(ipaddress.ip_address(str(address)))
         except ValueError:
             raise MeshInventoryError("host %s: ipsec_addresses has %r, which is not an IP address"
                                      % (host, address)) from None
+        problem = tunnel_address_problem(str(address))
+        if problem:
+            raise MeshInventoryError("host %s: ipsec_addresses has %s, which %s" % (host, address, problem))
+        same_family = [other for other in checked if (":" in other) == (":" in text)]
+        if same_family:
+            raise MeshInventoryError("host %s: ipsec_addresses has two %s addresses (%s and %s); one per family "
+                                     "is supported" % (host, "IPv6" if ":" in text else "IPv4", same_family[0], text))
+        checked.append(text)
     return checked
 
 
 def host_subnets(host: str, subnets: Any) -> Optional[List[str]]:
-    """A host's ``ipsec_subnets`` in CIDR form, or None for the module's default."""
+    """A host's ``ipsec_subnets`` in CIDR form (the subnets it routes; its tunnel addresses
+    are protected whatever they say), or None when there are none."""
     if subnets is None or subnets == []:
         return None
     if isinstance(subnets, str):
@@ -216,37 +227,126 @@ def _usable(result: Any) -> bool:
 
 
 def forwarding_needs(addresses: Sequence[str], subnets: Sequence[str]) -> Dict[str, bool]:
-    """Which forwarding sysctls a node needs: IPv6 for IPv6 tunnels (as Cilium's seed did),
-    and each family whose subnets the node routes (a subnet that is not one of its own
-    addresses as /32 or /128)."""
+    """Which forwarding sysctls a node needs: those of each family whose subnets it routes (a
+    subnet that is not one of its own addresses as /32 or /128), and no other. A node whose
+    IPv6 traffic only starts and ends on itself must stay a host: a forwarding interface
+    stops accepting router advertisements (accept_ra 1), so a node configured by SLAAC would
+    lose its default route."""
     own_hosts = {str(ipaddress.ip_network(address)) for address in host_addresses("local", addresses)}
     routed = [ipaddress.ip_network(subnet, strict=False) for subnet in (host_subnets("local", subnets) or [])
               if str(ipaddress.ip_network(subnet, strict=False)) not in own_hosts]
-    has_ipv6_tunnel = any(":" in address for address in addresses)
     return {
-        "ipv6": has_ipv6_tunnel or any(net.version == 6 for net in routed),
+        "ipv6": any(net.version == 6 for net in routed),
         "ipv4": any(net.version == 4 for net in routed),
     }
 
 
 def contract_problems(play_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]],
-                      groups: Mapping[str, Sequence[str]], group: str) -> List[str]:
-    """What breaks the role's inventory contract, one message per host and variable (empty
-    when nothing does): checked once for the whole play, not as one task per host.
+                      groups: Mapping[str, Sequence[str]], group: str,
+                      overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                      unmanaged_peers: Optional[Sequence[Mapping[str, Any]]] = None) -> List[str]:
+    """What breaks the role's inventory contract, one message per problem naming the host,
+    the variable and why (empty when nothing does), checked once for the whole play on the
+    controller, before any node is touched (check mode too).
 
-    Only what must be a host variable is checked here (``mesh_peers`` reads every member's
-    addresses from ``hostvars``); the key may also be a play or extra variable, which
+    Checked: every play host is a member; every member's addresses and subnets (as
+    ``ipsec_peer_overrides`` changes them) and every unmanaged peer's are valid tunnel
+    addresses and networks; no two of them share an address; every two have an address
+    family in common; and every subnet can be carried to every other one (each of them has a
+    tunnel address of its family). The key may also be a play or extra variable, which
     ``hostvars`` does not hold, so the role checks it on each node that needs it."""
     if group not in groups:
         return ["the mesh group %s is not in the inventory (variable ipsec_mesh_group)" % group]
-    members = set(groups[group])
-    problems: List[str] = []
+    members = list(groups[group])
+    problems = ["%s: not a member of the mesh group %s" % (host, group) for host in play_hosts if host not in members]
+    nodes: List[Tuple[str, List[str], List[str]]] = []
+    for member in members:
+        variables = hostvars[member]
+        if variables.get(ADDRESSES_VARIABLE) is None:
+            problems.append("%s: %s is not set" % (member, ADDRESSES_VARIABLE))
+            continue
+        try:
+            peer = _with_override({"addresses": host_addresses(member, variables.get(ADDRESSES_VARIABLE)),
+                                   "subnets": host_subnets(member, variables.get(SUBNETS_VARIABLE)) or []},
+                                  (overrides or {}).get(member), member)
+        except MeshInventoryError as error:
+            problems.append(str(error))
+            continue
+        nodes.append((member, peer["addresses"], peer.get("subnets") or []))
+    for position, unmanaged in enumerate(unmanaged_peers or ()):
+        try:
+            peer = _unmanaged_peer(unmanaged, position)
+        except MeshInventoryError as error:
+            problems.append(str(error))
+            continue
+        nodes.append((peer["name"], peer["addresses"], peer.get("subnets") or []))
+    return problems + mesh_layout_problems(nodes)
+
+
+def rebooted_member_problems(play_hosts: Sequence[str], hostvars: Mapping[str, Mapping[str, Any]], variable: str,
+                             members: Sequence[str]) -> List[str]:
+    """A play host that rebooted since it was keyed (its ``xfrm_info``, registered as
+    ``variable``, reports a ``keyed_boot_id`` other than its ``boot_id``) while members are
+    outside the run: they still hold keys for its old boot, so re-keying it alone would
+    leave its pairs with them broken (dropped, never plaintext) without a word. One message
+    per such host, naming the members and how to finish; empty when there is none."""
+    outside = [member for member in members if member not in set(play_hosts)]
+    if not outside:
+        return []
+    problems = []
     for host in play_hosts:
-        if host not in members:
-            problems.append("%s: not a member of the mesh group %s" % (host, group))
-        if hostvars[host].get(ADDRESSES_VARIABLE) is None:
-            problems.append("%s: %s is not set" % (host, ADDRESSES_VARIABLE))
+        info = hostvars[host].get(variable)
+        if not _usable(info):
+            continue
+        keyed_boot_id, boot_id = info.get("keyed_boot_id"), info.get("boot_id")
+        if keyed_boot_id and boot_id and keyed_boot_id != boot_id:
+            problems.append(
+                "%s rebooted since it was keyed (boot id %s..., its keys were derived for %s...): %s %s outside this "
+                "run and still hold%s keys for its old boot, so its pairs with them would stay broken (their traffic "
+                "is dropped, never sent in plaintext). Run mesh.yml over the whole group, or with --limit %s"
+                % (host, str(boot_id)[:8], str(keyed_boot_id)[:8], ", ".join(outside),
+                   "is" if len(outside) == 1 else "are", "s" if len(outside) == 1 else "",
+                   ",".join([host] + outside)))
     return problems
+
+
+def mesh_layout_problems(nodes: Sequence[Tuple[str, Sequence[str], Sequence[str]]]) -> List[str]:
+    """What no mesh of these nodes (name, tunnel addresses, other subnets) could carry as ESP
+    (see ``contract_problems``), in time linear in the number of nodes: an address held
+    twice, two nodes without a family in common, a subnet of a family its node has no tunnel
+    address for."""
+    problems: List[str] = []
+    owner_of: Dict[str, str] = {}
+    families_of: Dict[str, FrozenSet[int]] = {}
+    for name, addresses, _subnets in nodes:
+        for address in addresses:
+            if address in owner_of:
+                problems.append("%s and %s both have the tunnel address %s: two members cannot share an address (is "
+                                "one a copy of the other?)" % (owner_of[address], name, address))
+            owner_of.setdefault(address, name)
+        families_of[name] = frozenset(6 if ":" in address else 4 for address in addresses)
+    # Nodes with the same families are alike: compare one of each kind.
+    example_of: Dict[FrozenSet[int], str] = {}
+    for name, families in families_of.items():
+        example_of.setdefault(families, name)
+    kinds = sorted(example_of.items(), key=lambda item: sorted(item[0]))
+    for index, (families, name) in enumerate(kinds):
+        for other_families, other in kinds[index + 1:]:
+            if not families & other_families:
+                problems.append("%s (%s only) and %s (%s only) have no address family in common: nothing between "
+                                "them can be carried as ESP; give one of them a tunnel address of the other's family"
+                                % (name, _family_names(families), other, _family_names(other_families)))
+    for name, _addresses, subnets in nodes:
+        for subnet in subnets:
+            family = 6 if ":" in subnet else 4
+            if family not in families_of[name]:
+                problems.append("%s: subnet %s cannot be carried: %s has no IPv%d tunnel address, so its traffic "
+                                "would leave in plaintext" % (name, subnet, name, family))
+    return problems
+
+
+def _family_names(families: FrozenSet[int]) -> str:
+    return " and ".join("IPv%d" % family for family in sorted(families))
 
 
 def keys_file_is_current(node_info: Any, content: Optional[str], keys: Optional[Sequence[Mapping[str, Any]]]) -> bool:

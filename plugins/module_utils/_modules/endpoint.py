@@ -19,10 +19,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-import socket
-from typing import Any, Dict, List, Optional, Sequence
-
-from ansible.module_utils.basic import missing_required_lib
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import (
     XfrmKernel, XfrmKernelError, describe_operation,
@@ -30,34 +27,43 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import (
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import NodeLockError, node_lock
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import KeyDerivationError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    PHASE_ALL, STATE_ABSENT, LocalNode, Peer, PlanOptions, build_desired, fully_trusted,
+    PHASE_ALL, STATE_ABSENT, DesiredSet, LocalNode, Peer, PlanOptions, build_desired, fully_trusted,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.lockout import (
     covering_policies, parse_ssh_connection,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import (
+    PlanError, is_owned_policy, is_owned_state,
+)
+from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import boot
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import Plan, reconcile, rollback
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import (
     changed_lines, render_plan, secrets_of,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import XfrmPolicy, XfrmState
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
+    XfrmEntry, XfrmPolicy, XfrmState, canonical_policy, canonical_state,
+)
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+MODULE_NAME = "netsec.ipsec.xfrm_endpoint"
+# The local node's name in messages when the task gives none (the mesh role always does).
+UNNAMED_LOCAL_NODE = "the local node"
 
 
 def run_module(module: Any) -> None:
     """Entry point called by the module's ``main()``."""
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_IMPORT_ERROR)
     params = module.params
     try:
         boot_id = read_boot_id(BOOT_ID_PATH)
-        result = reconcile_node(module, params, boot_id)
-    except (KeysFileError, PlanError, KeyDerivationError, XfrmKernelError, OSError) as error:
+        with node_lock(MODULE_NAME, timeout=params["lock_timeout"], shared=module.check_mode):
+            result = reconcile_node(module, params, boot_id)
+    except (KeysFileError, PlanError, KeyDerivationError, XfrmKernelError, FileError, NodeLockError,
+            OSError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(**result)
 
@@ -68,8 +74,10 @@ def read_boot_id(path: str) -> str:
 
 
 def local_node(params: Dict[str, Any], boot_id: str) -> LocalNode:
+    # The node is who the inventory says it is (option local.name), never the kernel's
+    # hostname: a machine cloned from a peer keeps that peer's hostname.
     local = params["local"]
-    return LocalNode(name=socket.gethostname() or "local", addresses=tuple(local["addresses"]),
+    return LocalNode(name=local.get("name") or UNNAMED_LOCAL_NODE, addresses=tuple(local["addresses"]),
                      subnets=tuple(local.get("subnets") or ()), boot_id=boot_id)
 
 
@@ -86,7 +94,8 @@ def plan_options(params: Dict[str, Any]) -> PlanOptions:
         out_spi=params["out_spi"],
         outbound=params["outbound"],
         inbound_level=params["inbound_level"],
-        bypass=tuple((entry["proto"], entry["port"]) for entry in params["bypass"]),
+        bypass=tuple({name: value for name, value in entry.items() if value is not None}
+                     for entry in params["bypass"]),
         marks=params["marks"],
         reqid=params["reqid"],
         state=params["state"],
@@ -130,15 +139,75 @@ def _reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[s
             if not final_plan.changes:
                 # The node already holds the end state of the rollout: no phase changes it.
                 _warn_about_own_connection(module, final_desired.policies)
-                return _result(module, final_plan, boot_id, final_desired.frozen_peers, converged=True)
+                files = _keep_state_files(module, params, final_plan, final_desired, local, peers, options)
+                return _result(module, final_plan, boot_id, final_desired.frozen_peers, files, converged=True)
         plan = reconcile(desired, current_states, current_policies)
         for warning in plan.warnings:
             module.warn(warning)
         _warn_about_own_connection(module, desired.policies)
         if plan.changes and not module.check_mode:
-            _apply_or_roll_back(module, kernel, plan, boot_id, desired.frozen_peers)
+            _apply_or_roll_back(module, kernel, plan, boot_id, desired.frozen_peers, desired.reqid)
 
-    return _result(module, plan, boot_id, desired.frozen_peers)
+    files = _keep_state_files(module, params, plan, desired, local, peers, options)
+    return _result(module, plan, boot_id, desired.frozen_peers, files)
+
+
+class _StateFiles(NamedTuple):
+    """What ``_keep_state_files`` did: whether a file changed, and Ansible diffs of them."""
+
+    changed: bool
+    diffs: List[Dict[str, str]]
+
+
+def _keep_state_files(module: Any, params: Dict[str, Any], plan: Plan, desired: DesiredSet, local: LocalNode,
+                      peers: Sequence[Peer], options: PlanOptions) -> _StateFiles:
+    """Bring the node's state files (``_planner.boot``) in line with what it holds once
+    ``plan`` is applied: its owned policies for the boot unit, the boot ids it keyed with.
+    Without a ``state_dir`` there are none; with ``state: absent`` they are removed."""
+    state_dir = params.get("state_dir")
+    if not state_dir:
+        return _StateFiles(False, [])
+    policies_path = os.path.join(state_dir, boot.BOOT_POLICIES)
+    keying_path = os.path.join(state_dir, boot.KEYING)
+    if options.state == STATE_ABSENT:
+        changed = False
+        diffs = []
+        for path in (policies_path, keying_path):
+            before = _read_text(path)
+            if remove_file(module, path):
+                changed = True
+                diffs.append(_file_diff(path, before, None))
+        return _StateFiles(changed, diffs)
+    previous = boot.parse_keying(_read_text(keying_path) or "")
+    keyed = {peer.name: peer.boot_id for peer in peers
+             if peer.name != local.name and peer.name not in desired.frozen_peers}
+    keying = boot.next_keying(local.name, local.boot_id or "", options.per_pair_keys, keyed, desired.frozen_peers,
+                              previous)
+    contents = ((policies_path, boot.render_boot_policies([entry for entry in plan.after
+                                                           if isinstance(entry, XfrmPolicy)])),
+                (keying_path, boot.render_keying(keying)))
+    changed = False
+    diffs = []
+    for path, content in contents:
+        before = _read_text(path)
+        if write_file(module, path, content.encode("utf-8"), boot.STATE_FILE_MODE, boot.STATE_DIR_MODE):
+            changed = True
+            diffs.append(_file_diff(path, before, content))
+    return _StateFiles(changed, diffs)
+
+
+def _read_text(path: str) -> Optional[str]:
+    """A state file's text, None when there is none (or it is not text: it is rewritten)."""
+    try:
+        with open(path, "rb") as stream:
+            return stream.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _file_diff(path: str, before: Optional[str], after: Optional[str]) -> Dict[str, str]:
+    return {"before": before or "", "after": after or "", "before_header": path if before is not None else "(absent)",
+            "after_header": path if after is not None else "(absent)"}
 
 
 def _with_other_keys(states: Sequence[XfrmState], known: Sequence[XfrmState]) -> List[XfrmState]:
@@ -160,43 +229,77 @@ def _warn_about_own_connection(module: Any, desired_policies: Sequence[XfrmPolic
         return
     for policy in covering_policies(desired_policies, connection):
         module.warn("%s covers the SSH connection Ansible is using (%s:%d -> %s:%d) and no bypass exempts "
-                    "it: if the SAs on either end do not match, Ansible loses this node; add tcp/%d to bypass"
+                    "it: if the SAs on either end do not match, Ansible loses this node; add {proto: tcp, port: %d} "
+                    "(side server, this node's SSH server) to bypass"
                     % (render(policy), connection[0], connection[1], connection[2], connection[3], connection[3]))
 
 
 def _apply_or_roll_back(module: Any, kernel: XfrmKernel, plan: Plan, boot_id: str,
-                        frozen_peers: Sequence[str]) -> None:
+                        frozen_peers: Sequence[str], reqid: int) -> None:
+    """Apply the plan; on a failure, undo what went through and tell what the node holds,
+    as read back from the kernel (never assumed), then fail the module."""
     outcome = kernel.apply(plan.operations)
     if outcome.ok:
         return
-    pairs = rollback(plan, outcome.applied)
-    undo = [inverse for _operation, inverse in pairs if inverse is not None]
-    undone = kernel.apply(undo) if undo else None
     error = outcome.error
     message = error.message if error is not None else "the kernel refused an operation"
+    applied = list(outcome.applied)
+    if outcome.uncertain:
+        # The kernel's answer was lost or unreadable: the failed operation, or (when not even
+        # that is known) any of them, may have gone through. Undoing one that did not fails
+        # harmlessly (nothing to delete, already there); the read-back below has the last word.
+        applied = list(plan.operations) if outcome.failed is None else applied + [outcome.failed]
+    rollback_problems = []
+    for operation, inverse in rollback(plan, applied):
+        undone = kernel.apply([inverse]) if inverse is not None else None
+        if undone is None or not undone.ok:
+            rollback_problems.append(undone.error.message if undone is not None and undone.error is not None
+                                     else "%s cannot be undone" % describe_operation(operation))
     details: Dict[str, Any] = dict(_result(module, plan, boot_id, frozen_peers, changed=False))
     details["failed_operation"] = describe_operation(outcome.failed) if outcome.failed else None
     details["errno"] = error.errno if error is not None else None
     details["extack"] = error.extack if error is not None else None
-    if (undone is None or undone.ok) and len(undo) == len(pairs):
-        details["applied"] = []
-        module.fail_json(msg="%s; the %d operation(s) before it were rolled back, the node is as it was"
-                         % (message, len(outcome.applied)), **details)
-    # The rollback failed part-way: report what stayed applied so the caller knows.
-    undone_ids = {id(inverse) for inverse in undone.applied} if undone is not None else set()
-    still_applied = [operation for operation, inverse in pairs if inverse is None or id(inverse) not in undone_ids]
-    details["applied"] = [describe_operation(operation) for operation in still_applied]
-    details["changed"] = bool(still_applied)
-    rollback_error = undone.error.message if undone is not None and undone.error else "not undoable"
-    module.fail_json(msg="%s; rolling back then failed too (%s): %d operation(s) stay applied, "
-                     "a re-run converges from here" % (message, rollback_error, len(still_applied)), **details)
+    try:
+        missing, extra = _owned_difference(plan.before, kernel.dump_states(), kernel.dump_policies(), reqid)
+    except XfrmKernelError as read_error:
+        details["changed"] = True
+        module.fail_json(msg="%s; after rolling back, the node could not be read back (%s): what it holds is not "
+                         "known, a re-run converges from here" % (message, read_error), **details)
+    details["applied"] = ([LINE_MISSING + render(entry) for entry in missing]
+                          + [LINE_EXTRA + render(entry) for entry in extra])
+    if not missing and not extra:
+        module.fail_json(msg="%s; the %d operation(s) before it were rolled back, the node is as it was (read "
+                         "back from the kernel)" % (message, len(outcome.applied)), **details)
+    details["changed"] = True
+    module.fail_json(msg="%s; rolling back did not restore the node%s: read back, it lacks %d and has %d owned "
+                     "entries it did not have before (listed in applied); a re-run converges from here"
+                     % (message, " (%s)" % "; ".join(rollback_problems) if rollback_problems else "", len(missing),
+                        len(extra)), **details)
+
+
+# Prefixes of the ``applied`` lines after a failed rollback: what the node lacks, and has anew.
+LINE_MISSING = "missing: "
+LINE_EXTRA = "extra: "
+
+
+def _owned_difference(before: Sequence[XfrmEntry], states: Sequence[XfrmState], policies: Sequence[XfrmPolicy],
+                      reqid: int) -> Tuple[List[XfrmEntry], List[XfrmEntry]]:
+    """(owned entries of ``before`` the kernel no longer holds, owned entries it holds that
+    were not in ``before``), both canonical."""
+    now = [canonical_state(state) for state in states if is_owned_state(state, reqid)]
+    now += [canonical_policy(policy) for policy in policies if is_owned_policy(policy, reqid)]
+    now_set = set(now)
+    before_set = set(before)
+    return [entry for entry in before if entry not in now_set], [entry for entry in now if entry not in before_set]
 
 
 def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
-            changed: Optional[bool] = None, converged: bool = False) -> Dict[str, Any]:
+            files: Optional[_StateFiles] = None, changed: Optional[bool] = None,
+            converged: bool = False) -> Dict[str, Any]:
     counts = plan.counts()
+    files = files or _StateFiles(False, [])
     result: Dict[str, Any] = dict(
-        changed=plan.changed if changed is None else changed,
+        changed=(plan.changed or files.changed) if changed is None else changed,
         boot_id=boot_id,
         sas=counts["sas"],
         policies=counts["policies"],
@@ -204,6 +307,7 @@ def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
         converged=converged,
     )
     result.update(changed_lines(plan))
+    result["state_files_changed"] = files.changed
     if module._diff:  # pylint: disable=protected-access
-        result["diff"] = render_plan(plan)
+        result["diff"] = [render_plan(plan)] + files.diffs
     return result

@@ -3,16 +3,16 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The logic of module ``netsec.ipsec.xfrm_info``: read-only facts about one node.
 
-The boot id and whether pyroute2 imports need nothing else, so the mesh role can ask for
-them before it installs anything. The SAs and policies are read only when asked, and only
+The boot id, the state files and the keys file's fingerprint need nothing but files, so the
+mesh role can ask for them before it changes anything. The SAs and policies are read only when asked, and only
 the entries this collection owns are reported, with key fingerprints, never keys.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
-
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import XfrmKernel, XfrmKernelError
@@ -22,7 +22,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import 
     all_secrets, file_fingerprint, fingerprint, render_masked_key_line,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import MISSING_FILE_REASON, read_keys_bytes
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import boot
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import is_owned_policy, is_owned_state
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
@@ -32,12 +32,16 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import r
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 XFRM_STAT_PATH = "/proc/net/xfrm_stat"
+# The boot unit is enabled by a link in this directory next to it (as systemctl enable makes it).
+BOOT_TARGET_WANTS = "sysinit.target.wants"
+# What sd_booted() tests: systemd is the running init (it needs a daemon-reload after a unit changes).
+SYSTEMD_RUNNING_DIR = "/run/systemd/system"
 
 
 def run_module(module: Any) -> None:
     """Entry point called by the module's ``main()``."""
     params = module.params
-    result: Dict[str, Any] = dict(changed=False, pyroute2=HAS_PYROUTE2)
+    result: Dict[str, Any] = dict(changed=False, pyroute2=pyroute2_importable())
     try:
         result["boot_id"] = _read_text(BOOT_ID_PATH)
         result["xfrm_stat"] = read_xfrm_stat(XFRM_STAT_PATH)
@@ -45,10 +49,11 @@ def run_module(module: Any) -> None:
         module.fail_json(msg="%s: %s" % (error.filename, error.strerror), **result)
     if params["keys_file"]:
         result.update(keys_file_facts(module, params["keys_file"]))
+    keying = read_keying(params.get("state_dir"))
+    result["keyed_boot_id"] = keying.boot_id if keying is not None else None
+    if params.get("boot_unit"):
+        result["boot_unit"] = unit_facts(params["boot_unit"])
     if params["entries"]:
-        if not HAS_PYROUTE2:
-            module.fail_json(msg="reading SAs and policies needs pyroute2 on the node: %s" % PYROUTE2_IMPORT_ERROR,
-                             **result)
         try:
             with XfrmKernel() as kernel:
                 counted_states = kernel.dump_state_counters()
@@ -57,7 +62,15 @@ def run_module(module: Any) -> None:
             module.fail_json(msg=str(error), **result)
         module.no_log_values.update(secrets_of(state for state, _counters in counted_states))
         result.update(describe_entries(counted_states, policies, params["reqid"], params["addresses"]))
+        result["keyed_peers"] = dict(keying.peers) if keying is not None else {}
     module.exit_json(**result)
+
+
+def pyroute2_importable() -> bool:
+    """The deprecated ``pyroute2`` result: the collection's own codec talks to the kernel, so
+    nothing needs pyroute2 any more. Kept for playbooks that read it until 1.0.0; found by
+    spec, not imported, so it costs nothing and loads nothing."""
+    return importlib.util.find_spec("pyroute2") is not None
 
 
 def keys_file_facts(module: Any, path: str) -> Dict[str, Any]:
@@ -85,6 +98,31 @@ def keys_file_facts(module: Any, path: str) -> Dict[str, Any]:
     module.no_log_values.update(all_secrets(keys_file))
     facts["current_key"] = render_masked_key_line(keys_file.current)
     return facts
+
+
+def read_keying(state_dir: Optional[str]) -> Optional[boot.Keying]:
+    """The keying record the endpoint module keeps in ``state_dir``, or None."""
+    if not state_dir:
+        return None
+    try:
+        with open(os.path.join(state_dir, boot.KEYING), "rb") as stream:
+            text = stream.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return boot.parse_keying(text)
+
+
+def unit_facts(path: str) -> Dict[str, Any]:
+    """The fingerprint of a unit file (None without one), whether the link that enables it at
+    boot is there (``sysinit.target.wants`` next to it), and whether systemd runs the node."""
+    try:
+        with open(path, "rb") as stream:
+            found: Optional[str] = file_fingerprint(stream.read())
+    except OSError:
+        found = None
+    link = os.path.join(os.path.dirname(path), BOOT_TARGET_WANTS, os.path.basename(path))
+    return dict(fingerprint=found, enabled=os.path.islink(link) and os.path.realpath(link) == os.path.realpath(path),
+                systemd=os.path.isdir(SYSTEMD_RUNNING_DIR))
 
 
 def _read_text(path: str) -> str:

@@ -3,13 +3,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A NETLINK_XFRM socket in a chosen network namespace, with dumps and ordered apply.
 
-In the current network namespace the socket is a plain ``socket.socket`` and pyroute2 is
-not imported. In a named one it is opened with pyroute2's help, imported then: a thread
-``setns()``es into the namespace (``pyroute2.netns.setns``), or, failing that, a helper process
-(``pyroute2.netns.create_socket``) passes the descriptor back; ``flags=0`` so a missing
-namespace is an error and is never created. Messages are framed, numbered and matched
-here, on the raw descriptor, because pyroute2's generic request path costs far more per
-message than the kernel does.
+Standard library only. In the current network namespace the socket is a plain
+``socket.socket``. In a named one (tests and benchmarks use them; the modules do not) a
+short-lived thread ``setns()``es into the namespace through the C library (``ctypes``; Python
+3.9 has no ``os.setns``) and creates the socket there; a missing namespace is an error and
+is never created. Messages are framed, numbered and matched here, on the raw descriptor.
 
 Ordered apply (``execute``) and why it sends one message per ``send()``:
 the kernel runs every message of a ``sendmsg()`` buffer in order, synchronously inside the
@@ -30,7 +28,7 @@ import errno
 import os
 import socket
 import threading
-from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
@@ -68,28 +66,26 @@ def netns_path(netns: str) -> str:
     return netns if "/" in netns else os.path.join(NETNS_RUN_DIR, netns)
 
 
-def _pyroute2_netns() -> Any:
-    """``pyroute2.netns``, imported on first use: only a named namespace needs it, and
-    importing pyroute2 costs more than the rest of a module run (it loads all of pyroute2)."""
-    try:
-        from pyroute2 import netns  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return None
-    return netns
-
-
 def _netlink_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, S.NETLINK_XFRM)
 
 
-def _open_in_thread(path: str, netns: Any) -> socket.socket:
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    """``setns(fd, CLONE_NEWNET)`` for the calling thread (OSError with the errno on failure)."""
+    if _libc().setns(fd, CLONE_NEWNET) != 0:  # type: ignore[attr-defined]
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+def _open_in_thread(path: str) -> socket.socket:
     """Open the socket from a short-lived thread that enters the namespace.
 
     A network namespace belongs to a thread, not to the process: a thread that
-    ``setns()``es (pyroute2's ``netns.setns`` on an open descriptor) and creates the socket
-    leaves it bound to that namespace for its whole life, while the rest of the process
-    never moves. This avoids the helper process ``netns.create_socket`` forks (10-20 ms
-    on a host, far more under User-Mode Linux).
+    ``setns()``es and creates the socket leaves it bound to that namespace for its whole
+    life, while the rest of the process never moves.
     """
     outcome: List[object] = []
 
@@ -97,7 +93,7 @@ def _open_in_thread(path: str, netns: Any) -> socket.socket:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                netns.setns(fd, flags=0, libc=_libc())
+                _setns(fd)
             finally:
                 os.close(fd)
             outcome.append(_netlink_socket())
@@ -117,8 +113,7 @@ _LIBC: List[object] = []
 
 
 def _libc() -> object:
-    # The already-loaded C library; pyroute2 would otherwise locate it with
-    # ctypes.util.find_library, which runs ldconfig in a subprocess.
+    # The already-loaded C library (ctypes.util.find_library would run ldconfig).
     if not _LIBC:
         _LIBC.append(ctypes.CDLL(None, use_errno=True))
     return _LIBC[0]
@@ -127,21 +122,12 @@ def _libc() -> object:
 def _open_netlink(netns: Optional[str]) -> socket.socket:
     if netns is None:
         return _netlink_socket()
-    pyroute2_netns = _pyroute2_netns()
-    if pyroute2_netns is None:
-        raise XfrmSocketError("pyroute2 is required to open a socket in network namespace %r" % netns)
     path = netns_path(netns)
-    # Checked first: pyroute2 would report a missing namespace with less context, and
-    # nothing here may ever create one.
+    # Checked first, for a clear message; nothing here may ever create a namespace.
     if not os.path.exists(path):
         raise XfrmSocketError("network namespace %r does not exist (%s)" % (netns, path), errno.ENOENT)
     try:
-        return _open_in_thread(path, pyroute2_netns)
-    except OSError:
-        pass  # e.g. a seccomp profile refusing setns for threads: try the helper process
-    try:
-        # flags=0: never create the namespace (pyroute2's default O_CREAT would).
-        return pyroute2_netns.create_socket(path, socket.AF_NETLINK, socket.SOCK_RAW, S.NETLINK_XFRM, flags=0)
+        return _open_in_thread(path)
     except OSError as exc:
         raise XfrmSocketError(
             "cannot open an XFRM socket in network namespace %r: %s" % (netns, exc.strerror or exc),

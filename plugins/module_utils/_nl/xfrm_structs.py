@@ -8,47 +8,23 @@ Every C struct is declared exactly once, as a :class:`Layout`: an ordered list o
 network-order members, ``'16s'`` for addresses, ``'3x'`` for padding) or another
 ``Layout`` (a nested struct). Two things are compiled from each declaration:
 
-* ``Layout.pyroute2_fields``: the flattened field list for pyroute2's generic
-  ``nlmsg``/``nla`` encoder, which packs each field separately with no C alignment, so
-  every padding byte is declared explicitly;
+* ``Layout.flat_fields``: the field list flattened, nested structs spelled out and every
+  padding byte named, for an encoder that packs each field on its own with no C alignment
+  (the tests build pyroute2's message classes from it, as an independent reference);
 * ``Layout.struct``: one precompiled native-order ``struct.Struct`` for the fast codec, in
   which a nested struct is an opaque ``'<size>s'`` member (packed by its own layout) and a
   network-order member is packed from a byte-swapped value (``struct`` cannot mix byte
   orders in one format; ``Layout.swapped`` names those members).
 
-Both are checked against the C ``sizeof`` when the module is imported.
-
-pyroute2 is never imported here when this file is loaded: importing it costs more than the
-rest of a module run (``pyroute2/__init__`` loads all of pyroute2), and neither the fast
-codec nor a socket in the current network namespace needs it. ``HAS_PYROUTE2`` and
-``PYROUTE2_IMPORT_ERROR`` say whether it can be imported (``importlib.util.find_spec``, which
-locates the package without running it; modules report its absence with
-``missing_required_lib('pyroute2')``). The pyroute2 message classes and the Marshal at the
-bottom (tests compare the fast codec with them) are built on first access to one of their
-names, and only when pyroute2 imports: ansible-test's import sanity test loads this file
-without it.
+Both are checked against the C ``sizeof`` when the module is imported. Standard library
+only: targets need nothing else.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import traceback
-from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
+from typing import Dict, FrozenSet, List, Sequence, Tuple, Union
 
-
-def _find_pyroute2() -> Tuple[bool, Optional[str]]:
-    """(whether pyroute2 can be imported, why not), without importing it."""
-    try:
-        spec = importlib.util.find_spec("pyroute2")
-    except (ImportError, ValueError):  # pragma: no cover - a broken installation or import hook
-        return False, traceback.format_exc()
-    if spec is None:
-        return False, "ModuleNotFoundError: No module named 'pyroute2'"
-    return True, None
-
-
-HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR = _find_pyroute2()
 
 # ---------------------------------------------------------------------------------------
 # Netlink constants (linux/netlink.h)
@@ -159,13 +135,13 @@ FieldFormat = Union[str, "Layout"]
 
 
 class Layout:
-    """One C struct declared once, compiled for pyroute2 and for the fast codec."""
+    """One C struct declared once, compiled to a flat field list and for the fast codec."""
 
     def __init__(self, c_name: str, size: int, fields: Sequence[Tuple[str, FieldFormat]]) -> None:
         self.c_name = c_name
         self.size = size
         self.fields: Tuple[Tuple[str, FieldFormat], ...] = tuple(fields)
-        self.pyroute2_fields: Tuple[Tuple[str, str], ...] = tuple(self._flatten(""))
+        self.flat_fields: Tuple[Tuple[str, str], ...] = tuple(self._flatten(""))
         fast_codes: List[str] = []
         member_names: List[str] = []
         swapped: List[str] = []
@@ -185,10 +161,10 @@ class Layout:
         self.struct = struct.Struct("=" + "".join(fast_codes))
         self.member_names: Tuple[str, ...] = tuple(member_names)
         self.swapped: FrozenSet[str] = frozenset(swapped)
-        pyroute2_size = struct.calcsize("=" + "".join(fmt.lstrip(">") for _name, fmt in self.pyroute2_fields))
-        if self.struct.size != size or pyroute2_size != size:
+        flat_size = struct.calcsize("=" + "".join(fmt.lstrip(">") for _name, fmt in self.flat_fields))
+        if self.struct.size != size or flat_size != size:
             raise AssertionError(
-                "layout %s: compiled %d/%d bytes, C sizeof is %d" % (c_name, self.struct.size, pyroute2_size, size)
+                "layout %s: compiled %d/%d bytes, C sizeof is %d" % (c_name, self.struct.size, flat_size, size)
             )
 
     def _flatten(self, prefix: str) -> List[Tuple[str, str]]:
@@ -200,7 +176,8 @@ class Layout:
                 offset += fmt.size
                 continue
             if fmt.endswith("x"):
-                # pyroute2 keeps every field in a dict, so padding names must be unique.
+                # Every field gets its own name (an encoder keeping fields in a dict, as
+                # pyroute2 does, needs unique padding names).
                 flat.append(("__pad_%s%d" % (prefix, offset), fmt))
             else:
                 flat.append((prefix + name, fmt))
@@ -367,7 +344,7 @@ ALGO_AEAD = Layout(
     "xfrm_algo_aead", 72, (("alg_name", "64s"), ("alg_key_len", "I"), ("alg_icv_len", "I"))
 )
 
-# Members are v/m as in C: a member named "value" would hijack pyroute2's getvalue().
+# Members are v/m as in C (a member named "value" would also clash with pyroute2's getvalue()).
 MARK = Layout("xfrm_mark", 8, (("v", "I"), ("m", "I")))
 
 USERPOLICY_TYPE = Layout(
@@ -401,215 +378,3 @@ NLATTR_STRUCT = NLATTR.struct
 NLATTR_U32_STRUCT = struct.Struct("=HHI")  # an attribute header and a u32 payload
 NLATTR_MARK_STRUCT = struct.Struct("=HH" + MARK.struct.format[1:])
 NLATTR_POLICY_TYPE_STRUCT = struct.Struct("=HH" + USERPOLICY_TYPE.struct.format[1:] + "2x")
-
-# Attribute ids as pyroute2 names them (prefix XFRMA_), with the pyroute2 class that
-# decodes each one; kept here so the names exist once even without pyroute2.
-XFRMA_NAMES: Tuple[Tuple[int, str, str], ...] = (
-    (XFRMA_ALG_AUTH, "XFRMA_ALG_AUTH", "algo_auth_plain"),
-    (XFRMA_ALG_CRYPT, "XFRMA_ALG_CRYPT", "algo"),
-    (XFRMA_ALG_COMP, "XFRMA_ALG_COMP", "algo"),
-    (XFRMA_ENCAP, "XFRMA_ENCAP", "cdata"),
-    (XFRMA_TMPL, "XFRMA_TMPL", "user_tmpl_list"),
-    (XFRMA_SA, "XFRMA_SA", "cdata"),
-    (XFRMA_POLICY, "XFRMA_POLICY", "cdata"),
-    (XFRMA_SEC_CTX, "XFRMA_SEC_CTX", "cdata"),
-    (XFRMA_LTIME_VAL, "XFRMA_LTIME_VAL", "lifetime_cur"),
-    (XFRMA_REPLAY_VAL, "XFRMA_REPLAY_VAL", "replay_state"),
-    (XFRMA_REPLAY_THRESH, "XFRMA_REPLAY_THRESH", "uint32"),
-    (XFRMA_ETIMER_THRESH, "XFRMA_ETIMER_THRESH", "uint32"),
-    (XFRMA_SRCADDR, "XFRMA_SRCADDR", "cdata"),
-    (XFRMA_COADDR, "XFRMA_COADDR", "cdata"),
-    (XFRMA_LASTUSED, "XFRMA_LASTUSED", "uint64"),
-    (XFRMA_POLICY_TYPE, "XFRMA_POLICY_TYPE", "userpolicy_type"),
-    (XFRMA_MIGRATE, "XFRMA_MIGRATE", "cdata"),
-    (XFRMA_ALG_AEAD, "XFRMA_ALG_AEAD", "algo_aead"),
-    (XFRMA_KMADDRESS, "XFRMA_KMADDRESS", "cdata"),
-    (XFRMA_ALG_AUTH_TRUNC, "XFRMA_ALG_AUTH_TRUNC", "algo_auth"),
-    (XFRMA_MARK, "XFRMA_MARK", "mark"),
-    (XFRMA_TFCPAD, "XFRMA_TFCPAD", "uint32"),
-    (XFRMA_REPLAY_ESN_VAL, "XFRMA_REPLAY_ESN_VAL", "replay_state_esn"),
-    (XFRMA_SA_EXTRA_FLAGS, "XFRMA_SA_EXTRA_FLAGS", "uint32"),
-    (XFRMA_PROTO, "XFRMA_PROTO", "uint8"),
-    (XFRMA_ADDRESS_FILTER, "XFRMA_ADDRESS_FILTER", "cdata"),
-    (XFRMA_PAD, "XFRMA_PAD", "none"),
-    (XFRMA_OFFLOAD_DEV, "XFRMA_OFFLOAD_DEV", "cdata"),
-    (XFRMA_SET_MARK, "XFRMA_SET_MARK", "uint32"),
-    (XFRMA_SET_MARK_MASK, "XFRMA_SET_MARK_MASK", "uint32"),
-    (XFRMA_IF_ID, "XFRMA_IF_ID", "uint32"),
-    (XFRMA_MTIMER_THRESH, "XFRMA_MTIMER_THRESH", "uint32"),
-    (XFRMA_SA_DIR, "XFRMA_SA_DIR", "uint8"),
-    (XFRMA_NAT_KEEPALIVE_INTERVAL, "XFRMA_NAT_KEEPALIVE_INTERVAL", "uint32"),
-    (XFRMA_SA_PCPU, "XFRMA_SA_PCPU", "uint32"),
-)
-
-
-# ---------------------------------------------------------------------------------------
-# pyroute2 classes: the same layouts on pyroute2's generic netlink machinery. The fast
-# codec does not use them on the hot path; tests prove both produce identical bytes, and
-# they decode anything (including error echoes) for diagnostics.
-
-# Names built by _pyroute2_classes, resolved on first access by the module __getattr__.
-PYROUTE2_CLASS_NAMES = frozenset((
-    "MarshalXfrm",
-    "xfrm_dump_msg",
-    "xfrm_msg",
-    "xfrm_usersa_id_msg",
-    "xfrm_usersa_info_msg",
-    "xfrm_userpolicy_id_msg",
-    "xfrm_userpolicy_info_msg",
-    "xfrm_userspi_info_msg",
-))
-
-
-def _pyroute2_classes() -> Dict[str, Any]:
-    """The pyroute2 message classes (imports pyroute2; ImportError when it cannot)."""
-    from pyroute2.netlink import nla, nla_base_string, nlmsg, nlmsg_base
-    from pyroute2.netlink import nlmsg_decoder_generic, nlmsg_encoder_generic
-    from pyroute2.netlink.marshal import Marshal
-
-    class _key_tail:
-        """Field type for the key bytes that end xfrm_algo*; its length comes from
-        alg_key_len, which the generic field decoder cannot see, so the nla decodes it."""
-
-        @staticmethod
-        def encode_into(data: bytearray, offset: int, value: bytes) -> int:
-            data.extend(value or b"")
-            return offset + len(value or b"")
-
-        @staticmethod
-        def decode_from(data: bytearray, offset: int) -> Tuple[bytes, int]:
-            return b"", offset
-
-    def _algo_class(layout: Layout) -> type:
-        """An nla for xfrm_algo*: declared fixed part plus a key tail of any length."""
-
-        class _algo(nla):
-            fields = layout.pyroute2_fields + (("alg_key", _key_tail),)
-            defaults = {"alg_name": b"", "alg_key": b""}
-            fixed_size = layout.size
-
-            def decode(self) -> None:
-                nla.decode(self)
-                start = self.offset + NLATTR.size + self.fixed_size
-                key_len = (self["alg_key_len"] + 7) // 8
-                self["alg_key"] = bytes(self.data[start:start + key_len])
-                self["alg_name"] = self["alg_name"].split(b"\0", 1)[0]
-
-        _algo.__name__ = layout.c_name
-        return _algo
-
-    class _headerless_struct(nlmsg_base, nlmsg_encoder_generic, nlmsg_decoder_generic):
-        """A bare struct (no netlink header), for arrays packed back to back."""
-
-        header = None
-
-    class _user_tmpl(_headerless_struct):
-        fields = USER_TMPL.pyroute2_fields
-        defaults = {"id_daddr": b"", "saddr": b""}
-
-    class xfrm_msg(nlmsg):
-        """Base of every XFRM message class: the XFRMA_* attribute table."""
-
-        prefix = "XFRMA_"
-        nla_map = tuple((attr_id, name, kind) for attr_id, name, kind in XFRMA_NAMES)
-
-        algo = _algo_class(ALGO)
-        algo_auth = _algo_class(ALGO_AUTH)
-        algo_aead = _algo_class(ALGO_AEAD)
-
-        # XFRMA_ALG_AUTH carries a plain xfrm_algo (the kernel's default truncation)
-        algo_auth_plain = _algo_class(ALGO)
-
-        class mark(nla):
-            fields = MARK.pyroute2_fields
-
-        class userpolicy_type(nla):
-            fields = USERPOLICY_TYPE.pyroute2_fields
-
-        class lifetime_cur(nla):
-            fields = LIFETIME_CUR.pyroute2_fields
-
-        class replay_state(nla):
-            fields = REPLAY_STATE.pyroute2_fields
-
-        class replay_state_esn(nla):
-            fields = REPLAY_STATE_ESN.pyroute2_fields
-
-        class user_tmpl_list(nla_base_string):
-            """XFRMA_TMPL: N xfrm_user_tmpl back to back, no per-item header."""
-
-            def encode(self) -> None:
-                packed = bytearray()
-                for item in self.value:
-                    tmpl = _user_tmpl()
-                    tmpl.setvalue(item)
-                    tmpl.encode()
-                    packed += tmpl.data
-                self["value"] = bytes(packed)
-                nla_base_string.encode(self)
-
-            def decode(self) -> None:
-                nla_base_string.decode(self)
-                raw = bytearray(self["value"])
-                templates: List[Dict[str, Any]] = []
-                for offset in range(0, len(raw) - USER_TMPL.size + 1, USER_TMPL.size):
-                    tmpl = _user_tmpl(data=raw, offset=offset)
-                    tmpl.decode()
-                    templates.append(
-                        {k: v for k, v in tmpl.items() if not k.startswith("__") and k not in ("attrs", "value")}
-                    )
-                self.value = templates
-
-    class xfrm_usersa_info_msg(xfrm_msg):
-        fields = USERSA_INFO.pyroute2_fields
-        defaults = {"sel_daddr": b"", "sel_saddr": b"", "id_daddr": b"", "saddr": b""}
-
-    class xfrm_usersa_id_msg(xfrm_msg):
-        fields = USERSA_ID.pyroute2_fields
-        defaults = {"daddr": b""}
-
-    class xfrm_userspi_info_msg(xfrm_msg):
-        fields = USERSPI_INFO.pyroute2_fields
-        defaults = {"info_sel_daddr": b"", "info_sel_saddr": b"", "info_id_daddr": b"", "info_saddr": b""}
-
-    class xfrm_userpolicy_info_msg(xfrm_msg):
-        fields = USERPOLICY_INFO.pyroute2_fields
-        defaults = {"sel_daddr": b"", "sel_saddr": b""}
-
-    class xfrm_userpolicy_id_msg(xfrm_msg):
-        fields = USERPOLICY_ID.pyroute2_fields
-        defaults = {"sel_daddr": b"", "sel_saddr": b""}
-
-    class xfrm_dump_msg(xfrm_msg):
-        """GETSA/GETPOLICY dump request: attributes only, the kernel reads no fixed header."""
-
-        fields = ()
-
-    class MarshalXfrm(Marshal):
-        """Decodes XFRM replies (and requests echoed in error replies) with the classes above."""
-
-        msg_map = {
-            XFRM_MSG_NEWSA: xfrm_usersa_info_msg,
-            XFRM_MSG_UPDSA: xfrm_usersa_info_msg,
-            XFRM_MSG_DELSA: xfrm_usersa_id_msg,
-            XFRM_MSG_GETSA: xfrm_usersa_id_msg,
-            XFRM_MSG_ALLOCSPI: xfrm_userspi_info_msg,
-            XFRM_MSG_NEWPOLICY: xfrm_userpolicy_info_msg,
-            XFRM_MSG_UPDPOLICY: xfrm_userpolicy_info_msg,
-            XFRM_MSG_DELPOLICY: xfrm_userpolicy_id_msg,
-            XFRM_MSG_GETPOLICY: xfrm_userpolicy_id_msg,
-        }
-
-    return {name: value for name, value in locals().items() if name in PYROUTE2_CLASS_NAMES}
-
-
-def __getattr__(name: str) -> Any:
-    """The pyroute2 classes, built on first use (PEP 562); AttributeError without pyroute2."""
-    if name not in PYROUTE2_CLASS_NAMES:
-        raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    try:
-        classes = _pyroute2_classes()
-    except ImportError:
-        raise AttributeError("%s needs pyroute2, which cannot be imported" % name) from None
-    globals().update(classes)
-    return classes[name]

@@ -6,11 +6,24 @@
 Given the local node L, its peers, the keys and the options, ``build_desired`` returns every
 SA and policy L must hold (DESIGN §3). Decisions, each one final for this collection:
 
-**Pairings.** A node has at most one tunnel address per family. For each peer P and each
-family both L and P have (IPv4 first), L and P are paired by those addresses. A pairing
-whose two addresses are equal is skipped (Cilium's rule: no SA from a node to itself); a
-peer named like L is L itself listed in its own group and is skipped silently, any other
-peer sharing L's address is skipped for that family with a warning.
+**Addresses.** A node has at most one tunnel address per family, and only an address that
+can be an ESP endpoint between hosts: unicast, not loopback, link-local, unspecified,
+multicast, broadcast or IPv4-mapped IPv6 (which would alias an IPv4 node and give both
+entries one key and SPI). Anything else is an error naming the node and the address.
+
+**Identity and pairings.** L is known by its name (the inventory host), never by the
+kernel's hostname: a peer of L's own name is L listed in its own group and is left out; any
+other peer that has one of L's tunnel addresses is an error naming both (a clone that kept
+L's address, or an inventory mistake), never a silent skip. For each peer P and each family
+both have (IPv4 first), L and P are paired by those addresses. Two nodes without a family in
+common are an error: nothing between them could be carried as ESP.
+
+**Subnets.** A node's subnets are its tunnel addresses as host prefixes, always, plus the
+subnets it routes: listing subnets never takes a tunnel address out of the mesh. A subnet of
+a family its node has no tunnel address for cannot be carried and is an error naming the
+node, the subnet and why: it would otherwise leave in plaintext. Between a dual-stack node
+and a single-stack one only the common family is paired: a member talks to another in a
+family only when both have a tunnel address of it.
 
 **Keys.** IN SAs and OUT SAs are installed for every key of the keys file, so a rotation is
 make-before-break: the new key's IN SAs exist everywhere before anybody sends with it.
@@ -57,12 +70,26 @@ addresses as a host prefix). All at ``PRIORITY_ENCRYPT``.
 ``outbound: false`` builds only the IN side (IN SAs, IN/FWD policies, bypass); see
 ``reconcile`` for why existing OUT entries are then left alone rather than purged.
 
-**Bypass** (management; default tcp/22): per family L has and per (proto, port), four
-template-less allow policies at ``PRIORITY_BYPASS`` (numerically lower, so they win over
-every encrypt policy): out sport=port, out dport=port, in sport=port, in dport=port. No FWD
-bypass: the connection to keep alive is Ansible's own, which ends on this host (in/out); a
-fwd bypass would send forwarded SSH between peer subnets in plaintext for nothing. An empty
-list installs none.
+**Bypass** (management; default: L's own SSH server, tcp/22): template-less allow policies
+at ``PRIORITY_BYPASS`` (numerically lower, so they win over every encrypt policy), per rule
+and per family L has. A *server* rule lets in what comes to L's port (in, dport=port) and
+lets out L's replies from it (out, sport=port); a *client* rule, only when asked for, lets
+out what L sends to that port elsewhere (out, dport=port) and in the replies (in,
+sport=port). A rule may name the far end's networks (the management network, say); by
+default the far end is anywhere, and a rule whose networks are all of the other family
+installs nothing in this one.
+
+Every bypass policy is a hole in ``required``: a packet that matches it passes in plaintext
+whatever source it claims. So the default opens exactly what must stay open to keep Ansible
+in (a spoofed peer reaches L's sshd, which authenticates on its own) and nothing more: a
+spoofed packet *from* port 22 to another port of L matches no bypass and meets the
+required IN policy of the peer it claims to be (dropped, XfrmInTmplMismatch). The earlier
+rule, source and destination port 22 in and out, any to any, let such a packet reach every
+port of L and carried the reply out in plaintext. What the server rule still lets out in
+plaintext is traffic from L's port 22, which only a privileged process (sshd) can send. No
+FWD bypass: the connection to keep alive is Ansible's own, which ends on this host; a fwd
+bypass would send forwarded SSH between peer subnets in plaintext for nothing. An empty list
+installs none.
 
 **IPv6 neighbour discovery.** When L has an IPv6 address, four more template-less allow
 policies at ``PRIORITY_BYPASS``, whatever ``bypass`` says: ICMPv6 neighbour solicitation and
@@ -87,7 +114,7 @@ import dataclasses
 import functools
 import hashlib
 import ipaddress
-from typing import Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     FORM_AEAD, SPI_MAX, SPI_MIN, Key, KeysFile,
@@ -172,9 +199,12 @@ AUTH_TRUNCATION_BITS = {
     "digest_null": 0,
 }
 
-# Management bypass: protocols by name, and the default list.
+# Management bypass: protocols by name, the sides of a rule, and the default list.
 BYPASS_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
-DEFAULT_BYPASS: Tuple[Tuple[str, int], ...] = (("tcp", 22),)
+BYPASS_SERVER = "server"  # a service of this node: inbound to its port, its replies
+BYPASS_CLIENT = "client"  # this node as a client: outbound to the port, the replies
+BYPASS_SIDES = (BYPASS_SERVER, BYPASS_CLIENT)
+DEFAULT_BYPASS: Tuple[Mapping[str, object], ...] = ({"proto": "tcp", "port": 22, "side": BYPASS_SERVER},)
 # ICMPv6 neighbour solicitation and advertisement (RFC 4861), always let through in plaintext.
 IPPROTO_ICMPV6 = 58
 ND_ICMPV6_TYPES = (135, 136)
@@ -189,11 +219,52 @@ ROLE_IN_POLICY = "in-policy"  # IN and FWD
 ROLE_OUT_POLICY = "out-policy"
 ROLE_BYPASS = "bypass"  # any template-less policy
 
-BypassEntry = Tuple[Union[str, int], int]
+BypassEntry = Union[Mapping[str, object], Tuple[Union[str, int], int]]
+
+
+class BypassRule(NamedTuple):
+    """One management bypass rule (see the module docstring): protocol number, port, side,
+    and the far end's networks (empty: anywhere)."""
+
+    proto: int
+    port: int
+    side: str = BYPASS_SERVER
+    networks: Tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------
 # Inputs
+
+
+def tunnel_address_problem(address: str) -> Optional[str]:
+    """Why ``address`` (text) cannot be a tunnel endpoint between hosts, or None when it can.
+
+    The kernel would take several of these, and each would leave the pair unprotected or
+    broken: a zone or a link-local address ties the SA to one link; an IPv4-mapped IPv6
+    address is the IPv4 address to the key derivation, so a node listed both ways would get
+    one key and SPI on two SAs; the others never carry a host-to-host packet.
+    """
+    if "%" in address:
+        return "has a zone (%s): tunnel addresses are global, link-local ones cannot be used" % address
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return "is not an IP address"
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        return "is an IPv4-mapped IPv6 address: give the IPv4 address %s instead" % parsed.ipv4_mapped
+    for reason, test in _NOT_TUNNEL_ENDPOINTS:
+        if test(parsed):
+            return "is %s, not a unicast address a peer can reach" % reason
+    return None
+
+
+_NOT_TUNNEL_ENDPOINTS = (
+    ("unspecified", lambda address: address.is_unspecified),
+    ("a loopback address", lambda address: address.is_loopback),
+    ("link-local", lambda address: address.is_link_local),
+    ("multicast", lambda address: address.is_multicast),
+    ("the broadcast address", lambda address: address == ipaddress.IPv4Address("255.255.255.255")),
+)
 
 
 def _canonical_addresses(owner: str, addresses: Iterable[str]) -> Tuple[str, ...]:
@@ -202,10 +273,10 @@ def _canonical_addresses(owner: str, addresses: Iterable[str]) -> Tuple[str, ...
     canonical: List[str] = []
     seen_families: Dict[int, str] = {}
     for address in addresses:
-        try:
-            text = canonical_address(str(address))
-        except ValueError:
-            raise PlanError("%s: tunnel address %r is not an IP address" % (owner, address)) from None
+        problem = tunnel_address_problem(str(address))
+        if problem:
+            raise PlanError("%s: tunnel address %s %s" % (owner, _quoted(address), problem))
+        text = canonical_address(str(address))
         family = family_of(text)
         if family in seen_families:
             raise PlanError("%s has two %s tunnel addresses (%s and %s); one per family is "
@@ -215,17 +286,28 @@ def _canonical_addresses(owner: str, addresses: Iterable[str]) -> Tuple[str, ...
     return tuple(canonical)
 
 
-def _canonical_subnets(owner: str, subnets: Iterable[str]) -> Tuple[str, ...]:
+def _quoted(value: object) -> str:
+    return repr(value) if not isinstance(value, str) else value
+
+
+def _canonical_subnets(owner: str, addresses: Sequence[str], subnets: Iterable[str]) -> Tuple[str, ...]:
+    """The node's tunnel addresses as host prefixes, then its other subnets (host bits
+    cleared: the kernel does not canonicalise selectors, so 10.1.0.1/16 would be a policy
+    distinct from 10.1.0.0/16), each once; a subnet of a family the node has no tunnel
+    address for is refused."""
     if isinstance(subnets, str):
         subnets = [subnets]
-    canonical: List[str] = []
+    canonical: List[str] = [host_prefix(address) for address in addresses]
+    families = {family_of(address) for address in addresses}
     for subnet in subnets:
         try:
-            # Host bits are cleared: the kernel does not canonicalise selectors, so
-            # 10.1.0.1/16 would be a policy distinct from 10.1.0.0/16.
             text = str(ipaddress.ip_network(str(subnet), strict=False))
         except ValueError:
-            raise PlanError("%s: subnet %r is not an IP network" % (owner, subnet)) from None
+            raise PlanError("%s: subnet %s is not an IP network" % (owner, _quoted(subnet))) from None
+        family = family_of(text)
+        if family not in families:
+            raise PlanError("%s: subnet %s cannot be carried: %s has no %s tunnel address, so its traffic "
+                            "would leave in plaintext" % (owner, text, owner, FAMILY_NAMES[family]))
         if text not in canonical:
             canonical.append(text)
     return tuple(canonical)
@@ -237,11 +319,11 @@ def host_prefix(address: str) -> str:
 
 
 def _canonicalise_endpoint(endpoint: Union["LocalNode", "Peer"], owner: str) -> None:
-    """Canonical addresses and subnets (default: the addresses as host prefixes) of a node."""
+    """Canonical addresses and subnets (the addresses as host prefixes, then the rest) of a node."""
     addresses = _canonical_addresses(owner, endpoint.addresses)
     if not addresses:
         raise PlanError("%s has no tunnel address" % owner)
-    subnets = _canonical_subnets(owner, endpoint.subnets) or tuple(host_prefix(a) for a in addresses)
+    subnets = _canonical_subnets(owner, addresses, endpoint.subnets)
     object.__setattr__(endpoint, "addresses", addresses)
     object.__setattr__(endpoint, "subnets", subnets)
 
@@ -255,7 +337,8 @@ def _address_of_family(addresses: Sequence[str], family: int) -> Optional[str]:
 
 @dataclasses.dataclass(frozen=True)
 class LocalNode:
-    """The node being planned. ``subnets`` default to its addresses as host prefixes."""
+    """The node being planned, known by ``name`` (its inventory host). ``subnets`` are its
+    addresses as host prefixes and the subnets it routes."""
 
     name: str
     addresses: Tuple[str, ...]
@@ -279,7 +362,7 @@ class LocalNode:
 class Peer:
     """A peer of the local node.
 
-    ``subnets`` default to its addresses as host prefixes. ``inbound_level`` overrides the
+    ``subnets`` are its addresses as host prefixes and the subnets it routes. ``inbound_level`` overrides the
     option for this peer (``keep``: the installed IN/FWD policies keep their level, new ones
     get ``use``). ``outbound`` is ``keep`` when the peer is not known to have IN SAs for this
     node yet: OUT entries towards it are then neither added nor removed. ``mark_id``
@@ -351,26 +434,52 @@ class PlanOptions:
         object.__setattr__(self, "bypass", normalise_bypass(self.bypass))
 
 
-def normalise_bypass(entries: Iterable[Sequence[object]]) -> Tuple[Tuple[int, int], ...]:
-    """(protocol number, port) pairs, duplicates dropped, order kept."""
-    result: List[Tuple[int, int]] = []
-    for entry in entries:
-        if isinstance(entry, str) or len(entry) != 2:
-            raise PlanError("bypass entries are (protocol, port) pairs, e.g. ('tcp', 22)")
-        proto, port = entry
-        if isinstance(proto, str):
-            number = BYPASS_PROTOCOLS.get(proto.lower())
-            if number is None:
-                raise PlanError("bypass protocol %r: use one of %s" % (proto, ", ".join(BYPASS_PROTOCOLS)))
-        elif isinstance(proto, int) and not isinstance(proto, bool) and proto in BYPASS_PROTOCOLS.values():
-            number = proto
+def normalise_bypass(entries: Iterable[BypassEntry]) -> Tuple[BypassRule, ...]:
+    """Bypass rules from their dict form (``proto``, ``port``, optional ``side`` and
+    ``networks``, as the module option gives them) or ``(proto, port)`` pairs (a server
+    rule), duplicates dropped, order kept."""
+    rules: List[BypassRule] = []
+    for position, entry in enumerate(entries):
+        where = "bypass[%d]" % position
+        if isinstance(entry, BypassRule):
+            rule = entry
+        elif isinstance(entry, Mapping):
+            unknown = sorted(set(entry) - {"proto", "port", "side", "networks"})
+            if unknown:
+                raise PlanError("%s: unknown fields %s; allowed: proto, port, side, networks" % (where, ", ".join(unknown)))
+            rule = _bypass_rule(where, entry.get("proto"), entry.get("port"), entry.get("side") or BYPASS_SERVER,
+                                entry.get("networks") or ())
+        elif not isinstance(entry, str) and isinstance(entry, Sequence) and len(entry) == 2:
+            rule = _bypass_rule(where, entry[0], entry[1], BYPASS_SERVER, ())
         else:
-            raise PlanError("bypass protocol %r: use one of %s" % (proto, ", ".join(BYPASS_PROTOCOLS)))
-        if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
-            raise PlanError("bypass port %r must be %d-%d" % (port, PORT_MIN, PORT_MAX))
-        if (number, port) not in result:
-            result.append((number, port))
-    return tuple(result)
+            raise PlanError("%s: a bypass rule is a dict with proto, port and optionally side and networks" % where)
+        if rule not in rules:
+            rules.append(rule)
+    return tuple(rules)
+
+
+def _bypass_rule(where: str, proto: object, port: object, side: object, networks: object) -> BypassRule:
+    if isinstance(proto, str) and proto.lower() in BYPASS_PROTOCOLS:
+        number = BYPASS_PROTOCOLS[proto.lower()]
+    elif isinstance(proto, int) and not isinstance(proto, bool) and proto in BYPASS_PROTOCOLS.values():
+        number = proto
+    else:
+        raise PlanError("%s: protocol %s: use one of %s" % (where, _quoted(proto), ", ".join(BYPASS_PROTOCOLS)))
+    if isinstance(port, bool) or not isinstance(port, int) or not PORT_MIN <= port <= PORT_MAX:
+        raise PlanError("%s: port %s must be %d-%d" % (where, _quoted(port), PORT_MIN, PORT_MAX))
+    if side not in BYPASS_SIDES:
+        raise PlanError("%s: side %s must be one of %s" % (where, _quoted(side), ", ".join(BYPASS_SIDES)))
+    if isinstance(networks, str) or not isinstance(networks, Sequence):
+        raise PlanError("%s: networks must be a list of networks in CIDR form" % where)
+    canonical: List[str] = []
+    for network in networks:
+        try:
+            text = str(ipaddress.ip_network(str(network), strict=False))
+        except ValueError:
+            raise PlanError("%s: networks has %s, which is not a network in CIDR form" % (where, _quoted(network))) from None
+        if text not in canonical:
+            canonical.append(text)
+    return BypassRule(number, port, str(side), tuple(canonical))
 
 
 # --------------------------------------------------------------------------------------
@@ -535,15 +644,22 @@ class _Builder:
         entries[identity] = (entry, owner)  # type: ignore[assignment]
 
 
-def _bypass_policies(family: int, bypass: Sequence[Tuple[int, int]]) -> List[XfrmPolicy]:
+def _bypass_policies(family: int, rules: Sequence[BypassRule]) -> List[XfrmPolicy]:
+    """The template-less policies of the bypass rules in one family (see the docstring)."""
     anywhere = "%s/0" % any_address(family)
     policies = []
-    for proto, port in bypass:
-        for direction in (DIR_OUT, DIR_IN):
-            for selector in (selector_between(anywhere, anywhere, proto, sport=port),
-                             selector_between(anywhere, anywhere, proto, dport=port)):
-                policies.append(XfrmPolicy(selector=selector, dir=direction, action=ACTION_ALLOW,
-                                           priority=PRIORITY_BYPASS))
+    for rule in rules:
+        far_ends = [network for network in rule.networks if family_of(network) == family] if rule.networks \
+            else [anywhere]
+        for far_end in far_ends:
+            if rule.side == BYPASS_SERVER:
+                inbound = selector_between(far_end, anywhere, rule.proto, dport=rule.port)
+                outbound = selector_between(anywhere, far_end, rule.proto, sport=rule.port)
+            else:
+                inbound = selector_between(far_end, anywhere, rule.proto, sport=rule.port)
+                outbound = selector_between(anywhere, far_end, rule.proto, dport=rule.port)
+            policies += [XfrmPolicy(selector=outbound, dir=DIR_OUT, action=ACTION_ALLOW, priority=PRIORITY_BYPASS),
+                         XfrmPolicy(selector=inbound, dir=DIR_IN, action=ACTION_ALLOW, priority=PRIORITY_BYPASS)]
     return policies
 
 
@@ -563,7 +679,7 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
     duplicates = sorted(name for name, count in name_counts.items() if count > 1)
     if duplicates:
         raise PlanError("peer names must be unique: %s listed more than once" % ", ".join(duplicates))
-    # The local node listed in its own peer group is not a peer.
+    # The local node listed in its own peer group is not a peer: it is the one of its name.
     peers = [peer for peer in peers if peer.name != local.name]
     peer_of_address: Dict[str, str] = {}
     for peer in peers:
@@ -577,6 +693,7 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
         return DesiredSet(local_addresses=local.addresses, peer_of_address=peer_of_address, reqid=reqid,
                           purge=True, teardown=True)
 
+    _check_pairings(local, peers)
     key_list = _keys_tuple(keys)
     if not key_list:
         raise PlanError("no keys: the keys file must hold at least one key")
@@ -626,10 +743,6 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
             peer_address = peer.address(family)
             if local_address is None or peer_address is None:
                 continue
-            if local_address == peer_address:
-                warnings.append("peer %s has the local node's %s address %s; that pairing is "
-                                "skipped" % (peer.name, FAMILY_NAMES[family], peer_address))
-                continue
             _add_pairing(builder, local, peer, family, local_address, peer_address, key_list,
                          out_key_id, options, mark_ids.get(peer.name, 0), in_directions)
     return DesiredSet(
@@ -646,6 +759,29 @@ def build_desired(local: LocalNode, peers: Sequence[Peer], keys: Union[KeysFile,
         keep_level_addresses=keep_level_addresses,
         purge=options.purge and options.phase == PHASE_ALL,
     )
+
+
+def _families(addresses: Iterable[str]) -> str:
+    return " and ".join(FAMILY_NAMES[family] for family in FAMILIES if any(family_of(a) == family for a in addresses))
+
+
+def _check_pairings(local: LocalNode, peers: Sequence[Peer]) -> None:
+    """Refuse what could not be carried as ESP between the local node and a peer (see the
+    module docstring, "Identity and pairings" and "Subnets")."""
+    local_addresses = set(local.addresses)
+    local_families = {family_of(address) for address in local.addresses}
+    for peer in peers:
+        shared = sorted(local_addresses.intersection(peer.addresses))
+        if shared:
+            raise PlanError("peer %s has %s, a tunnel address of the local node %s: two members cannot share "
+                            "an address (is %s a copy of %s, or is an inventory entry wrong?)"
+                            % (peer.name, ", ".join(shared), local.name, local.name, peer.name))
+        peer_families = {family_of(address) for address in peer.addresses}
+        if not local_families & peer_families:
+            raise PlanError("the local node %s (%s) and peer %s (%s) have no address family in common: nothing "
+                            "between them can be carried as ESP; give one of them a tunnel address of the "
+                            "other's family" % (local.name, _families(local.addresses), peer.name,
+                                                _families(peer.addresses)))
 
 
 def _pair_material(key: Key, options: PlanOptions, src: str, dst: str, src_boot: Optional[str],

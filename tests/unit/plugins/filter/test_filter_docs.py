@@ -7,7 +7,8 @@ ansible-doc (and so galaxy-importer and antsibull-docs) reads a filter's documen
 added argument, or an example whose stated result no longer holds fails here.
 
 Each example in EXAMPLES is a task whose ``msg`` applies the filter, followed by a comment
-``# => <result as JSON>`` (continued on lines ``#     ...``); all of them are run in one
+``# => <result as JSON>`` (continued on lines ``#     ...``; a line ending in ``\\`` continues
+a string); all of them are run in one
 ansible-playbook on localhost and their messages compared with those results.
 """
 
@@ -30,6 +31,9 @@ FILTER_DIR = Path(plugins_package.__path__[0]) / "filter"
 # .../<root>/ansible_collections/netsec/ipsec/plugins/filter: the root Ansible searches.
 COLLECTIONS_ROOT = FILTER_DIR.parents[4]
 RESULT_MARK = "# => "
+# A result line ending in a backslash continues a JSON string on the next line (the lines
+# are joined without the backslash and the next line's indent), to keep lines short.
+STRING_CONTINUES = "\\"
 
 
 def filter_signatures(source: str) -> Dict[str, List[Tuple[str, bool]]]:
@@ -93,6 +97,8 @@ def examples(name: str) -> List[Dict[str, Any]]:
         if line.startswith(RESULT_MARK):
             results.append(line[len(RESULT_MARK):])
             in_result = True
+        elif in_result and line.startswith("#    ") and results[-1].endswith(STRING_CONTINUES):
+            results[-1] = results[-1][:-len(STRING_CONTINUES)] + line[1:].lstrip()
         elif in_result and line.startswith("#    "):
             results[-1] += line[1:]
         else:

@@ -19,6 +19,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._controller.mesh impo
     keys_file_is_current,
     member_variables,
     mesh_peers,
+    rebooted_member_problems,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import desired_keys
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules.info import keys_file_facts
@@ -123,7 +124,11 @@ def test_forwarding_needs():
     assert forwarding_needs(["10.0.0.1"], []) == {"ipv6": False, "ipv4": False}
     assert forwarding_needs(["10.0.0.1"], ["10.0.0.1/32"]) == {"ipv6": False, "ipv4": False}
     assert forwarding_needs(["10.0.0.1"], ["10.244.1.0/24"]) == {"ipv6": False, "ipv4": True}
-    assert forwarding_needs(["10.0.0.1", "fd00::1"], []) == {"ipv6": True, "ipv4": False}
+    # An IPv6 tunnel address alone does not make the node a router: forwarding would stop it
+    # accepting router advertisements (a SLAAC-configured node would lose its default route).
+    assert forwarding_needs(["10.0.0.1", "fd00::1"], []) == {"ipv6": False, "ipv4": False}
+    assert forwarding_needs(["10.0.0.1", "fd00::1"], ["fd00::1/128"]) == {"ipv6": False, "ipv4": False}
+    assert forwarding_needs(["10.0.0.1", "fd00::1"], ["fd00:44::/64"]) == {"ipv6": True, "ipv4": False}
 
 
 # --- the role's once-per-play checks ---------------------------------------------------
@@ -138,11 +143,40 @@ def test_contract_problems_name_host_and_variable():
     assert contract_problems(MEMBERS, HOSTVARS, groups, "ipsec_mesh") == []
     broken = dict(HOSTVARS, node2={"ipsec_keys_content": CONTENT}, outsider=HOSTVARS["node1"])
     assert contract_problems(MEMBERS + ["outsider"], broken, groups, "ipsec_mesh") == [
-        "node2: ipsec_addresses is not set",
         "outsider: not a member of the mesh group ipsec_mesh",
+        "node2: ipsec_addresses is not set",
     ]
     assert contract_problems(MEMBERS, HOSTVARS, groups, "mesh2") == [
         "the mesh group mesh2 is not in the inventory (variable ipsec_mesh_group)"]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"node3": {"ipsec_addresses": ["10.77.0.1"]}},
+     "node1 and node3 both have the tunnel address 10.77.0.1: two members cannot share an address"),
+    ({"node3": {"ipsec_addresses": ["fd77::3"]}},
+     "node1 (IPv4 only) and node3 (IPv6 only) have no address family in common"),
+    ({"node4": {"ipsec_addresses": ["10.77.0.4"], "ipsec_subnets": ["fd00:44::/64"]}},
+     "node4: subnet fd00:44::/64 cannot be carried: node4 has no IPv6 tunnel address"),
+    ({"node4": {"ipsec_addresses": ["::ffff:10.77.0.4"]}},
+     "host node4: ipsec_addresses has ::ffff:10.77.0.4, which is an IPv4-mapped IPv6 address"),
+    ({"node4": {"ipsec_addresses": ["fe80::4%eth0"]}}, "host node4: ipsec_addresses has fe80::4%eth0"),
+    ({"node4": {"ipsec_addresses": ["10.77.0.4", "10.77.1.4"]}}, "host node4: ipsec_addresses has two IPv4 addresses"),
+])
+def test_contract_problems_name_what_no_node_could_carry(changes, message):
+    groups = {"ipsec_mesh": MEMBERS}
+    problems = contract_problems(MEMBERS[:1], dict(HOSTVARS, **changes), groups, "ipsec_mesh")
+    assert any(problem.startswith(message) for problem in problems), problems
+
+
+def test_contract_problems_see_overrides_and_unmanaged_peers():
+    groups = {"ipsec_mesh": MEMBERS}
+    assert contract_problems(MEMBERS, HOSTVARS, groups, "ipsec_mesh", {"node3": {"addresses": ["fd77::3"]}}) == [
+        "node1 (IPv4 only) and node3 (IPv6 only) have no address family in common: nothing between them can be "
+        "carried as ESP; give one of them a tunnel address of the other's family"]
+    problems = contract_problems(MEMBERS, HOSTVARS, groups, "ipsec_mesh", None,
+                                 [{"name": "edge", "addresses": ["10.77.0.2"]}])
+    assert problems == ["node2 and edge both have the tunnel address 10.77.0.2: two members cannot share an address "
+                        "(is one a copy of the other?)"]
 
 
 class InfoModule:
@@ -194,3 +228,22 @@ def test_keys_file_is_current_is_false_whenever_unsure(tmp_path: Path):
     unparsable = keys_file_facts(module, str(path))
     assert unparsable["current_key"] is None and unparsable["keys_file_fingerprint"].startswith("sha256:")
     assert any("not a valid keys file" in warning for warning in module.warnings)
+
+
+def test_a_rebooted_member_in_a_limited_run_is_named_with_the_members_outside():
+    boot_now, boot_keyed = "33333333-0000-4000-8000-000000000000", BOOT["node2"]
+    node_info = {"boot_id": boot_now, "keyed_boot_id": boot_keyed}
+    hostvars = dict(HOSTVARS, node2=dict(HOSTVARS["node2"], ipsec_node_info=node_info))
+    problems = rebooted_member_problems(["node2"], hostvars, "ipsec_node_info", MEMBERS)
+    assert problems == [
+        "node2 rebooted since it was keyed (boot id 33333333..., its keys were derived for 00000002...): node1, "
+        "node3, node4 are outside this run and still hold keys for its old boot, so its pairs with them would stay "
+        "broken (their traffic is dropped, never sent in plaintext). Run mesh.yml over the whole group, or with "
+        "--limit node2,node1,node3,node4"]
+    # The whole group in the run re-keys every pair: nothing to say. Nor for a node keyed
+    # over its current boot, a node never keyed, or a read that failed.
+    assert rebooted_member_problems(MEMBERS, hostvars, "ipsec_node_info", MEMBERS) == []
+    for info in ({"boot_id": boot_now, "keyed_boot_id": boot_now}, {"boot_id": boot_now, "keyed_boot_id": None},
+                 {"failed": True, "boot_id": boot_now, "keyed_boot_id": boot_keyed}):
+        quiet = dict(HOSTVARS, node2=dict(HOSTVARS["node2"], ipsec_node_info=info))
+        assert rebooted_member_problems(["node2"], quiet, "ipsec_node_info", MEMBERS) == []

@@ -27,7 +27,8 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FO
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import desired as _desired
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.derive import derive_key
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import (
-    AUTH_TRUNCATION_BITS, DesiredSet, LocalNode, Peer, PlanOptions, build_desired, derived_mark_id, role_of,
+    AUTH_TRUNCATION_BITS, BypassRule, DesiredSet, LocalNode, Peer, PlanOptions, build_desired, derived_mark_id,
+    role_of,
     sender_id, wire_spi,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import (
@@ -146,8 +147,10 @@ def test_two_nodes_ipv4_exact_objects():
                             optional=False),))
     assert expected_out_policy in desired.policies
     assert expected_in_policy in desired.policies
-    assert len(policies_of(desired, templated=False)) == 4  # bypass tcp/22 x 4
-    assert len(desired.policies) == 6
+    bypass = policies_of(desired, templated=False)  # this node's SSH server: in to port 22, out from it
+    assert {(p.dir, p.selector.proto, p.selector.sport, p.selector.dport) for p in bypass} == {
+        (DIR_IN, 6, 0, 22), (DIR_OUT, 6, 22, 0)}
+    assert len(desired.policies) == 4
     assert desired.warnings == () and desired.frozen_peers == ()
 
 
@@ -157,7 +160,7 @@ def test_three_nodes_ipv4_counts():
     assert len(policies_of(desired, DIR_OUT, True)) == 2
     assert len(policies_of(desired, DIR_IN, True)) == 2
     assert len(policies_of(desired, DIR_FWD)) == 0
-    assert len(desired.policies) == 8
+    assert len(desired.policies) == 6
 
 
 def test_ipv6_only():
@@ -168,14 +171,14 @@ def test_ipv6_only():
     out_policy, = policies_of(desired, DIR_OUT, True)
     assert out_policy.selector == selector_between("::/0", "fd00::2/128")
     assert {p.selector.family for p in desired.policies} == {AF_INET6}
-    assert len(desired.policies) == 10  # OUT, IN, bypass tcp/22 x 4, neighbour discovery x 4
+    assert len(desired.policies) == 8  # OUT, IN, SSH server bypass x 2, neighbour discovery x 4
 
 
 def test_dual_stack_pairs_each_family_ipv4_first():
     local = node_a(addresses=[A6, A4])
     desired = build_desired(local, [peer_b(addresses=[B6, B4])], [KEY1])
     assert len(desired.states) == 4
-    assert len(policies_of(desired, templated=False)) == 8 + 4  # bypass x 2 families, IPv6 neighbour discovery
+    assert len(policies_of(desired, templated=False)) == 2 * 2 + 4  # bypass x 2 families, IPv6 neighbour discovery
     assert len(policies_of(desired, DIR_OUT, True)) == 2
     assert len(policies_of(desired, DIR_IN, True)) == 2
     # The reconciler orders IPv4 before IPv6 for the same peer.
@@ -196,7 +199,9 @@ def test_subnets_give_one_policy_each_of_matching_family():
     peer = peer_b(addresses=[B4, B6], subnets=["10.2.0.0/16", "10.3.0.7/24", "fd02::/64"])
     desired = build_desired(node_a(addresses=[A4]), [peer], [KEY1])
     outs = policies_of(desired, DIR_OUT, True)
-    assert sorted(p.selector.dst for p in outs) == ["10.2.0.0/16", "10.3.0.0/24"]
+    # The peer's tunnel address is protected whatever its subnets say; its IPv6 ones are not
+    # paired with this IPv4-only node.
+    assert sorted(p.selector.dst for p in outs) == ["10.0.0.2/32", "10.2.0.0/16", "10.3.0.0/24"]
 
 
 def test_both_ends_agree():
@@ -302,7 +307,7 @@ def test_outbound_off_builds_only_the_in_side():
     assert len(states_of(desired, dst=A4)) == 1
     assert policies_of(desired, DIR_OUT, True) == []
     assert len(policies_of(desired, DIR_IN, True)) == 1
-    assert len(policies_of(desired, templated=False)) == 4
+    assert len(policies_of(desired, templated=False)) == 2
     assert desired.keep_outbound
 
 
@@ -337,7 +342,7 @@ def test_fwd_only_when_local_subnets_are_routed(subnets, fwd):
     if not fwd:
         assert forwards == []
         return
-    assert sorted(p.selector.src for p in forwards) == ["10.2.0.0/16", "10.3.0.0/16"]
+    assert sorted(p.selector.src for p in forwards) == ["10.0.0.2/32", "10.2.0.0/16", "10.3.0.0/16"]
     ins = {p.selector: p.templates for p in policies_of(desired, DIR_IN, True)}
     assert all(ins[p.selector] == p.templates for p in forwards)
     assert all(p.selector.dst == "0.0.0.0/0" for p in forwards)
@@ -345,22 +350,23 @@ def test_fwd_only_when_local_subnets_are_routed(subnets, fwd):
 
 def test_bypass_shapes_and_priorities():
     desired = build_desired(node_a(addresses=[A4, A6]), [peer_b()], [KEY1],
-                            PlanOptions(bypass=[("tcp", 22), ("udp", 53)]))
+                            PlanOptions(bypass=[("tcp", 22), {"proto": "udp", "port": 53, "side": "client"}]))
     bypass = [p for p in policies_of(desired, templated=False) if p.selector.proto != 58]
-    assert len(bypass) == 2 * 2 * 4
+    assert len(bypass) == 2 * 2 * 2
     assert all(p.priority == PRIORITY_BYPASS and p.action == ACTION_ALLOW and p.mark is None
                for p in bypass)
     assert PRIORITY_BYPASS < PRIORITY_ENCRYPT
     assert PRIORITY_BAND_LOW <= PRIORITY_BYPASS <= PRIORITY_BAND_HIGH
     assert PRIORITY_BAND_LOW <= PRIORITY_ENCRYPT <= PRIORITY_BAND_HIGH
-    assert {p.dir for p in bypass} == {DIR_IN, DIR_OUT}
     shapes = {(p.selector.family, p.dir, p.selector.proto, p.selector.sport, p.selector.dport)
               for p in bypass}
     for family in (AF_INET, AF_INET6):
-        for direction in (DIR_OUT, DIR_IN):
-            for proto, port in ((6, 22), (17, 53)):
-                assert (family, direction, proto, port, 0) in shapes
-                assert (family, direction, proto, 0, port) in shapes
+        # A server rule: in to the port, out from it; a client rule: out to the port, in from it.
+        assert {(family, DIR_IN, 6, 0, 22), (family, DIR_OUT, 6, 22, 0)} <= shapes
+        assert {(family, DIR_OUT, 17, 0, 53), (family, DIR_IN, 17, 53, 0)} <= shapes
+    # Never a plaintext hole from port 22 into this node, or to port 22 out of it.
+    assert not {(family, DIR_IN, 6, 22, 0) for family in (AF_INET, AF_INET6)} & shapes
+    assert not {(family, DIR_OUT, 6, 0, 22) for family in (AF_INET, AF_INET6)} & shapes
     sample = next(p for p in bypass if p.selector.sport == 22 and p.selector.family == AF_INET)
     assert sample.selector.sport_mask == 0xFFFF and sample.selector.dport_mask == 0
     assert sample.selector.src == "0.0.0.0/0" and sample.selector.dst == "0.0.0.0/0"
@@ -368,29 +374,39 @@ def test_bypass_shapes_and_priorities():
     assert all(p.priority > PRIORITY_BYPASS for p in policies_of(desired, templated=True))
 
 
-def test_ipv6_neighbour_discovery_is_let_through_in_plaintext():
-    """A peer's neighbour solicitation comes from its tunnel address in plaintext: without
-    these policies the required IN policy for that peer drops it and IPv6 never resolves."""
-    for options in (PlanOptions(), PlanOptions(bypass=[])):
-        desired = build_desired(node_a(addresses=[A4, A6]), [peer_b(addresses=[B4, B6])], [KEY1], options)
-        nd = [p for p in policies_of(desired, templated=False) if p.selector.proto == 58]
-        assert sorted((p.dir, p.selector.sport) for p in nd) == [
-            (DIR_IN, 135), (DIR_IN, 136), (DIR_OUT, 135), (DIR_OUT, 136)]
-        for policy in nd:
-            assert policy.selector == selector_between("::/0", "::/0", 58, sport=policy.selector.sport)
-            assert policy.selector.sport_mask == 0xFFFF and policy.selector.dport_mask == 0
-            assert policy.priority == PRIORITY_BYPASS and policy.action == ACTION_ALLOW
-            assert is_owned_policy(policy)
-    # None without an IPv6 address on the local node.
-    desired = build_desired(node_a(), [peer_b()], [KEY1])
-    assert not [p for p in desired.policies if p.selector.proto == 58]
+def test_bypass_scoped_to_networks_of_each_family():
+    rule = {"proto": "tcp", "port": 22, "networks": ["192.0.2.0/24", "2001:db8:1::/48", "198.51.100.7/24"]}
+    desired = build_desired(node_a(addresses=[A4, A6]), [peer_b()], [KEY1], PlanOptions(bypass=[rule]))
+    bypass = [p for p in policies_of(desired, templated=False) if p.selector.proto == 6]
+    assert sorted((p.dir, p.selector.src, p.selector.dst) for p in bypass) == sorted([
+        (DIR_IN, "192.0.2.0/24", "0.0.0.0/0"), (DIR_OUT, "0.0.0.0/0", "192.0.2.0/24"),
+        (DIR_IN, "198.51.100.0/24", "0.0.0.0/0"), (DIR_OUT, "0.0.0.0/0", "198.51.100.0/24"),
+        (DIR_IN, "2001:db8:1::/48", "::/0"), (DIR_OUT, "::/0", "2001:db8:1::/48")])
+    # A rule whose networks are all of the other family installs nothing in this one.
+    v4_only = build_desired(node_a(), [peer_b()], [KEY1],
+                            PlanOptions(bypass=[{"proto": "tcp", "port": 22, "networks": ["2001:db8::/32"]}]))
+    assert policies_of(v4_only, templated=False) == []
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({"proto": "icmp", "port": 22}, "bypass[0]: protocol icmp: use one of tcp, udp, sctp"),
+    ({"proto": "tcp", "port": 0}, "bypass[0]: port 0 must be 1-65535"),
+    ({"proto": "tcp", "port": 22, "side": "both"}, "bypass[0]: side both must be one of server, client"),
+    ({"proto": "tcp", "port": 22, "networks": ["10.0.0.0/33"]}, "bypass[0]: networks has 10.0.0.0/33"),
+    ({"proto": "tcp", "port": 22, "networks": "10.0.0.0/8"}, "bypass[0]: networks must be a list"),
+    ({"proto": "tcp", "port": 22, "ports": 23}, "bypass[0]: unknown fields ports"),
+])
+def test_bad_bypass_rules_are_named(rule, message):
+    with pytest.raises(PlanError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        PlanOptions(bypass=[rule])
 
 
 def test_bypass_empty_and_duplicates():
     assert policies_of(build_desired(node_a(), [peer_b()], [KEY1], PlanOptions(bypass=[])),
                        templated=False) == []
-    options = PlanOptions(bypass=[("tcp", 22), ("TCP", 22), (6, 22)])
-    assert options.bypass == ((6, 22),)
+    options = PlanOptions(bypass=[("tcp", 22), ("TCP", 22), (6, 22), {"proto": "tcp", "port": 22},
+                                  {"proto": "tcp", "port": 22, "side": "server", "networks": []}])
+    assert options.bypass == (BypassRule(6, 22, "server", ()),)
 
 
 @pytest.mark.parametrize("entry", [("icmp", 22), ("tcp", 0), ("tcp", 70000), ("tcp", "22"), "tcp/22",
@@ -409,13 +425,16 @@ def test_invalid_options(kw, pattern):
         PlanOptions(**kw)
 
 
-def test_skip_self_by_name_and_same_address():
+def test_skip_self_by_name_and_refuse_another_name_with_a_local_address():
     desired = build_desired(node_a(), [as_peer(node_a()), peer_b()], [KEY1])
     assert {s.src for s in desired.states} | {s.dst for s in desired.states} == {A4, B4}
     assert desired.warnings == ()
-    desired = build_desired(node_a(), [Peer("alias", [A4], boot_id=BOOT_B), peer_b()], [KEY1])
-    assert len(desired.states) == 2
-    assert any("alias" in w and "skipped" in w for w in desired.warnings)
+    # A clone of the local node that kept its address (or an inventory mistake) is named, not
+    # silently dropped with the real peer's entries purged.
+    with pytest.raises(PlanError, match=r"peer alias has 10\.0\.0\.1, a tunnel address of the local node a"):
+        build_desired(node_a(), [Peer("alias", [A4], boot_id=BOOT_B), peer_b()], [KEY1])
+    with pytest.raises(PlanError, match="peer b has fd00::1, a tunnel address of the local node a"):
+        build_desired(node_a(addresses=[A4, A6]), [peer_b(addresses=[B4, A6])], [KEY1])
 
 
 def test_peer_without_boot_id_is_frozen():
@@ -464,7 +483,7 @@ def test_keysfile_accepted_and_addresses_canonicalised():
 
 def test_subnet_host_bits_cleared():
     peer = peer_b(subnets=["10.2.3.4/16"])
-    assert peer.subnets == ("10.2.0.0/16",)
+    assert peer.subnets == ("10.0.0.2/32", "10.2.0.0/16")
 
 
 def test_state_absent_desires_nothing():
@@ -533,7 +552,7 @@ def test_sender_id_collision_with_local_node_raises_and_marks_mode_does_not_care
 def test_sender_ids_checked_per_family(monkeypatch):
     monkeypatch.setattr(_desired, "sender_id", lambda address: 7)
     # One IPv4 and one IPv6 node with "the same" id never meet at a receiver.
-    build_desired(LocalNode("l", ["192.0.2.1"], boot_id=BOOT_A),
+    build_desired(LocalNode("l", ["192.0.2.1", "fd00::9"], boot_id=BOOT_A),
                   [Peer("p1", ["fd00::1"], boot_id=BOOT_B), Peer("p2", ["192.0.2.2", "fd00::2"], boot_id=BOOT_C)],
                   [KEY1], PlanOptions(marks="cilium"))
     with pytest.raises(PlanError, match="collision"):
@@ -708,7 +727,7 @@ def test_fresh_install_adds_everything():
     assert set(verbs(result)) == {"add"}
     assert len(result.operations) == len(desired.states) + len(desired.policies)
     assert result.counts() == {"sas": dict(added=4, updated=0, removed=0, unchanged=0, kept=0),
-                               "policies": dict(added=8, updated=0, removed=0, unchanged=0, kept=0)}
+                               "policies": dict(added=6, updated=0, removed=0, unchanged=0, kept=0)}
     assert result.changed
 
 
@@ -951,7 +970,7 @@ def test_render_plan_diff_and_lines():
                      "removed": [render(c.before) for c in result.changes if c.kind is ChangeKind.DELETE]}
     counts = result.counts()
     assert counts["sas"] == dict(added=0, updated=2, removed=2, unchanged=0, kept=0)
-    assert counts["policies"] == dict(added=0, updated=1, removed=2, unchanged=5, kept=0)
+    assert counts["policies"] == dict(added=0, updated=1, removed=2, unchanged=3, kept=0)
     json.dumps([diff, lines, counts])  # plain data for module results
 
 
@@ -1058,16 +1077,18 @@ def _build(spec, reqid=DEFAULT_REQID, frozen: Sequence[int] = ()) -> Tuple[Local
         return [("10.0.0.%d" if f == "v4" else "fd00::%x") % (index + 1) for f in families]
 
     boots = [BOOT_A, BOOT_B, BOOT_C, BOOT_A2, "0d0d0d0d-4444-4444-8444-dddddddddddd"]
-    local = LocalNode("n0", addresses(0, spec["local_families"]),
-                      subnets=["10.100.0.0/24"] if spec["routed"] else [],
-                      boot_id=boots[spec["boot_variant"]])
+    local_families = spec["local_families"]
+    routed = ["10.100.0.0/24" if "v4" in local_families else "fd64::/64"] if spec["routed"] else []
+    local = LocalNode("n0", addresses(0, local_families), subnets=routed, boot_id=boots[spec["boot_variant"]])
     peers = []
     for index, (families, has_subnets, level, extra) in enumerate(spec["peers"], 1):
-        subnets = ["10.%d.%d.0/24" % (index, n) for n in range(extra)] if has_subnets else []
+        # A mesh has a family in common between any two members, and a subnet only of a
+        # family its member has an address of (otherwise build_desired refuses it).
+        if not set(families) & set(local_families):
+            families = local_families
+        subnets = ["10.%d.%d.0/24" % (index, n) for n in range(extra)] if has_subnets and "v4" in families else []
         if has_subnets and "v6" in families:
             subnets.append("fd%02x::/64" % index)
-        if has_subnets and not any(":" not in s for s in subnets) and "v4" in families:
-            subnets.append("10.0.0.%d/32" % (index + 1))
         boot = None if index in frozen else boots[(index + spec["boot_variant"]) % len(boots)]
         peers.append(Peer("n%d" % index, addresses(index, families), subnets=subnets, boot_id=boot,
                           inbound_level=level))
@@ -1256,3 +1277,64 @@ def test_peer_trust_values_are_validated(kw, pattern):
 def test_phase_is_validated():
     with pytest.raises(PlanError, match="phase must be one of inbound, outbound, all"):
         PlanOptions(phase="sideways")
+
+
+# ======================================================================================
+# The edges: tunnel addresses, subnets, identity (issue 12 and 13)
+
+
+def test_listed_subnets_never_take_the_tunnel_addresses_out_of_the_mesh():
+    desired = build_desired(node_a(subnets=["10.244.1.0/24"]), [peer_b(subnets=["10.244.2.0/24"])], [KEY1])
+    assert sorted(p.selector.dst for p in policies_of(desired, DIR_OUT, True)) == ["10.0.0.2/32", "10.244.2.0/24"]
+    assert sorted(p.selector.src for p in policies_of(desired, DIR_IN, True)) == ["10.0.0.2/32", "10.244.2.0/24"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: node_a(subnets=["fd00:aa::/64"]),
+     "local node a: subnet fd00:aa::/64 cannot be carried: local node a has no IPv6 tunnel address"),
+    (lambda: peer_b(subnets=["fd00:bb::/64"]),
+     "peer b: subnet fd00:bb::/64 cannot be carried: peer b has no IPv6 tunnel address"),
+    (lambda: peer_b(addresses=[B6], subnets=["10.9.0.0/16"]),
+     "peer b: subnet 10.9.0.0/16 cannot be carried: peer b has no IPv4 tunnel address"),
+])
+def test_a_subnet_of_a_family_without_tunnel_address_is_refused(make, message):
+    with pytest.raises(PlanError, match=message.replace(".", r"\.")):
+        make()
+
+
+def test_two_members_without_a_common_family_are_refused():
+    with pytest.raises(PlanError, match=r"the local node a \(IPv4\) and peer b \(IPv6\) have no address family in common"):
+        build_desired(node_a(), [peer_b(addresses=[B6])], [KEY1])
+    # A frozen peer (no boot id) is no exception: the inventory is wrong either way.
+    with pytest.raises(PlanError, match="no address family in common"):
+        build_desired(node_a(), [peer_b(addresses=[B6], boot_id=None)], [KEY1])
+    # Teardown needs no pairing: it removes what is there.
+    assert build_desired(node_a(), [peer_b(addresses=[B6])], [], PlanOptions(state="absent")).teardown
+
+
+@pytest.mark.parametrize("address, why", [
+    ("::ffff:10.0.0.2", "is an IPv4-mapped IPv6 address: give the IPv4 address 10.0.0.2 instead"),
+    ("fe80::1", "is link-local"),
+    ("fe80::1%eth0", "has a zone"),
+    ("169.254.10.1", "is link-local"),
+    ("0.0.0.0", "is unspecified"),
+    ("::", "is unspecified"),
+    ("224.0.0.5", "is multicast"),
+    ("ff02::1", "is multicast"),
+    ("127.0.0.1", "is a loopback address"),
+    ("::1", "is a loopback address"),
+    ("255.255.255.255", "is the broadcast address"),
+    ("10.0.0.300", "is not an IP address"),
+])
+def test_addresses_that_cannot_be_tunnel_endpoints_are_refused(address, why):
+    for make, owner in ((lambda: node_a(addresses=[address]), "local node a"),
+                        (lambda: peer_b(addresses=[address]), "peer b")):
+        with pytest.raises(PlanError) as error:
+            make()
+        assert str(error.value).startswith("%s: tunnel address %s %s" % (owner, address, why)), str(error.value)
+
+
+def test_one_node_listed_twice_under_two_spellings_cannot_share_a_key():
+    # 10.0.0.2 and ::ffff:10.0.0.2 derive the same key and SPI: the mapped spelling is refused.
+    with pytest.raises(PlanError, match="IPv4-mapped"):
+        build_desired(node_a(), [peer_b(), Peer("b-again", ["::ffff:10.0.0.2"], boot_id=BOOT_C)], [KEY1])

@@ -11,7 +11,9 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status im
     VERDICT_MISSING_SA,
     VERDICT_NO_POLICY,
     VERDICT_OK,
+    VERDICT_REBOOTED,
     mesh_status,
+    problems,
     render_status,
     summary,
 )
@@ -72,3 +74,38 @@ def test_key_mismatch():
     nodes = copy.deepcopy(converged())
     nodes["node2"]["sas"][1]["fingerprint"] = "sha256:other"
     assert verdicts(nodes) == {"node1": [VERDICT_KEY_MISMATCH], "node2": [VERDICT_OK]}
+
+
+BOOT_1, BOOT_2, OLD_2 = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222", \
+    "0ld00000-2222-4222-8222-222222222222"
+
+
+def keyed(nodes):
+    """Both nodes keyed with each other's current boot ids."""
+    nodes["node1"].update(boot_id=BOOT_1, keyed_boot_id=BOOT_1, keyed_peers={"node2": BOOT_2})
+    nodes["node2"].update(boot_id=BOOT_2, keyed_boot_id=BOOT_2, keyed_peers={"node1": BOOT_1})
+    return nodes
+
+
+def test_a_member_rebooted_since_its_peers_keyed_it_is_named():
+    nodes = keyed(converged())
+    assert verdicts(nodes) == {"node1": [VERDICT_OK], "node2": [VERDICT_OK]}
+    # node2 rebooted: its boot id changed, its own record and node1's name the old one.
+    nodes["node2"].update(boot_id=BOOT_2.replace("2", "3"))
+    report = mesh_status(nodes, ADDRESSES)
+    assert verdicts(nodes) == {"node1": [VERDICT_REBOOTED], "node2": [VERDICT_REBOOTED]}
+    assert [pair["reason"] for pair in report["node1"]["pairs"]] == [
+        "node2 rebooted since it was keyed (boot id 33333333..., keyed for 22222222...)"]
+    # node2 was keyed again over its new boot, node1 was not (outside a --limit run):
+    nodes["node2"].update(keyed_boot_id=nodes["node2"]["boot_id"])
+    reasons = [pair["reason"] for pair in mesh_status(nodes, ADDRESSES)["node1"]["pairs"]]
+    assert reasons == ["node2 rebooted since node1 keyed it (boot id 33333333..., keyed for 22222222...)"]
+
+
+def test_problems_name_every_pair_that_is_not_ok_and_why():
+    nodes = converged()
+    nodes["node2"]["sas"] = [sa for sa in nodes["node2"]["sas"] if sa["direction"] != "in"]
+    assert problems(mesh_status(nodes, ADDRESSES)) == [
+        "node1 -> node2 (10.77.0.1 -> 10.77.0.2): missing SA: node2 has no IN SA 0x3916badd from node1: it drops "
+        "that traffic"]
+    assert problems(mesh_status(converged(), ADDRESSES)) == []

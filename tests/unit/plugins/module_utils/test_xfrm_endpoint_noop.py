@@ -8,18 +8,13 @@
 
 * on a converged node nothing is applied, and the values Ansible masks are the keys file's,
   the desired keys and the installed ones;
-* one installed SA or policy that differs in one field is found and replaced;
-* the module path in the current network namespace never imports pyroute2, and
-  ``HAS_PYROUTE2`` is found without importing it.
+* one installed SA or policy that differs in one field is found and replaced.
+(That no module imports pyroute2 is proven in test_xfrm_codec.py.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import os
-import subprocess
-import sys
 import uuid
 from typing import Any, Dict, List, Sequence
 
@@ -32,7 +27,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FO
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C, xfrm_structs as S
+from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import derive as _derive
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import build_desired
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID, PlanError
@@ -111,7 +106,7 @@ def test_converged_node_applies_nothing_and_masks_the_same(node: Dict[str, Any])
     module = FakeModule()
     result = endpoint.reconcile_node(module, node["params"], BOOT_ID)
     assert not result["changed"] and FakeKernel.applied == []
-    assert result["sas"]["unchanged"] == 10 and result["policies"]["unchanged"] == 14
+    assert result["sas"]["unchanged"] == 10 and result["policies"]["unchanged"] == 12
     assert module.no_log_values == expected_secrets(node)
 
 
@@ -234,32 +229,6 @@ def test_derive_key_fast_path_gives_the_same_keys_and_errors(master: Any, src: s
                                                              dst_boot: Any) -> None:
     assert _outcome(_derive.derive_key, master, src, dst, src_boot, dst_boot) == _outcome(
         _reference_derive_key, master, src, dst, src_boot, dst_boot)
-
-
-# ---------------------------------------------------------------------------------------
-# pyroute2 is not imported on the module path (it costs more than the rest of a run)
-
-
-def test_module_path_does_not_import_pyroute2() -> None:
-    code = (
-        "import sys\n"
-        "from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint, info\n"
-        "from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_socket, xfrm_structs\n"
-        "from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs import HAS_PYROUTE2\n"
-        "print(HAS_PYROUTE2, any(name.split('.')[0] == 'pyroute2' for name in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [str(importlib.util.find_spec("pyroute2") is not None), "False"]
-
-
-@pytest.mark.skipif(not S.HAS_PYROUTE2, reason="pyroute2 is needed for its classes")
-def test_pyroute2_classes_are_built_on_first_use() -> None:
-    assert S.MarshalXfrm.msg_map[S.XFRM_MSG_NEWSA] is S.xfrm_usersa_info_msg
-    assert issubclass(S.xfrm_userpolicy_info_msg, S.xfrm_msg)
-    with pytest.raises(AttributeError):
-        S.no_such_class  # pylint: disable=pointless-statement
 
 
 # ---------------------------------------------------------------------------------------

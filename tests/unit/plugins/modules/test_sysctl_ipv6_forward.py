@@ -391,3 +391,20 @@ def test_keep_router_advertisements_must_be_a_boolean(ra_host: Host, capsys: pyt
     result = ra_host.run(capsys, keep_router_advertisements="sometimes")
     assert result["failed"] is True and "keep_router_advertisements" in result["msg"]
     assert ra_host.files() == files
+
+
+def test_a_node_locked_by_another_run_is_left_alone(private_node_lock: str, host: Host,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """Issue 16: while another run holds the node lock, the task fails after its bounded wait
+    naming that run, and no sysctl and no file changed."""
+    import fcntl
+    files = host.files()
+    with open(private_node_lock, "w") as holder:
+        holder.write("pid=4242 module=netsec.ipsec.xfrm_endpoint since=2026-12-06T07:00:00Z\n")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        result = host.run(capsys, lock_timeout=0.2)
+    assert result["failed"] is True and result["changed"] is False
+    assert "pid=4242" in result["msg"] and "module=netsec.ipsec.xfrm_endpoint" in result["msg"]
+    assert host.files() == files and not host.conf.exists()
+    assert host.run(capsys)["changed"] is True, "the lock is free again"
