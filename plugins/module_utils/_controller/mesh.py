@@ -26,6 +26,9 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KE
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import file_fingerprint
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import desired_keys
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import tunnel_address_problem
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.peer_table import (
+    render_peer_table, table_fingerprint,
+)
 
 
 class MeshInventoryError(ValueError):
@@ -127,6 +130,41 @@ def mesh_peers(
     for position, unmanaged in enumerate(unmanaged_peers or ()):
         peers.append(_unmanaged_peer(unmanaged, position))
     return peers
+
+
+def peer_table(
+    members: Sequence[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    boot_ids: Mapping[str, Optional[str]],
+    overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    unmanaged_peers: Optional[Sequence[Mapping[str, Any]]] = None,
+) -> Dict[str, Any]:
+    """The peer table of the mesh (``_planner.peer_table``), the same for every node: every
+    member as ``mesh_peers`` gives it, without the trust a run computes (the endpoint module
+    gets that with each call), and the unmanaged peers; ``peers`` is its text,
+    ``fingerprint`` names it. Built once per run on the controller: O(members)."""
+    overrides = overrides or {}
+    entries: List[Dict[str, Any]] = []
+    for member in members:
+        variables = hostvars[member]
+        peer: Dict[str, Any] = {"name": member, "addresses": host_addresses(member, variables.get(ADDRESSES_VARIABLE))}
+        subnets = host_subnets(member, variables.get(SUBNETS_VARIABLE))
+        if subnets:
+            peer["subnets"] = subnets
+        if boot_ids.get(member):
+            peer["boot_id"] = boot_ids[member]
+        entries.append(_with_override(peer, overrides.get(member), member))
+    for position, unmanaged in enumerate(unmanaged_peers or ()):
+        entries.append(_unmanaged_peer(unmanaged, position))
+    text = render_peer_table(entries)
+    return {"fingerprint": table_fingerprint(text), "peers": text}
+
+
+def untrusted_members(members: Sequence[str], trusted: Sequence[str]) -> List[str]:
+    """The members not in ``trusted``, in the members' order (the names a phase passes to the
+    endpoint module as ``keep_outbound`` or ``keep_inbound_level``)."""
+    vouched = set(trusted)
+    return [member for member in members if member not in vouched]
 
 
 def _with_override(peer: Dict[str, Any], override: Optional[Mapping[str, Any]], name: str) -> Dict[str, Any]:
