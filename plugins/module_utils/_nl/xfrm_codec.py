@@ -65,6 +65,12 @@ _NLA_TYPE_MASK = 0x3FFF  # an attribute type without NLA_F_NESTED and NLA_F_NET_
 # nlmsgerr: the error number and the echoed request's header (at least).
 _ERROR_UNPACK_FROM = struct.Struct("=iI").unpack_from
 _ERROR_FIXED_SIZE = 4 + S.NLMSGHDR.size
+_DONE_UNPACK_FROM = struct.Struct("=i").unpack_from
+_DONE_ERROR_SIZE = 4
+# Kernel errnos are 1..MAX_ERRNO (include/linux/err.h); an NLMSG_ERROR or NLMSG_DONE carries
+# one negated, or 0. Anything else is not the kernel's (and os.strerror cannot even take
+# 2**31, which the negation of INT_MIN is).
+MAX_ERRNO = 4095
 
 # Caches keyed by wire bytes or model values. Dumps repeat the same tunnel endpoints,
 # selectors, templates and lifetimes many times, and model objects are immutable, so
@@ -592,9 +598,12 @@ def encode_delpolicy(policy: XfrmPolicy) -> bytes:
 
 
 def iter_messages(data: bytes) -> Iterator[Tuple[int, int, int, int, int]]:
-    """(type, flags, seq, payload offset, end offset) of each message in a datagram."""
+    """(type, flags, seq, payload offset, end offset) of each message in a datagram;
+    XfrmCodecError when the datagram is empty or a message overruns it."""
     offset = 0
     size = len(data)
+    if not size:
+        raise XfrmCodecError("empty netlink datagram")
     while offset + _NLMSGHDR_SIZE <= size:
         length, msg_type, flags, seq, _port_id = _NLMSGHDR_UNPACK_FROM(data, offset)
         if length < _NLMSGHDR_SIZE or offset + length > size:
@@ -610,6 +619,7 @@ def decode_error(data: bytes, start: int, end: int, flags: int) -> Tuple[int, Op
     if end - start < _ERROR_FIXED_SIZE:
         raise XfrmCodecError("netlink error message of %d bytes, shorter than %d" % (end - start, _ERROR_FIXED_SIZE))
     error, echo_length = _ERROR_UNPACK_FROM(data, start)
+    _check_errno(error, "error")
     message: Optional[str] = None
     if flags & S.NLM_F_ACK_TLVS:
         # The echoed request follows: just its header when capped, else all of it.
@@ -618,6 +628,21 @@ def decode_error(data: bytes, start: int, end: int, flags: int) -> Tuple[int, Op
             if attr_type == S.NLMSGERR_ATTR_MSG:
                 message = bytes(data[payload:attr_end]).split(b"\0", 1)[0].decode("utf-8", "replace")
     return -error, message
+
+
+def decode_done(data: bytes, start: int, end: int) -> int:
+    """The errno an NLMSG_DONE payload reports (0: the dump is complete). The kernel puts the
+    dump callback's result there: a negative errno when the dump stopped early."""
+    if end - start < _DONE_ERROR_SIZE:
+        return 0
+    (error,) = _DONE_UNPACK_FROM(data, start)
+    _check_errno(error, "done")
+    return -error
+
+
+def _check_errno(error: int, kind: str) -> None:
+    if not -MAX_ERRNO <= error <= 0:
+        raise XfrmCodecError("netlink %s message carries %d, which is neither 0 nor a negated errno" % (kind, error))
 
 
 def _attributes(data: bytes, offset: int, end: int) -> Iterator[Tuple[int, int, int]]:
@@ -803,6 +828,7 @@ def encode_operation(operation: Operation) -> Tuple[int, bytes]:
 
 __all__: Sequence[str] = (
     "XfrmCodecError",
+    "decode_done",
     "decode_error",
     "decode_policy",
     "decode_state",
