@@ -8,8 +8,9 @@ Every reply that is not what the kernel sends must become the codec's own error
 with a message, never a traceback. Any other exception is a crash, and so is a hang.
 
 * **Decoder**: dump messages of SAs and policies as the kernel sends them (``stand_ins``:
-  counters, attributes the model does not hold, AUTH next to AUTH_TRUNC), error and done
-  messages, mutated by truncation, the message length, attribute lengths and types, the
+  counters, attributes the model does not hold, AUTH next to AUTH_TRUNC; entries carrying
+  the attributes the collection never sets, ``test_unmodelled``), error and done messages,
+  mutated by truncation, the message length, attribute lengths and types, the
   algorithms' key lengths and names, random bytes, the fixed structs' fields, splices of two
   messages, and random datagrams. What decodes must then render, canonicalise, hash and
   encode again (a DELSA of a decoded entry) raising at most ``XfrmCodecError``.
@@ -47,6 +48,9 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
     attribute, dumped_policy, dumped_state,
+)
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.test_unmodelled import (
+    POLICY_ATTRIBUTES, SA_ATTRIBUTES,
 )
 
 DECODER_EXAMPLES = 1000
@@ -101,16 +105,31 @@ def _done_message(seq: int, error: Optional[int] = 0) -> bytes:
     return C.frame(S.NLMSG_DONE, S.NLM_F_MULTI, seq, b"" if error is None else struct.pack("=i", error))
 
 
+def _with_unmodelled(message: bytes, attributes: Sequence[Tuple[int, bytes, str]]) -> bytes:
+    data = bytearray(message)
+    for attr_type, payload, _text in attributes:
+        data += attribute(attr_type, payload)
+    struct.pack_into("=I", data, 0, len(data))
+    return bytes(data)
+
+
 SEEDS: List[bytes] = ([dumped_state(state) for state in SEED_STATES]
                       + [dumped_state(state, extra=False) for state in SEED_STATES]
                       + [dumped_policy(policy, share=1) for policy in SEED_POLICIES]
+                      # Entries carrying the attributes the collection never sets.
+                      + [_with_unmodelled(dumped_state(SEED_STATES[0]), SA_ATTRIBUTES[:8]),
+                         _with_unmodelled(dumped_state(SEED_STATES[1]), SA_ATTRIBUTES[8:]),
+                         _with_unmodelled(dumped_policy(SEED_POLICIES[0]), POLICY_ATTRIBUTES + [
+                             (S.XFRMA_SEC_CTX, SA_ATTRIBUTES[3][1], "")])]
                       + [_error_message(7, -22, True), _error_message(7, -17, False), _done_message(7)])
 
 _FIXED_SIZES = {S.XFRM_MSG_NEWSA: S.USERSA_INFO.size, S.XFRM_MSG_NEWPOLICY: S.USERPOLICY_INFO.size}
 _ALGORITHM_TYPES = (S.XFRMA_ALG_AEAD, S.XFRMA_ALG_AUTH, S.XFRMA_ALG_AUTH_TRUNC, S.XFRMA_ALG_CRYPT)
 _KNOWN_TYPES = _ALGORITHM_TYPES + (S.XFRMA_MARK, S.XFRMA_TMPL, S.XFRMA_REPLAY_VAL, S.XFRMA_REPLAY_ESN_VAL,
                                    S.XFRMA_SET_MARK, S.XFRMA_SET_MARK_MASK, S.XFRMA_IF_ID, S.XFRMA_POLICY_TYPE,
-                                   S.XFRMA_LTIME_VAL, S.XFRMA_LASTUSED, S.XFRMA_SA_EXTRA_FLAGS)
+                                   S.XFRMA_LTIME_VAL, S.XFRMA_LASTUSED, S.XFRMA_SA_EXTRA_FLAGS, S.XFRMA_ALG_COMP,
+                                   S.XFRMA_ENCAP, S.XFRMA_SEC_CTX, S.XFRMA_COADDR, S.XFRMA_OFFLOAD_DEV,
+                                   S.XFRMA_SA_DIR, S.XFRMA_TFCPAD, S.XFRMA_NAT_KEEPALIVE_INTERVAL)
 _PAYLOAD_SIZES = (0, 1, 2, 3, 4, 7, 8, 12, 16, 24, 63, 64, 68, 72, 76, 80, 100, 128)
 
 
@@ -147,8 +166,8 @@ def _truncate(rng: random.Random, data: bytearray) -> bytearray:
 
 def _message_length(rng: random.Random, data: bytearray) -> bytearray:
     if len(data) >= 4:
-        struct.pack_into("=I", data, 0, rng.choice([0, 1, 15, 16, 17, len(data) - 1, len(data) + 1,
-                                                     len(data) + 4, rng.randrange(1 << 32)]))
+        lengths = [0, 1, 15, 16, 17, len(data) - 1, len(data) + 1, len(data) + 4, rng.randrange(1 << 32)]
+        struct.pack_into("=I", data, 0, rng.choice(lengths))
     return data
 
 
@@ -168,7 +187,7 @@ def _attribute_type(rng: random.Random, data: bytearray) -> bytearray:
 
 
 def _random_bytes(rng: random.Random, data: bytearray) -> bytearray:
-    for _ in range(rng.randint(1, 8)):
+    for _round in range(rng.randint(1, 8)):
         if data:
             data[rng.randrange(len(data))] = rng.randrange(256)
     return data
@@ -185,7 +204,7 @@ def _fixed_field(rng: random.Random, data: bytearray) -> bytearray:
 
 def _known_attribute(rng: random.Random, data: bytearray) -> bytearray:
     size = rng.choice(_PAYLOAD_SIZES)
-    data += attribute(rng.choice(_KNOWN_TYPES), bytes(rng.randrange(256) for _ in range(size)))
+    data += attribute(rng.choice(_KNOWN_TYPES), bytes(rng.randrange(256) for _round in range(size)))
     _set_length(data)
     return data
 
@@ -211,7 +230,7 @@ def _splice(rng: random.Random, data: bytearray) -> bytearray:
 
 def _repeat(rng: random.Random, data: bytearray) -> bytearray:
     """Several messages in one datagram, or a message and stray bytes."""
-    return data + (rng.choice(SEEDS) if rng.random() < 0.7 else bytes(rng.randrange(256) for _ in range(7)))
+    return data + (rng.choice(SEEDS) if rng.random() < 0.7 else bytes(rng.randrange(256) for _round in range(7)))
 
 
 MUTATIONS: Tuple[Callable[[random.Random, bytearray], bytearray], ...] = (
@@ -222,7 +241,7 @@ MUTATIONS: Tuple[Callable[[random.Random, bytearray], bytearray], ...] = (
 
 def mutated(rng: random.Random, seed: bytes, count: int) -> bytes:
     data = bytearray(seed)
-    for _ in range(count):
+    for _round in range(count):
         data = rng.choice(MUTATIONS)(rng, data)
     return bytes(data)
 
@@ -230,7 +249,7 @@ def mutated(rng: random.Random, seed: bytes, count: int) -> bytes:
 def random_case(rng: random.Random) -> bytes:
     """One case of a batch: mostly a mutated seed, sometimes random bytes."""
     if rng.random() < 0.05:
-        return bytes(rng.randrange(256) for _ in range(rng.randrange(300)))
+        return bytes(rng.randrange(256) for _round in range(rng.randrange(300)))
     return mutated(rng, rng.choice(SEEDS), rng.randint(1, 3))
 
 
@@ -328,7 +347,7 @@ def _decoder_fuzz(tally: Dict[str, int]) -> Callable[[], None]:
         rng = random.Random(batch_seed)
         with Watchdog(HANG_SECONDS):
             one_case(first, tally)
-            for _ in range(BATCH):
+            for _round in range(BATCH):
                 one_case(random_case(rng), tally)
 
     return fuzz
@@ -431,7 +450,7 @@ def reply_datagrams(rng: random.Random, dump_type: int) -> List[bytes]:
     seq = FIRST_SEQ + 1
     seeds = ([dumped_state(state) for state in SEED_STATES] if dump_type == S.XFRM_MSG_NEWSA
              else [dumped_policy(policy) for policy in SEED_POLICIES])
-    body = b"".join(_with_seq(rng.choice(seeds), seq) for _ in range(rng.randint(0, 3)))
+    body = b"".join(_with_seq(rng.choice(seeds), seq) for _round in range(rng.randint(0, 3)))
     end = rng.choice([_done_message(seq), _done_message(seq, rng.choice([0, -5, 5, -(1 << 31)])),
                       _error_message(seq, rng.choice([0, -1, -22, 1, -(1 << 31), (1 << 31) - 1]), rng.random() < 0.5),
                       b""])
@@ -484,7 +503,7 @@ def _socket_fuzz(tally: Dict[str, int]) -> Callable[[], None]:
     def fuzz(batch_seed: int) -> None:
         rng = random.Random(batch_seed)
         with Watchdog(HANG_SECONDS):
-            for _ in range(1 + SOCKET_BATCH):
+            for _round in range(1 + SOCKET_BATCH):
                 socket_case(rng, tally)
 
     return fuzz
@@ -527,4 +546,3 @@ def test_an_apply_reply_with_an_impossible_errno_is_uncertain_not_a_crash() -> N
     outcome = fake_kernel([_error_message(FIRST_SEQ + 1, -(1 << 31), False)]).apply(APPLY_OPERATIONS)
     assert outcome.uncertain and outcome.applied == () and outcome.error is not None
     assert "the kernel's answer could not be read" in str(outcome.error)
-

@@ -38,7 +38,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint as endpoint_logic
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import ALGO_AEAD, Algorithm, XfrmState
-from ansible_collections.netsec.ipsec.plugins.modules import sysctl_ipv6_forward, xfrm_endpoint, xfrm_info, xfrm_keys
+from ansible_collections.netsec.ipsec.plugins.modules import xfrm_endpoint, xfrm_info, xfrm_keys
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import decoded_state
 from ansible_collections.netsec.ipsec.tests.unit.plugins.modules.test_sysctl_ipv6_forward import Host
 
