@@ -101,17 +101,13 @@ _Value = TypeVar("_Value")
 
 
 class FieldInvalid(Invalid):
-    """A problem of one field of a key, named as the option names it (``aead_key``...).
+    """A problem of one field of a key, named as the option names it (``aead_key``...); a
+    message about a line names the field by its number and title (``_FIELD_PLACES``)."""
 
-    ``malformed`` says the field's text is not even of the right kind (not hex, not a
-    string), as opposed to a well-formed value that does not fit (a wrong key length).
-    """
-
-    def __init__(self, field_name: str, reason: str, malformed: bool = False) -> None:
+    def __init__(self, field_name: str, reason: str) -> None:
         super().__init__(reason)
         self.field_name = field_name
         self.reason = reason
-        self.malformed = malformed
 
 
 @dataclass(frozen=True)
@@ -221,7 +217,7 @@ def _bool_value(value: Any) -> bool:
 def _algorithm_field(fields: Mapping[str, Any], name: str, role: str) -> AlgorithmSpec:
     value = fields[name]
     if not isinstance(value, str):
-        raise FieldInvalid(name, "must be an algorithm name (a string)", malformed=True)
+        raise FieldInvalid(name, "must be an algorithm name (a string)")
     try:
         return checked_algorithm(value, role)
     except Invalid as invalid:
@@ -233,11 +229,11 @@ def _key_field(fields: Mapping[str, Any], name: str) -> Tuple[str, bytes]:
     token = fields[name]
     if not isinstance(token, str):
         raise FieldInvalid(name, 'must be a hex string (optionally 0x-prefixed), or "" for no '
-                           'key', malformed=True)
+                           'key')
     try:
         return token, _decode_key(token)
     except Invalid as invalid:
-        raise FieldInvalid(name, str(invalid), malformed=True) from None
+        raise FieldInvalid(name, str(invalid)) from None
 
 
 def _check_key(name: str, spec: AlgorithmSpec, key_material: bytes) -> None:

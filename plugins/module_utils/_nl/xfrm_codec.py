@@ -144,6 +144,9 @@ _SEC_CTX_SIZE = S.USER_SEC_CTX.size
 _ENCAP_UNPACK_FROM = S.ENCAP_TMPL.struct.unpack_from
 _SEC_CTX_UNPACK_FROM = S.USER_SEC_CTX.struct.unpack_from
 _OFFLOAD_UNPACK_FROM = S.USER_OFFLOAD.struct.unpack_from
+# Unmodelled u32 attributes, by the word iproute2 uses for them.
+_U32_ATTRIBUTE_WORDS = {S.XFRMA_TFCPAD: "tfcpad", S.XFRMA_MTIMER_THRESH: "mapping-maxage",
+                        S.XFRMA_NAT_KEEPALIVE_INTERVAL: "nat-keepalive-interval", S.XFRMA_SA_PCPU: "pcpu"}
 
 _NLATTR_SIZE = S.NLATTR.size
 _NLMSGHDR_SIZE = S.NLMSGHDR.size
@@ -765,10 +768,9 @@ def _unmodelled_text(attr_type: int, data: bytes, payload: int, attr_end: int, f
     if attr_type == S.XFRMA_SA_DIR:
         _fixed("SA direction", attr_type, payload, attr_end, 1)
         return "dir %s" % S.SA_DIR_NAMES.get(data[payload], str(data[payload]))
-    words = {S.XFRMA_TFCPAD: "tfcpad", S.XFRMA_MTIMER_THRESH: "mapping-maxage",
-             S.XFRMA_NAT_KEEPALIVE_INTERVAL: "nat-keepalive-interval", S.XFRMA_SA_PCPU: "pcpu"}
-    if attr_type in words:
-        return "%s %d" % (words[attr_type], _u32_from(data, payload, attr_end, attr_type))
+    word = _U32_ATTRIBUTE_WORDS.get(attr_type)
+    if word is not None:
+        return "%s %d" % (word, _u32_from(data, payload, attr_end, attr_type))
     return "attribute %d (%d bytes)" % (attr_type, size)
 
 

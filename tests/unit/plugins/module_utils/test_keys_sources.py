@@ -201,7 +201,7 @@ def test_load_permission_error_names_the_path(tmp_path: Path,
 ])
 def test_a_dict_and_a_line_get_the_same_reason(overrides: Dict[str, Any], field_name: str) -> None:
     """Both input forms go through one validation: only the place a message names differs
-    (``option keys[0].<field>``, or the line, with the field number for a malformed key)."""
+    (``option keys[0].<field>``, or the line with the field's number and title)."""
     auth_enc = any(name in overrides for name in ("auth", "auth_key", "enc", "enc_key"))
     item = dict(auth_enc_dict("1") if auth_enc else aead_dict("1", icv_bits="128"), **overrides)
     order = ("auth", "auth_key", "enc", "enc_key") if auth_enc else ("aead", "aead_key", "icv_bits")
