@@ -28,6 +28,14 @@ description:
     and C("") is an empty key. The 2019 form without the leading key id is read as key id 1
     with a deprecation warning.'
   - Consecutive lines must change the key id and keep the key length, as a rotation requires.
+  - Keys that protect nothing are refused, naming the line (or the list item and field) and
+    why, unless O(allow_insecure_suites=true) - C(digest_null) (no integrity), C(cipher_null)
+    (no encryption) and C(rfc4543(gcm(aes))) (GMAC, no encryption) - as are HMAC keys shorter
+    than 16 bytes, cipher and AEAD keys of another length than the algorithm's, and keys whose
+    bytes (or, for AEAD and C(rfc3686(ctr(aes))), whose bytes before the salt or nonce) are
+    all zero. Cilium accepts all of these; its test vectors and the keys its documentation
+    generates are valid here too (apart from its C(digest_null)/C(cipher_null) vector).
+  - The legacy algorithms C(hmac(md5)) and C(cbc(des3_ede)) are accepted with a warning.
 author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
@@ -110,6 +118,18 @@ options:
         and dropping a previous key that precedes the current one is allowed.
     type: bool
     default: true
+  allow_insecure_suites:
+    description:
+      - Accept keys whose algorithms protect nothing - C(digest_null), C(cipher_null) and
+        C(rfc4543(gcm(aes))) (GMAC) - with a warning, to validate or write a keys file for a
+        test rig that must see the traffic inside ESP.
+      - Such a file is usable only here. M(netsec.ipsec.xfrm_endpoint) refuses it (it never
+        installs SAs that protect nothing), M(netsec.ipsec.xfrm_info) does not report its current
+        key, the mesh role never passes this option, and the P(netsec.ipsec.xfrm_key_line#lookup)
+        lookup never makes such a key; each refusal names this option.
+      - Short, wrong-length and all-zero keys are refused whatever this option says.
+    type: bool
+    default: false
   mesh_current_keys:
     description:
       - The current key of each other member of the mesh, as M(netsec.ipsec.xfrm_info)
@@ -292,6 +312,7 @@ def main() -> None:
             retain_previous=dict(type="bool", default=False),
             allow_rotation=dict(type="bool", default=True),
             mesh_current_keys=dict(type="list", elements="str", default=[], no_log=False),
+            allow_insecure_suites=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             mode=dict(type="raw", default=KEYS_FILE_MODE),
         ),

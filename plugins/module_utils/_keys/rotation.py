@@ -93,11 +93,14 @@ def next_spi(spi: int) -> int:
 
 def generate_key(spi: int, aead: str = DEFAULT_AEAD, key_bytes: int = DEFAULT_AEAD_KEY_BYTES,
                  icv: int = DEFAULT_ICV_BITS, plus_marker: bool = True) -> Key:
-    """A fresh random AEAD key (``os.urandom``). Refuses an ICV the kernel does not do."""
+    """A fresh random AEAD key (``os.urandom``). Refuses an ICV the kernel does not do, and
+    an algorithm that does not encrypt (GMAC): a generated key is always one that protects."""
     try:
         spi_number = spi_value(spi)
         icv_bits = icv_value(icv)
         spec = checked_algorithm(aead, ROLE_AEAD)
+        if spec.insecure:
+            raise Invalid("%s; only keys that protect are generated" % spec.insecure)
         if isinstance(key_bytes, bool) or not isinstance(key_bytes, int) \
                 or spec.key_bytes is None or key_bytes not in spec.key_bytes:
             raise Invalid("key_bytes for %s must be %s (%s)" % (

@@ -62,7 +62,9 @@ def test_generate_key_line_is_fresh_and_parses() -> None:
     ({"spi": 0}, "0 is not allowed"),
     ({"spi": 3, "key_bytes": 16}, "key_bytes for rfc4106(gcm(aes)) must be 20, 28 or 36"),
     ({"spi": 3, "icv": 64}, "got 64"),
-    ({"spi": 3, "aead": "rfc4543(gcm(aes))", "icv": 96}, "kernel does not implement ICV 96"),
+    ({"spi": 3, "aead": "rfc7539esp(chacha20,poly1305)", "key_bytes": 36, "icv": 96},
+     "kernel does not implement ICV 96"),
+    ({"spi": 3, "aead": "rfc4543(gcm(aes))"}, "is GMAC, it authenticates but does not encrypt"),
     ({"spi": 3, "aead": "gcm(aes)"}, "did you mean"),
 ])
 def test_generate_key_line_rejects_bad_arguments(arguments: Dict[str, Any],
