@@ -19,7 +19,8 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     KeysFile,
     KeysFileError,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import esp_overhead
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor, overhead_problem
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
     all_secrets,
     describe,
@@ -56,6 +57,7 @@ class _Outcome:
             spi=current.spi if current else None,
             previous_spi=self.previous_spi,
             overhead=overhead(current) if current else None,
+            esp_overhead=esp_overhead(current) if current else None,
             keys_info=[describe(key) for key in self.keys_file.keys] if self.keys_file else [],
         )
         if with_diff:
@@ -120,6 +122,11 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
         raise KeysFileError(path, "the new content changes the algorithms or the key of key ID %d without a new "
                             "key ID: give the new key another key ID and run the netsec.ipsec.rotate playbook, "
                             "which switches every node without dropping or leaking traffic" % existing_file.current.spi)
+    if existing_file is not None and existing_file.current.spi != desired_file.current.spi \
+            and not params["allow_larger_overhead"]:
+        problem = overhead_problem(existing_file.current, desired_file.current)
+        if problem:
+            raise KeysFileError(path, problem)
     _warn_all(module, desired_file)
     outcome.keys_file = desired_file
     outcome.after_text = render_masked_keys_file(desired_file)

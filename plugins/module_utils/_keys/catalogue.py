@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    MAX_KEY_BYTES, Invalid, KeysFileError, byte_count, choices, shown,
+    FORM_AEAD, MAX_KEY_BYTES, Invalid, Key, KeysFileError, byte_count, choices, shown,
 )
 
 # The xfrm_keys option that lets a test rig's keys file name a suite that protects nothing.
@@ -59,6 +59,11 @@ class AlgorithmSpec:
     ``insecure`` says why a key of this algorithm protects nothing (empty: it protects);
     ``legacy`` why the algorithm is still accepted but should be replaced (empty: it is not
     legacy).
+    What the algorithm adds to each ESP packet (``esp_overhead``): ``esp_iv_bytes``, the IV
+    sent in each packet (AEAD and encryption); ``esp_block_bytes``, the block the payload is
+    padded to (1 for stream modes; ESP itself aligns to 4); ``esp_icv_bits`` (auth), the
+    integrity check value as this collection installs it (XFRMA_ALG_AUTH_TRUNC; an AEAD key's
+    ICV is on its line).
     """
 
     name: str
@@ -72,6 +77,9 @@ class AlgorithmSpec:
     salt_name: str = "salt"
     insecure: str = ""
     legacy: str = ""
+    esp_iv_bytes: int = 0
+    esp_block_bytes: int = 1
+    esp_icv_bits: int = 0
 
 
 _READABLE = "packets travel readable to anyone on the path"
@@ -80,28 +88,32 @@ _LEGACY_ADVICE = "rotate to rfc4106(gcm(aes))"
 
 ALGORITHMS: Tuple[AlgorithmSpec, ...] = (
     AlgorithmSpec("rfc4106(gcm(aes))", ROLE_AEAD, (20, 28, 36), 20,
-                  "AES-128/192/256 key + 4-byte salt", kernel_icv_bits=(64, 96, 128), salt_bytes=4),
+                  "AES-128/192/256 key + 4-byte salt", kernel_icv_bits=(64, 96, 128), salt_bytes=4,
+                  esp_iv_bytes=8),
     AlgorithmSpec("rfc4543(gcm(aes))", ROLE_AEAD, (20, 28, 36), 20,
-                  "AES-128/192/256 key + 4-byte salt", kernel_icv_bits=(128,), salt_bytes=4,
+                  "AES-128/192/256 key + 4-byte salt", kernel_icv_bits=(128,), salt_bytes=4, esp_iv_bytes=8,
                   insecure="rfc4543(gcm(aes)) is GMAC, it authenticates but does not encrypt (%s)" % _READABLE),
     AlgorithmSpec("rfc4309(ccm(aes))", ROLE_AEAD, (19, 27, 35), 19,
-                  "AES-128/192/256 key + 3-byte salt", kernel_icv_bits=(64, 96, 128), salt_bytes=3),
+                  "AES-128/192/256 key + 3-byte salt", kernel_icv_bits=(64, 96, 128), salt_bytes=3,
+                  esp_iv_bytes=8),
     AlgorithmSpec("rfc7539esp(chacha20,poly1305)", ROLE_AEAD, (36,), 36,
-                  "ChaCha20 key + 4-byte salt", kernel_icv_bits=(128,), salt_bytes=4),
-    AlgorithmSpec("hmac(md5)", ROLE_AUTH, None, 16, "HMAC key", kernel_default_trunc_bits=96,
+                  "ChaCha20 key + 4-byte salt", kernel_icv_bits=(128,), salt_bytes=4, esp_iv_bytes=8),
+    AlgorithmSpec("hmac(md5)", ROLE_AUTH, None, 16, "HMAC key", kernel_default_trunc_bits=96, esp_icv_bits=96,
                   legacy="hmac(md5) is a legacy algorithm: MD5 is broken as a hash and HMAC-MD5 keeps no "
                   "safety margin; " + _LEGACY_ADVICE),
-    AlgorithmSpec("hmac(sha1)", ROLE_AUTH, None, 20, "HMAC key", kernel_default_trunc_bits=96),
-    AlgorithmSpec("hmac(sha256)", ROLE_AUTH, None, 32, "HMAC key", kernel_default_trunc_bits=96),
-    AlgorithmSpec("hmac(sha384)", ROLE_AUTH, None, 48, "HMAC key", kernel_default_trunc_bits=192),
-    AlgorithmSpec("hmac(sha512)", ROLE_AUTH, None, 64, "HMAC key", kernel_default_trunc_bits=256),
-    AlgorithmSpec("xcbc(aes)", ROLE_AUTH, (16,), 16, "AES-128 key", kernel_default_trunc_bits=96),
+    AlgorithmSpec("hmac(sha1)", ROLE_AUTH, None, 20, "HMAC key", kernel_default_trunc_bits=96, esp_icv_bits=96),
+    # RFC 4868: HMAC-SHA-256 in ESP is truncated to 128 bits (the kernel's 96 is a Linux default).
+    AlgorithmSpec("hmac(sha256)", ROLE_AUTH, None, 32, "HMAC key", kernel_default_trunc_bits=96, esp_icv_bits=128),
+    AlgorithmSpec("hmac(sha384)", ROLE_AUTH, None, 48, "HMAC key", kernel_default_trunc_bits=192, esp_icv_bits=192),
+    AlgorithmSpec("hmac(sha512)", ROLE_AUTH, None, 64, "HMAC key", kernel_default_trunc_bits=256, esp_icv_bits=256),
+    AlgorithmSpec("xcbc(aes)", ROLE_AUTH, (16,), 16, "AES-128 key", kernel_default_trunc_bits=96, esp_icv_bits=96),
     AlgorithmSpec("digest_null", ROLE_AUTH, (0,), 0, 'no key: write ""',
                   insecure="digest_null authenticates nothing (%s)" % _FORGEABLE),
-    AlgorithmSpec("cbc(aes)", ROLE_ENC, (16, 24, 32), 16, "AES-128/192/256 key"),
+    AlgorithmSpec("cbc(aes)", ROLE_ENC, (16, 24, 32), 16, "AES-128/192/256 key", esp_iv_bytes=16,
+                  esp_block_bytes=16),
     AlgorithmSpec("rfc3686(ctr(aes))", ROLE_ENC, (20, 28, 36), 20,
-                  "AES-128/192/256 key + 4-byte nonce", salt_bytes=4, salt_name="nonce"),
-    AlgorithmSpec("cbc(des3_ede)", ROLE_ENC, (24,), 24, "three DES keys",
+                  "AES-128/192/256 key + 4-byte nonce", salt_bytes=4, salt_name="nonce", esp_iv_bytes=8),
+    AlgorithmSpec("cbc(des3_ede)", ROLE_ENC, (24,), 24, "three DES keys", esp_iv_bytes=8, esp_block_bytes=8,
                   legacy="cbc(des3_ede) is a legacy algorithm: its 64-bit blocks collide after a few "
                   "gigabytes under one key (Sweet32); " + _LEGACY_ADVICE),
     AlgorithmSpec("cipher_null", ROLE_ENC, (0,), 0, 'no key: write ""',
@@ -213,3 +225,26 @@ def insecure_allowed(why: str) -> str:
     """The warning for a key that protects nothing, accepted on a test rig's request."""
     return ("%s; accepted because %s is true: use this key on a test rig only (xfrm_endpoint refuses it)"
             % (why, ALLOW_INSECURE_OPTION))
+
+
+# ESP's own bytes in every packet (RFC 4303): SPI and sequence number before the IV; pad
+# length and next header after the padding. The payload and those two bytes are padded to
+# the cipher's block, and to at least 4 bytes.
+ESP_HEADER_BYTES = 8
+ESP_TRAILER_BYTES = 2
+ESP_MIN_ALIGNMENT = 4
+
+
+def esp_overhead(key: Key) -> int:
+    """The most bytes ESP adds to a packet protected with ``key`` (the outer IP header of
+    tunnel mode aside, which is the same for every key): header, IV, the worst padding,
+    trailer and ICV. It depends on the algorithms and the ICV, not on the key's length:
+    AES-128-GCM and AES-256-GCM with a 128-bit ICV both add 37 bytes."""
+    if key.form == FORM_AEAD:
+        cipher = ALGORITHMS_BY_ROLE[ROLE_AEAD][key.aead_name or ""]
+        icv_bits = key.icv_bits or 0
+    else:
+        cipher = ALGORITHMS_BY_ROLE[ROLE_ENC][key.enc_name or ""]
+        icv_bits = ALGORITHMS_BY_ROLE[ROLE_AUTH][key.auth_name or ""].esp_icv_bits
+    alignment = max(cipher.esp_block_bytes, ESP_MIN_ALIGNMENT)
+    return ESP_HEADER_BYTES + cipher.esp_iv_bytes + alignment - 1 + ESP_TRAILER_BYTES + icv_bits // 8

@@ -45,9 +45,9 @@ Grammar decisions (what this parser accepts, and where it differs from Cilium's 
   refused unless the caller passes ``allow_insecure_suites`` (only ``xfrm_keys`` does, on
   its option of that name); legacy ones (``hmac(md5)``, ``cbc(des3_ede)``) are accepted with
   a warning. Cilium accepts all of them.
-* Consecutive keys must have different SPIs and the same key length (and the same ICV,
-  which with the key length decides the MTU). This is stricter than Cilium, which only
-  compares its "authentication overhead" value; see ``rotation.check_successor``.
+* Every key of a file needs its own SPI (every key is installed at once). Consecutive keys
+  may differ in anything else: whether a rotation may switch to a key that adds more ESP
+  overhead is ``rotation.check_successor``'s question, asked where a rotation happens.
 * The whole input is limited to ``MAX_FILE_BYTES`` bytes and ``MAX_LINES`` lines.
 
 One validation for both input forms: a line's fields after the key ID are named as the

@@ -23,9 +23,9 @@ from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_sampl
 
 
 def test_render_is_canonical() -> None:
-    text = "03 %s %s 128\nhmac(sha256) %s cbc(aes) %s\n" % (GCM, KEY20.upper(), KEY16, KEY16_B)
-    with pytest.raises(KeysFileError):
-        parse_keys_text(text, "t")  # form change: build the two keys separately instead
+    text = "03 %s %s 128\n4 hmac(sha256) %s cbc(aes) %s\n" % (GCM, KEY20.upper(), KEY16, KEY16_B)
+    assert render_keys_file(parse_keys_text(text, "t")) == "3 %s 0x%s 128\n4 hmac(sha256) 0x%s cbc(aes) 0x%s\n" % (
+        GCM, KEY20, KEY16, KEY16_B)
     aead = parse_keys_text("03 %s %s 128" % (GCM, KEY20.upper()), "t")
     assert render_keys_file(aead) == "3 %s 0x%s 128\n" % (GCM, KEY20)
     legacy = parse_keys_text("hmac(sha256) %s cbc(aes) %s" % (KEY16, KEY16_B), "t")
@@ -94,7 +94,7 @@ def test_key_bits_and_description() -> None:
     assert key_bits(aead) == 288
     assert describe(aead) == {
         "spi": 4, "form": "aead", "plus_marker": True, "aead": GCM, "icv_bits": 128,
-        "key_bits": 288, "overhead": 16, "fingerprint": fingerprint(bytes.fromhex(KEY36)),
+        "key_bits": 288, "overhead": 16, "esp_overhead": 37, "fingerprint": fingerprint(bytes.fromhex(KEY36)),
         "line": 1}
     legacy = parse_keys_text("2 hmac(sha1) %s cbc(aes) %s" % (KEY20, KEY16), "t").current
     summary = describe(legacy)

@@ -21,6 +21,8 @@ from ansible_collections.netsec.ipsec.plugins.modules import xfrm_keys
 GCM = "rfc4106(gcm(aes))"
 KEY_A = "3db536c1f0e7a9b2c4d5e6f708192a3b4c5d6e7f"
 KEY_B = "0cd31990a1b2c3d4e5f60718293a4b5c6d7e8f90"
+HMAC_KEY = "4a18f285c49b0bc6e17ad1ed8a4d4ac7981d277df814775f81a8fb77dfa39cd1"
+CBC_KEY = "0b0459a00ef7bd52c806608a1d3e7c52"
 
 
 def run(capsys: pytest.CaptureFixture, check: bool = False, diff: bool = True, **args: Any) -> Dict[str, Any]:
@@ -187,16 +189,43 @@ def test_retain_previous_keeps_the_current_key_then_settles(tmp_path: Path, caps
     assert path.read_text() == new_line
 
 
-def test_retain_previous_refuses_a_reused_spi_or_a_new_length(tmp_path: Path, capsys) -> None:
+def test_retain_previous_refuses_a_reused_spi_or_a_larger_overhead(tmp_path: Path, capsys) -> None:
     path = tmp_path / "keys"
     path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
     before = path.read_bytes()
     result = run(capsys, path=str(path), content="3+ %s 0x%s 128\n" % (GCM, KEY_B), retain_previous=True)
     assert result["failed"] is True and "key ID (SPI) 3" in result["msg"]
-    result = run(capsys, path=str(path), content="4+ %s 0x%s 128\n" % (GCM, KEY_B + "00112233" * 2), retain_previous=True)
-    assert result["failed"] is True and "key length must not change" in result["msg"]
-    assert path.read_bytes() == before
-    assert_no_secret(result, KEY_A, KEY_B)
+    cbc_line = "4+ hmac(sha256) 0x%s cbc(aes) 0x%s\n" % (HMAC_KEY, CBC_KEY)
+    for retain in (True, False):
+        result = run(capsys, path=str(path), content=cbc_line, retain_previous=retain)
+        assert result["failed"] is True and "adds up to 57 bytes of ESP overhead" in result["msg"], result
+        assert "more than the 37 of key ID 3" in result["msg"] and "allow_larger_overhead" in result["msg"]
+        assert path.read_bytes() == before
+        assert_no_secret(result, KEY_A, KEY_B, HMAC_KEY, CBC_KEY)
+
+
+def test_a_rotation_to_a_longer_key_of_the_same_overhead_needs_no_flag(tmp_path: Path, capsys) -> None:
+    """AES-128-GCM to AES-256-GCM (issue 16): the first step keeps the old key, the last drops it."""
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    path.chmod(0o600)
+    new_line = "4+ %s 0x%s 128\n" % (GCM, KEY_B + "00112233" * 4)
+    first = run(capsys, path=str(path), content=new_line, retain_previous=True)
+    assert first["changed"] is True and [key["spi"] for key in first["keys_info"]] == [3, 4]
+    assert first["esp_overhead"] == 37 and first["keys_info"][1]["key_bits"] == 288
+    last = run(capsys, path=str(path), content=new_line)
+    assert last["changed"] is True and last["spi"] == 4 and path.read_text() == new_line
+    assert run(capsys, path=str(path), content=new_line)["changed"] is False
+
+
+def test_a_larger_overhead_is_allowed_when_the_operator_says_so(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    path.chmod(0o600)
+    cbc_line = "4+ hmac(sha256) 0x%s cbc(aes) 0x%s\n" % (HMAC_KEY, CBC_KEY)
+    result = run(capsys, path=str(path), content=cbc_line, retain_previous=True, allow_larger_overhead=True)
+    assert result["changed"] is True and result["esp_overhead"] == 57
+    assert [key["esp_overhead"] for key in result["keys_info"]] == [37, 57]
 
 
 def test_allow_rotation_false_refuses_a_new_current_key(tmp_path: Path, capsys) -> None:
