@@ -12,7 +12,7 @@ import pytest
 from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AUTH_ENC, Key, KeysFileError
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AUTH_ENC, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
     all_secrets, describe, fingerprint, key_bits, key_fingerprint, overhead, render_keys_file,
     render_masked_keys_file,
