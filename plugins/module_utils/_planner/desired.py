@@ -116,6 +116,7 @@ import hashlib
 import ipaddress
 from typing import Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import ALGORITHMS_BY_ROLE, ROLE_AUTH
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     FORM_AEAD, SPI_MAX, SPI_MIN, Key, KeysFile,
 )
@@ -186,18 +187,11 @@ MARK_ID_MIN = 1
 MARK_ID_MAX = 0xFFFF
 
 # Truncation of the ICV for auth algorithms, sent explicitly as XFRMA_ALG_AUTH_TRUNC: the
-# RFC values (RFC 2404 md5/sha1 96, RFC 4868 sha2 = half the digest, RFC 3566 xcbc 96).
-# Cilium sends XFRMA_ALG_AUTH and so gets the kernel's legacy default of 96 for
-# hmac(sha256); an auth+enc key therefore does not interoperate with Cilium's SAs.
-AUTH_TRUNCATION_BITS = {
-    "hmac(md5)": 96,
-    "hmac(sha1)": 96,
-    "hmac(sha256)": 128,
-    "hmac(sha384)": 192,
-    "hmac(sha512)": 256,
-    "xcbc(aes)": 96,
-    "digest_null": 0,
-}
+# RFC values (RFC 2404 md5/sha1 96, RFC 4868 sha2 = half the digest, RFC 3566 xcbc 96), as
+# the keys catalogue holds them. Cilium sends XFRMA_ALG_AUTH and so gets the kernel's legacy
+# default of 96 for hmac(sha256); an auth+enc key therefore does not interoperate with
+# Cilium's SAs.
+AUTH_TRUNCATION_BITS = {name: spec.esp_icv_bits for name, spec in ALGORITHMS_BY_ROLE[ROLE_AUTH].items()}
 
 # Management bypass: protocols by name, the sides of a rule, and the default list.
 BYPASS_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}

@@ -36,7 +36,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership im
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import ChangeKind, Plan, reconcile
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     AF_INET, ALGO_AEAD, DIR_IN, DIR_OUT, SA_FLAG_AF_UNSPEC, SA_FLAG_ESN, Algorithm, Lifetime, Mark, Selector,
-    Template, XfrmPolicy, XfrmState, canonical_policy, canonical_state, selector_between,
+    Template, Unmodelled, XfrmPolicy, XfrmState, canonical_policy, canonical_state, selector_between,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
     decoded_policy,
@@ -97,12 +97,15 @@ FULL_STATE = XfrmState(
     src="192.0.2.1", dst="192.0.2.2", spi=0x10000001, reqid=7, replay_window=1024, esn=True, flags=4,
     selector=selector_between("10.0.0.0/24", "10.1.0.0/24", proto=6, sport=1, dport=2),
     aead=Algorithm(ALGO_AEAD, "rfc4106(gcm(aes))", bytes(range(20)), 128), mark=Mark(1, 2), output_mark=Mark(3, 4),
-    if_id=5, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8))
+    if_id=5, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8),
+    unmodelled=(Unmodelled(S.XFRMA_TFCPAD, "tfcpad 100", b"d\0\0\0"),))
 FULL_POLICY = XfrmPolicy(
     selector=selector_between("10.0.0.0/24", "10.1.0.0/24", proto=17, sport=53, dport=54), dir=DIR_OUT, action=1,
     priority=100, templates=(Template(src="192.0.2.1", dst="192.0.2.2", reqid=7, spi=3, optional=True, share=1),
                              Template(src="192.0.2.3", dst="192.0.2.4", reqid=8)),
-    mark=Mark(1, 2), ptype=1, if_id=5, flags=1, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8))
+    mark=Mark(1, 2), ptype=1, if_id=5, flags=1, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8),
+    security_context="system_u:object_r:ipsec_spd_t:s0",
+    unmodelled=(Unmodelled(S.XFRMA_OFFLOAD_DEV, "offload ifindex 3 packet", b"\3\0\0\0\4\0\0\0"),))
 
 
 @pytest.mark.parametrize("obj", [FULL_STATE, FULL_POLICY], ids=["state", "policy"])
@@ -118,7 +121,7 @@ def test_every_single_field_change_changes_the_entry(obj: Any) -> None:
 
 # The fields the kernel identifies each kind of entry by, named independently of ``key()``.
 IDENTITY_FIELDS = {XfrmState: ("family", "dst", "spi", "proto", "mark"),
-                   XfrmPolicy: ("ptype", "dir", "if_id", "selector", "mark")}
+                   XfrmPolicy: ("ptype", "dir", "if_id", "selector", "mark", "security_context")}
 
 
 def _equal_exactly_when_fields_are(entry: Any, data: Any) -> None:
