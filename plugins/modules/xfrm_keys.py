@@ -315,7 +315,7 @@ keys_info:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import run_module
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules.keys import run_module
 
 
 def main() -> None:
