@@ -45,6 +45,7 @@ extends_documentation_fragment:
   - ansible.builtin.files
   - netsec.ipsec.attributes
   - netsec.ipsec.attributes.FILES
+  - netsec.ipsec.node_lock
 attributes:
   check_mode:
     support: full
@@ -315,6 +316,7 @@ keys_info:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import DEFAULT_LOCK_TIMEOUT
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules.keys import run_module
 
 
@@ -337,6 +339,7 @@ def main() -> None:
             retain_previous=dict(type="bool", default=False),
             allow_rotation=dict(type="bool", default=True),
             allow_larger_overhead=dict(type="bool", default=False),
+            lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
             mesh_current_keys=dict(type="list", elements="str", default=[], no_log=False),
             allow_insecure_suites=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),

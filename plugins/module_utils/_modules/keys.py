@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import esp_overhead
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     KEYS_FILE_MODE,
     KeysFile,
     KeysFileError,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import esp_overhead
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor, overhead_problem
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
     all_secrets,
@@ -34,8 +34,11 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import 
     desired_keys,
     read_keys_bytes,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import NodeLockError, node_lock
 
 KEYS_DIRECTORY_MODE = 0o700
+
+MODULE_NAME = "netsec.ipsec.xfrm_keys"
 
 
 class _Outcome:
@@ -75,8 +78,9 @@ def run_module(module: Any) -> None:
     params = module.params
     outcome = _Outcome(params["path"])
     try:
-        _run(module, params, outcome)
-    except (KeysFileError, FileError) as error:
+        with node_lock(MODULE_NAME, timeout=params["lock_timeout"], shared=module.check_mode):
+            _run(module, params, outcome)
+    except (KeysFileError, FileError, NodeLockError) as error:
         module.fail_json(msg=str(error), **outcome.result(False))
     module.exit_json(**outcome.result(module._diff))  # pylint: disable=protected-access
 

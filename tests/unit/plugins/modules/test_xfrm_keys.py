@@ -414,3 +414,21 @@ def test_legacy_algorithms_are_written_with_a_warning(tmp_path: Path, capsys) ->
     assert any("option content, line 1: hmac(md5) is a legacy algorithm" in warning for warning in warnings)
     assert any("cbc(des3_ede) is a legacy algorithm" in warning for warning in warnings)
     assert_no_secret(result, CBC_KEY, HMAC_KEY[:48])
+
+
+def test_a_node_locked_by_another_run_is_left_alone(private_node_lock: str, tmp_path: Path, capsys) -> None:
+    """Issue 16: while another run holds the node lock, the task fails after its bounded wait
+    naming that run, and the keys file is as it was."""
+    import fcntl
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    before = path.read_bytes()
+    with open(private_node_lock, "w") as holder:
+        holder.write("pid=4242 module=netsec.ipsec.xfrm_endpoint since=2026-12-06T07:00:00Z\n")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        result = run(capsys, path=str(path), content="4+ %s 0x%s 128\n" % (GCM, KEY_B), retain_previous=True,
+                     lock_timeout=0.2)
+    assert result["failed"] is True and "pid=4242" in result["msg"] and "nothing was changed" in result["msg"]
+    assert path.read_bytes() == before
+    assert_no_secret(result, KEY_A, KEY_B)
