@@ -129,7 +129,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership im
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ACTION_ALLOW, AF_INET, AF_INET6, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, ALL_ALGOS, DIR_FWD, DIR_IN, DIR_OUT,
     INFINITE_LIFETIME, IPPROTO_ESP, MODE_TUNNEL, POLICY_TYPE_MAIN, Algorithm, Mark, Selector, Template, XfrmEntry,
-    XfrmPolicy, XfrmState, any_address, canonical_address, family_of, max_prefixlen, selector_between,
+    XfrmPolicy, XfrmState, any_address, canonical_address, family_of, max_prefixlen, parsed_address, selector_between,
     zero_selector,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
@@ -241,7 +241,7 @@ def tunnel_address_problem(address: str) -> Optional[str]:
     if "%" in address:
         return "has a zone (%s): tunnel addresses are global, link-local ones cannot be used" % address
     try:
-        parsed = ipaddress.ip_address(address)
+        parsed = parsed_address(address)
     except ValueError:
         return "is not an IP address"
     if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
@@ -252,12 +252,13 @@ def tunnel_address_problem(address: str) -> Optional[str]:
     return None
 
 
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _NOT_TUNNEL_ENDPOINTS = (
     ("unspecified", lambda address: address.is_unspecified),
     ("a loopback address", lambda address: address.is_loopback),
     ("link-local", lambda address: address.is_link_local),
     ("multicast", lambda address: address.is_multicast),
-    ("the broadcast address", lambda address: address == ipaddress.IPv4Address("255.255.255.255")),
+    ("the broadcast address", lambda address: address == _LIMITED_BROADCAST),
 )
 
 

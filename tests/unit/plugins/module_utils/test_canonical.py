@@ -21,6 +21,7 @@ differ, and ``reconcile`` compares canonical entries. So:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Any, List, Sequence, Tuple
 
 import pytest
@@ -34,6 +35,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired impo
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import ChangeKind, Plan, reconcile
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm import model
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     AF_INET, ALGO_AEAD, DIR_IN, DIR_OUT, SA_FLAG_AF_UNSPEC, SA_FLAG_ESN, Algorithm, Lifetime, Mark, Selector,
     Template, Unmodelled, XfrmPolicy, XfrmState, canonical_policy, canonical_state, selector_between,
@@ -408,3 +410,31 @@ def test_unchanged_and_before_are_equal_to_the_installed_entries() -> None:
     assert sorted(plan.unchanged, key=repr) == sorted(installed, key=repr)
     assert plan.after == tuple(desired.states) + tuple(desired.policies)
     assert plan.kept == () and plan.changes == ()
+
+
+# ---------------------------------------------------------------------------------------
+# Address parsing: the C library's parser stands in for ipaddress's; it must accept exactly
+# the same texts and give the same canonical form.
+
+_ADDRESS_ALPHABET = "0123456789abcdefABCDEF:.%x -"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=6).map(lambda address: address.exploded.upper()),
+    st.ip_addresses(v=4).map(lambda address: "::ffff:" + str(address)),
+    st.text(alphabet=_ADDRESS_ALPHABET, max_size=45),
+    st.lists(st.integers(0, 300), min_size=3, max_size=5).map(lambda parts: ".".join("%03d" % p for p in parts)),
+))
+def test_parsed_address_agrees_with_ipaddress(text):
+    model._parsed_address.cache_clear()
+    try:
+        expected = str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = None
+    try:
+        found = str(model.parsed_address(text))
+    except ValueError:
+        found = None
+    assert found == expected, text
