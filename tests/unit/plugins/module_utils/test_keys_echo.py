@@ -14,7 +14,7 @@ list of dicts, and look for any 8 characters of them in the message.
 from __future__ import annotations
 
 import base64
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,16 +25,10 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KeysFileError, shown
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import keys_from_dicts
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import GCM, KEY16, KEY16_B, KEY20
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import key_spellings
 
 
-def spellings(key_material: bytes) -> List[str]:
-    """Every way a key may be written by mistake."""
-    lower = key_material.hex()
-    texts = [lower, lower.upper(), "0x" + lower, "0x" + lower.upper()]
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        padded = encode(key_material).decode("ascii")
-        texts += [padded, padded.rstrip("=")]
-    return list(dict.fromkeys(texts))
+
 
 
 def assert_not_echoed(message: str, token: str) -> None:
@@ -76,7 +70,7 @@ def test_known_names_are_quoted_whatever_their_length(token: str) -> None:
 @pytest.mark.parametrize("token", [
     "deadbeef", "0xdeadbeef", "DEADBEEF00", "abcdefghijklmnopqrstu", "GCM(AES)", "aGVsbG8=", "a/b", "Zm9vYmFy",
     "dgcalgcaadba", "abc_def", "abc-def", "ab12cd",
-] + spellings(bytes(range(1, 17))) + spellings(bytes(range(200, 212))))
+] + key_spellings(bytes(range(1, 17))) + key_spellings(bytes(range(200, 212))))
 def test_anything_that_may_be_a_key_is_not_quoted(token: str) -> None:
     assert shown(token) == "(a %d-character value, not shown as it may be key material)" % len(token)
     assert shown(token, KNOWN_NAMES) == shown(token)
@@ -105,7 +99,7 @@ def _filled(item: Dict[str, Any], token: str) -> Dict[str, Any]:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(min_size=8, max_size=64).filter(any), st.data())
 def test_a_key_in_any_other_field_is_never_echoed(key_material: bytes, data: Any) -> None:
-    token = data.draw(st.sampled_from(spellings(key_material)))
+    token = data.draw(st.sampled_from(key_spellings(key_material)))
     for field_name, template in sorted(dict(_AEAD_LINE, **_AUTH_ENC_LINE).items()):
         for text in (template.format(token=token), template.format(token=token) + "\n" + template.format(token=token)):
             with pytest.raises(KeysFileError) as caught:
@@ -122,7 +116,7 @@ def test_a_key_in_any_other_field_is_never_echoed(key_material: bytes, data: Any
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=8, max_size=64).filter(any), st.data())
 def test_a_key_as_an_unknown_dict_field_name_is_never_echoed(key_material: bytes, data: Any) -> None:
-    token = data.draw(st.sampled_from(spellings(key_material)))
+    token = data.draw(st.sampled_from(key_spellings(key_material)))
     item = {"spi": 1, "aead": GCM, "aead_key": KEY20, "icv_bits": 128, token: "x"}
     with pytest.raises(KeysFileError) as caught:
         keys_from_dicts([item])

@@ -29,17 +29,18 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Sequence
+from typing import Any, Dict, Iterator, Sequence
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.netsec.ipsec.plugins.module_utils import _sysctl
-from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint as endpoint_logic
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import ALGO_AEAD, Algorithm, XfrmState
 from ansible_collections.netsec.ipsec.plugins.modules import xfrm_endpoint, xfrm_info, xfrm_keys
-from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import decoded_state
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
+    FakeKernel, key_spellings, warning_texts,
+)
 from ansible_collections.netsec.ipsec.tests.unit.plugins.modules.test_sysctl_ipv6_forward import Host
 
 GCM = "rfc4106(gcm(aes))"
@@ -61,31 +62,15 @@ FOREIGN = key_bytes("foreign sa", 20)
 ALL_KEYS = (AEAD_1, AEAD_2, AEAD_3, CHACHA, HMAC_MD5, DES3, CBC, FOREIGN)
 
 
-def spellings(key_material: bytes) -> List[str]:
-    lower = key_material.hex()
-    texts = [lower, lower.upper(), "0x" + lower, "0x" + lower.upper()]
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        padded = encode(key_material).decode("ascii")
-        texts += [padded, padded.rstrip("=")]
-    return texts
+
 
 
 def pieces(key_material: bytes, size: int = 12) -> Iterator[str]:
     """Every spelling of a key and every ``size`` characters of one."""
-    for text in spellings(key_material):
+    for text in key_spellings(key_material):
         yield text
         for start in range(len(text) - size + 1):
             yield text[start:start + size]
-
-
-def warning_texts(result: Dict[str, Any]) -> List[str]:
-    """Each warning's text: a ``{"event": {"msg": ...}}`` summary in ansible-core 2.19+."""
-    texts = []
-    for warning in result.get("warnings", []):
-        while isinstance(warning, dict):
-            warning = warning.get("event", warning.get("msg"))
-        texts.append(str(warning))
-    return texts
 
 
 def assert_no_key_in_warnings(result: Dict[str, Any], expected: Sequence[str]) -> None:
@@ -184,36 +169,17 @@ def test_xfrm_info_keys_file_warnings(tmp_path: Path, capsys: pytest.CaptureFixt
 # --- xfrm_endpoint ------------------------------------------------------------------------
 
 
-class FakeKernel:
-    """Dumps an installed foreign SA (its key is in the kernel too) and accepts every apply."""
-
-    def __init__(self, netns: Any = None) -> None:
-        pass
-
-    def __enter__(self) -> "FakeKernel":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        pass
-
-    def dump_states(self) -> List[XfrmState]:
-        foreign = XfrmState(src="192.0.2.1", dst="192.0.2.2", spi=0x99, reqid=4242,
-                            aead=Algorithm(ALGO_AEAD, GCM, FOREIGN, 128))
-        return [decoded_state(foreign)]
-
-    def dump_policies(self) -> list:
-        return []
-
-    def apply(self, operations: Sequence[Any]) -> ApplyResult:
-        return ApplyResult(applied=tuple(operations))
-
-
 @pytest.mark.parametrize("check", [True, False])
 def test_xfrm_endpoint_warnings(check: bool, tmp_path: Path, capsys: pytest.CaptureFixture,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     keys_file = tmp_path / "keys"
     keys_file.write_text("1+ %s %s 128\n2+ %s %s 128\n" % (GCM, hex_key(AEAD_1, 2), GCM, hex_key(AEAD_2, 1)))
     monkeypatch.setattr(endpoint_logic, "XfrmKernel", FakeKernel)
+    # An installed foreign SA: its key is in the kernel too, and may never reach a warning.
+    monkeypatch.setattr(FakeKernel, "states", [XfrmState(src="192.0.2.1", dst="192.0.2.2", spi=0x99, reqid=4242,
+                                                         aead=Algorithm(ALGO_AEAD, GCM, FOREIGN, 128))])
+    monkeypatch.setattr(FakeKernel, "policies", [])
+    monkeypatch.setattr(FakeKernel, "applied", [])
     monkeypatch.setattr(endpoint_logic, "BOOT_ID_PATH", str(tmp_path / "boot_id"))
     (tmp_path / "boot_id").write_text("0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa\n")
     monkeypatch.setenv("SSH_CONNECTION", "10.77.0.3 46788 10.77.0.1 22")

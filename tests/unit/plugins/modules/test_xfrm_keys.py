@@ -11,12 +11,13 @@ import os
 import pwd
 import stat
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.netsec.ipsec.plugins.modules import xfrm_keys
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import warning_texts
 
 GCM = "rfc4106(gcm(aes))"
 KEY_A = "3db536c1f0e7a9b2c4d5e6f708192a3b4c5d6e7f"
@@ -32,17 +33,6 @@ def run(capsys: pytest.CaptureFixture, check: bool = False, diff: bool = True, *
             xfrm_keys.main()
     output = capsys.readouterr().out
     return json.loads(output)
-
-
-def warning_texts(result: Dict[str, Any]) -> List[str]:
-    """The text of each warning of a module result: ansible-core 2.21 returns warnings as
-    ``{"event": {"msg": ...}}`` summaries, older ones as strings."""
-    texts = []
-    for warning in result.get("warnings", []):
-        while isinstance(warning, dict):
-            warning = warning.get("event", warning.get("msg"))
-        texts.append(str(warning))
-    return texts
 
 
 def secret_spellings(hex_key: str):
