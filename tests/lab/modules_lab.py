@@ -6,8 +6,9 @@
 Not a test file: pytest does not collect it; the test files import it.
 
 Everything here is independent of the collection's code on purpose: per-pair keys and wire
-SPIs are recomputed with hashlib from the construction described in DESIGN.md and
-``_derive.py``/``_desired.py`` docstrings, and the kernel is read with ``ip xfrm``.
+SPIs are recomputed with hashlib from the construction described in
+docs/docsite/rst/how_it_works.rst (section The XFRM object model) and the docstrings of
+``_planner/derive.py`` and ``_planner/desired.py``, and the kernel is read with ``ip xfrm``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 """The desired XFRM object set of one node: pure, no kernel, no Ansible.
 
 Given the local node L, its peers, the keys and the options, ``build_desired`` returns every
-SA and policy L must hold (DESIGN §3). Decisions, each one final for this collection:
+SA and policy L must hold (docs/docsite/rst/how_it_works.rst, section The XFRM object model).
+Decisions, each one final for this collection:
 
 **Addresses.** A node has at most one tunnel address per family, and only an address that
 can be an ESP endpoint between hosts: unicast, not loopback, link-local, unspecified,
@@ -150,7 +151,7 @@ OUTBOUND_ENABLE = "enable"
 OUTBOUND_KEEP = "keep"
 OUTBOUND_CHOICES = (OUTBOUND_ENABLE, OUTBOUND_KEEP)
 
-# Rollout phases (DESIGN section 4), each run on every node before the next.
+# Rollout phases (docs/docsite/rst/how_it_works.rst, section Safe orders), each run on every node before the next.
 PHASE_INBOUND = "inbound"
 PHASE_OUTBOUND = "outbound"
 PHASE_ALL = "all"

@@ -44,7 +44,7 @@ by kernel identity (``key()``), then compared as whole entries.
   ``keep_outbound`` notwithstanding: teardown means teardown.
 * foreign entries are never touched, whatever their content.
 
-**Safe order** (DESIGN §4), one flat list in phases; within a phase, sorted by peer name,
+**Safe order** (docs/docsite/rst/how_it_works.rst, section Safe orders), one flat list in phases; within a phase, sorted by peer name,
 then address family, peer address, SPI, then the masked line (deterministic):
 
 1. bypass policies (add/update) — first of all, so that no encrypt policy added later in
