@@ -366,10 +366,6 @@ class Run:
     def tasks(self) -> List[str]:
         return [heading.group(1) for heading in map(TASK_HEADING.match, self.stdout.splitlines()) if heading]
 
-    def work_tasks(self) -> List[str]:
-        """``tasks()`` without the role's ``meta: end_role`` steps (shown where they skip)."""
-        return [task for task in self.tasks() if " : End the role " not in task]
-
     def statuses(self, task_part: str) -> Dict[str, List[str]]:
         """Per host, the statuses (ok, changed, skipping, ...) of the tasks whose name holds
         ``task_part``: a task's heading is printed even where every host skips it."""

@@ -56,11 +56,13 @@ class _Generator:
             line = line.strip()
             if not line.startswith("{"):
                 self.lines.put(line)
-            elif json.loads(line)["final"]:
-                self.final = json.loads(line)
+                continue
+            report = json.loads(line)
+            if report["final"]:
+                self.final = report
                 self.lines.put("final")
             else:
-                self.progress = json.loads(line)
+                self.progress = report
         self.lines.put(None)     # end of output: the generator is gone
 
     def expect(self, word: str, timeout: float = 60) -> bool:
@@ -191,15 +193,15 @@ class Traffic:
         new.tell("go")
         self.generators[node] = new
 
-    def stop(self, killed: Sequence[str] = ()) -> Dict[str, Any]:
+    def stop(self) -> Dict[str, Any]:
         """Stops every sender, then every receiver; returns ``pair_figures`` (plus each
-        direction's "wire" packets with a capture). A generator found dead fails the test unless its
-        node is in ``killed`` (rebooted, on purpose, without a restart)."""
+        direction's "wire" packets with a capture). A generator found dead fails the test (the
+        one of a rebooted node is restarted first)."""
         for generator in self.generators.values():
             generator.tell("stop")
         for node, generator in self.generators.items():
-            assert generator.expect("stopped") or node in killed, \
-                "traffic in %s (incarnation %d) ended before it was stopped" % (node, generator.incarnation)
+            assert generator.expect("stopped"), "traffic in %s (incarnation %d) ended before it was stopped" % (
+                node, generator.incarnation)
         time.sleep(0.5)
         for generator in self.generators.values():
             generator.tell(None)
@@ -290,13 +292,13 @@ class Window:
 def under_traffic(lab_exec, addresses: Optional[Dict[str, str]] = None, pings: Sequence[Tuple[str, str]] = (),
                   work: Optional[Path] = None, ping_interval: float = 0.05, quiet_pings: bool = True,
                   capture: Union[bool, Path] = False, lead: float = 1.5, tail: float = 0.0,
-                  udp_counters: bool = False, killed: Sequence[str] = ()) -> Iterator[Window]:
+                  udp_counters: bool = False) -> Iterator[Window]:
     """Runs the ``with`` body (the change) under traffic:
 
     xfrm_stat (and with ``udp_counters`` the Udp counters) of the nodes of ``addresses``; with
     ``capture`` (True, or the pcap file to keep) a capture of the whole window; UDP between
-    ``addresses`` ({node: address}; the body may ``window.traffic.restart`` a rebooted node, or
-    name it in ``killed``) and ``pings`` ((node, address) pairs, logs in ``work``); ``lead``
+    ``addresses`` ({node: address}; the body restarts the generator of a node it reboots with
+    ``window.traffic.restart``) and ``pings`` ((node, address) pairs, logs in ``work``); ``lead``
     seconds of traffic before the body and ``tail`` after it; then everything stopped and
     measured in the Window.
     """
@@ -321,7 +323,7 @@ def under_traffic(lab_exec, addresses: Optional[Dict[str, str]] = None, pings: S
     if pinging:
         window.pings = pinging.stop()
     if window.traffic:
-        window.figures = window.traffic.stop(killed=killed)
+        window.figures = window.traffic.stop()
         window.capture = window.traffic.capture
     if recorder:
         window.capture = recorder.stop()
