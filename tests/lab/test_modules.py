@@ -31,18 +31,18 @@ import secrets
 
 import pytest
 
-from modules_lab import (
+from harness import (
     FOREIGN_KEYS,
     KEYS_FILE,
-    all_text,
     assert_esp_everywhere,
     counts,
     derive,
     dumps,
     esp_summary,
-    leaked,
     ping_all,
+    secret_forms,
     start_lab,
+    text_leaks,
     wire_spi,
 )
 
@@ -95,10 +95,10 @@ def lab(lab_exec, lab_boot_id, inventory_path):
 # --------------------------------------------------------------------------- stages
 
 @pytest.fixture(scope="module")
-def converged(lab, lab_exec, lab_capture):
+def converged(lab, lab_exec):
     results = lab.play("converge", KEYS_AND_ENDPOINT, extra_vars=dict(keys_content=LINE1 + "\n", peers_of=lab.peers_of()))
     node_dumps = lab.observe(lab_exec)
-    capture, failures = ping_all(lab_capture, [(a, ADDR[b]) for a, b in PAIRS])
+    capture, failures = ping_all([(a, ADDR[b]) for a, b in PAIRS])
     return dict(results=results, dumps=node_dumps, capture=capture, failures=failures)
 
 
@@ -173,31 +173,20 @@ ROTATE = """
 
 
 @pytest.fixture(scope="module")
-def rotated(checked, lab, lab_exec, lab_capture):
-    # Continuous pings in every direction (inside the nodes, in the background) while the
-    # whole rotation runs under one capture.
-    start = "; ".join("lab-exec %s sh -c 'ping -n -i 0.1 %s >/tmp/rot-%s.txt 2>&1 & echo $! >/tmp/rot-%s.pid'"
-                      % (a, ADDR[b], b, b) for a, b in PAIRS)
-    stop = "; ".join("lab-exec %s sh -c 'kill -INT $(cat /tmp/rot-%s.pid)'" % (a, b) for a, b in PAIRS)
-    holder = {}
-    results = lab.play("rotation", ROTATE, extra_vars=dict(key2=K2.hex(), peers_of=lab.peers_of()), holder=holder,
-                       wrap=lambda cmd: ["lab-capture", "--settle", "1", "--", "sh", "-c",
-                                         start + "; sleep 1; \"$@\"; rc=$?; sleep 1; " + stop + "; sleep 1; exit $rc",
-                                         "sh", *cmd])
-    pings = {}
-    for a, b in PAIRS:
-        text = lab_exec(a, "cat", "/tmp/rot-%s.txt" % b).stdout
-        match = re.search(r"(\d+) packets transmitted, (\d+) received", text)
-        assert match, text
-        pings[(a, b)] = (int(match.group(1)), int(match.group(2)))
+def rotated(checked, lab, lab_exec, under_traffic):
+    # Continuous pings in every direction while the whole rotation runs, under one capture.
+    with under_traffic(pings=[(a, ADDR[b]) for a, b in PAIRS], work=lab.ansible.work, ping_interval=0.1,
+                       quiet_pings=False, capture=True, lead=1.0, tail=1.0) as window:
+        results = lab.play("rotation", ROTATE, extra_vars=dict(key2=K2.hex(), peers_of=lab.peers_of()))
+    pings = {(a, b): (window.pings[(a, ADDR[b])]["sent"], window.pings[(a, ADDR[b])]["received"]) for a, b in PAIRS}
     node_dumps = lab.observe(lab_exec)
-    after_capture, failures = ping_all(lab_capture, [(a, ADDR[b]) for a, b in PAIRS])
-    return dict(results=results, capture=holder["capture"], pings=pings, dumps=node_dumps,
+    after_capture, failures = ping_all([(a, ADDR[b]) for a, b in PAIRS])
+    return dict(results=results, capture=window.capture, pings=pings, dumps=node_dumps,
                 after_capture=after_capture, failures=failures)
 
 
 @pytest.fixture(scope="module")
-def purged(rotated, lab, lab_exec, lab_capture):
+def purged(rotated, lab, lab_exec):
     tasks = """
 - name: Keys
   netsec.ipsec.xfrm_keys:
@@ -214,7 +203,7 @@ def purged(rotated, lab, lab_exec, lab_capture):
     results = lab.play("purge", tasks, extra_vars=dict(keys_content=LINE6 + "\n",
                                                        peers_of=lab.peers_of(members=["node1", "node2"])))
     node_dumps = lab.observe(lab_exec)
-    capture, failures = ping_all(lab_capture, [("node1", ADDR["node2"]), ("node2", ADDR["node1"])])
+    capture, failures = ping_all([("node1", ADDR["node2"]), ("node2", ADDR["node1"])])
     return dict(results=results, dumps=node_dumps, capture=capture, failures=failures)
 
 
@@ -388,16 +377,16 @@ def test_absent_removes_every_owned_entry_and_only_those(absent, lab):
 
 
 def test_no_key_material_in_any_output(absent, lab):
-    text = all_text(lab.ansible)
-    assert lab.ansible.runs == 6
+    text = lab.ansible.text()
+    assert len(lab.ansible.runs) == 6
     assert "sha256:" in text           # fingerprints are there, keys are not
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in text    # module arguments are there, masked
     kernel_keys = [key for key in lab.kernel_keys if key not in FOREIGN_KEYS]
     assert set(lab.derived) <= set(kernel_keys) and len(set(lab.derived)) == 12
-    assert leaked(text, MASTER_KEYS + kernel_keys + lab.derived) == []
+    assert text_leaks(text, MASTER_KEYS + kernel_keys + lab.derived) == []
     # The check is real: the same grep finds a key when it is there.
-    assert leaked(text + K1.hex().upper(), [K1]) != []
-    lab.note("secrets: %d output chars, %d distinct kernel keys + %d derived + %d master keys, 3 forms each: 0 found"
-             % (len(text), len(set(kernel_keys)), len(set(lab.derived)), len(MASTER_KEYS)))
+    assert text_leaks(text + K1.hex().upper(), [K1]) != []
+    lab.note("secrets: %d output chars, %d distinct kernel keys + %d derived + %d master keys, %d forms each: 0 found"
+             % (len(text), len(set(kernel_keys)), len(set(lab.derived)), len(MASTER_KEYS), len(secret_forms(K1))))
     lab.note("stage timings: " + ", ".join("%s %.1f s" % item for item in lab.timings.items()))
     print("\n".join(lab.figures))

@@ -26,17 +26,17 @@ import secrets
 
 import pytest
 
-from modules_lab import (
+from harness import (
     FOREIGN_KEYS,
-    all_text,
     assert_esp_everywhere,
     counts,
     derive,
     dumps,
     esp_summary,
-    leaked,
     ping_all,
+    secret_forms,
     start_lab,
+    text_leaks,
     wire_spi,
 )
 
@@ -94,16 +94,16 @@ def _vars(lab, line, **extra):
     return dict(keys_content=line + "\n", local_of=LOCAL, peers_of=lab.peers_of(), **extra)
 
 
-def _stage(lab, lab_exec, lab_capture, name, line, **extra):
+def _stage(lab, lab_exec, name, line, **extra):
     results = lab.play(name, KEYS_AND_ENDPOINT, extra_vars=_vars(lab, line, **extra))
     node_dumps = lab.observe(lab_exec)
-    capture, failures = ping_all(lab_capture, PINGS)
+    capture, failures = ping_all(PINGS)
     return dict(results=results, dumps=node_dumps, capture=capture, failures=failures)
 
 
 @pytest.fixture(scope="module")
-def converged(lab, lab_exec, lab_capture):
-    return _stage(lab, lab_exec, lab_capture, "converge", LINE1)
+def converged(lab, lab_exec):
+    return _stage(lab, lab_exec, "converge", LINE1)
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +112,13 @@ def second(converged, lab):
 
 
 @pytest.fixture(scope="module")
-def auth_enc(second, lab, lab_exec, lab_capture):
-    return _stage(lab, lab_exec, lab_capture, "auth_enc", LINE3)
+def auth_enc(second, lab, lab_exec):
+    return _stage(lab, lab_exec, "auth_enc", LINE3)
 
 
 @pytest.fixture(scope="module")
-def aead36(auth_enc, lab, lab_exec, lab_capture):
-    return _stage(lab, lab_exec, lab_capture, "aead36_global", LINE4, per_pair=False)
+def aead36(auth_enc, lab, lab_exec):
+    return _stage(lab, lab_exec, "aead36_global", LINE4, per_pair=False)
 
 
 @pytest.fixture(scope="module")
@@ -241,15 +241,15 @@ def test_absent_leaves_only_foreign_entries(absent, lab):
 
 
 def test_no_key_material_in_any_output(absent, lab):
-    text = all_text(lab.ansible)
-    assert lab.ansible.runs == 6
+    text = lab.ansible.text()
+    assert len(lab.ansible.runs) == 6
     assert "sha256:" in text and "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in text
     kernel_keys = [key for key in lab.kernel_keys if key not in FOREIGN_KEYS]
     assert set(lab.derived) <= set(kernel_keys) and len(set(lab.derived)) == 24
     assert K4 in kernel_keys
-    assert leaked(text, MASTER_KEYS + kernel_keys + lab.derived) == []
-    assert leaked(text + K5.hex().upper(), [K5]) != []
-    lab.note("secrets: %d output chars, %d distinct kernel keys + %d derived + %d master keys, 3 forms each: 0 found"
-             % (len(text), len(set(kernel_keys)), len(set(lab.derived)), len(MASTER_KEYS)))
+    assert text_leaks(text, MASTER_KEYS + kernel_keys + lab.derived) == []
+    assert text_leaks(text + K5.hex().upper(), [K5]) != []
+    lab.note("secrets: %d output chars, %d distinct kernel keys + %d derived + %d master keys, %d forms each: 0 found"
+             % (len(text), len(set(kernel_keys)), len(set(lab.derived)), len(MASTER_KEYS), len(secret_forms(K1))))
     lab.note("stage timings: " + ", ".join("%s %.1f s" % item for item in lab.timings.items()))
     print("\n".join(lab.figures))

@@ -19,11 +19,8 @@ the pip fallback off a node that still lacks pyroute2 stops with a message and i
 
 from __future__ import annotations
 
-from pathlib import Path
+from harness import REPO, dump, inventory_with_group, key_line, report
 
-from safety_lab import Ansible, failures, inventory_with_group, key_line, out_dir, report, xfrm_dump
-
-REPO = Path(__file__).resolve().parents[2]
 ASSETS = REPO / "build" / "lab-assets"
 NODE_PYTHON_ENV = "/tmp/ipsec-python"            # each node's /tmp is its own
 NODE_PYTHON = NODE_PYTHON_ENV + "/bin/python"
@@ -63,7 +60,8 @@ def _prepare_nodes(lab_exec, lab_reboot, nodes):
         assert _pyroute2_of(lab_exec, node) is None, node
 
 
-def test_role_installs_pyroute2_where_missing(lab_nodes, inventory_path, lab_exec, lab_reboot, lab_capture, tmp_path):
+def test_role_installs_pyroute2_where_missing(lab_nodes, inventory_path, lab_exec, lab_reboot, lab_capture, lab_ansible,
+                                              tmp_path):
     debs = sorted(path.name for path in (ASSETS / "debs").glob("*.deb"))
     wheels = sorted((ASSETS / "wheels").glob("pyroute2-*.whl"))
     assert any(name.startswith("python3-pyroute2_") for name in debs) and wheels, \
@@ -71,7 +69,7 @@ def test_role_installs_pyroute2_where_missing(lab_nodes, inventory_path, lab_exe
     nodes = lab_nodes[:3]
     _prepare_nodes(lab_exec, lab_reboot, nodes)
     try:
-        ansible = Ansible(inventory_path, out_dir("pyroute2"))
+        ansible = lab_ansible
         inventory = inventory_with_group(
             inventory_path, nodes, tmp_path / "inventory.yml",
             host_vars={node: {"ansible_python_interpreter": NODE_PYTHON} for node in nodes[:2]},
@@ -105,14 +103,14 @@ def test_role_installs_pyroute2_where_missing(lab_nodes, inventory_path, lab_exe
         # Fallback off: node2 "reboots" (a fresh, bare virtualenv again) and must stop cleanly.
         lab_reboot(nodes[1])
         lab_exec(nodes[1], SYSTEM_PYTHON, "-m", "venv", NODE_PYTHON_ENV)
-        before = xfrm_dump(lab_exec, nodes[1])
+        before = dump(lab_exec, nodes[1])
         refused = ansible.playbook("playbooks/mesh.yml", extra_vars=dict(extra_vars, ipsec_pyroute2_pip_fallback=False),
                                    inventory=inventory, args=("--limit", nodes[1]), expect_rc=None)
         assert refused.returncode != 0
-        message = failures(refused).get(nodes[1], "")
-        assert "pyroute2 cannot be imported" in message and NODE_PYTHON in message, failures(refused)
+        message = refused.failures().get(nodes[1], "")
+        assert "pyroute2 cannot be imported" in message and NODE_PYTHON in message, refused.failures()
         assert _ran(refused, PIP_TASK) == []
-        assert xfrm_dump(lab_exec, nodes[1]) == before
+        assert dump(lab_exec, nodes[1]) == before
         assert lab_exec(nodes[1], "test", "-e", "/etc/ipsec/keys", check=False).returncode != 0
         report("pyroute2", {"debs": debs, "wheel": wheels[0].name, "installed": installed,
                             "first_seconds": round(first.seconds, 1), "second_seconds": round(second.seconds, 1),

@@ -16,14 +16,12 @@ file that the tests below assert on.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from harness import REPO, Ansible
+
 SYSCTL_FILE = "/etc/sysctl.d/60-netsec-ipsec.conf"
 ALL6 = "/proc/sys/net/ipv6/conf/all/forwarding"
 # A name with a dot: its key is net.ipv6.conf.eth1/7.forwarding, its path keeps the dot.
@@ -104,12 +102,7 @@ def results(lab_exec, inventory_path, tmp_path_factory) -> Iterator[Dict[str, An
     playbook.write_text(
         PLAYBOOK.format(all6=ALL6, dotted=DOTTED_PATH, file=SYSCTL_FILE, dotted_name=DOTTED, out=out)
     )
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory_path), str(playbook)],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert run.returncode == 0, "ansible-playbook exited %d\nstdout:\n%s\nstderr:\n%s" % (run.returncode, run.stdout, run.stderr)
+    Ansible(inventory_path, work).playbook(str(playbook), timeout=600)
     yield json.loads(out.read_text())
     lab_exec("node1", "ip", "link", "del", DOTTED, check=False)
     for node in ("node1", "node2"):
