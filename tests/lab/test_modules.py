@@ -232,11 +232,12 @@ def test_converge_installs_the_mesh_and_esp_flows_both_ways(converged, lab):
         assert result["keys"]["changed"] is True and result["keys"]["spi"] == 1
         endpoint = result["endpoint"]
         assert endpoint["changed"] is True
-        # 2 peers x (OUT + IN) SAs; 2 peers x (OUT + IN) policies + 4 bypass policies (tcp/22)
+        # 2 peers x (OUT + IN) SAs; 2 peers x (OUT + IN) policies + 2 bypass policies (the
+        # default tcp/22 server side: IN dport 22, OUT sport 22)
         assert endpoint["sas"] == counts(added=4)
-        assert endpoint["policies"] == counts(added=8)
+        assert endpoint["policies"] == counts(added=6)
         node_dump = converged["dumps"][node]
-        assert len(node_dump.owned_states()) == 4 and len(node_dump.owned_policies()) == 8
+        assert len(node_dump.owned_states()) == 4 and len(node_dump.owned_policies()) == 6
     assert_esp_everywhere(converged["capture"], converged["failures"], FLOWS, 1)
     lab.note("converge: pings 6x3, " + esp_summary(converged["capture"]))
 
@@ -269,11 +270,11 @@ def test_second_run_changes_nothing(second, lab):
         for name in ("keys", "endpoint", "info"):
             assert result[name]["changed"] is False, (node, name, result[name])
         assert result["endpoint"]["sas"] == counts(unchanged=4)
-        assert result["endpoint"]["policies"] == counts(unchanged=8)
+        assert result["endpoint"]["policies"] == counts(unchanged=6)
         assert result["endpoint"]["added"] == result["endpoint"]["updated"] == result["endpoint"]["removed"] == []
         info = result["info"]
         assert info["boot_id"] == lab.boot[node]
-        assert len(info["sas"]) == 4 and len(info["policies"]) == 8
+        assert len(info["sas"]) == 4 and len(info["policies"]) == 6
         assert info["foreign_sas"] == 2 and info["foreign_policies"] == 4
         assert sorted(sa["direction"] for sa in info["sas"]) == ["in", "in", "out", "out"]
         assert all(sa["packets"] > 0 for sa in info["sas"]), info["sas"]
@@ -294,13 +295,13 @@ def test_check_mode_reports_the_delta_and_leaves_kernels_byte_identical(checked)
         assert endpoint["removed"] == [] and endpoint["updated"] == []
     for node in ("node1", "node2"):
         endpoint = checked["results"][node]["endpoint"]
-        assert endpoint["policies"] == counts(added=2, unchanged=8)
+        assert endpoint["policies"] == counts(added=2, unchanged=6)
         assert sorted(line.split(" priority")[0] for line in endpoint["added"]) == [
             "policy in 10.244.3.0/24 -> 0.0.0.0/0", "policy out 0.0.0.0/0 -> 10.244.3.0/24"]
         assert "10.244.3.0/24" in endpoint["diff"]["after"] and "10.244.3.0/24" not in endpoint["diff"]["before"]
     # node3 now routes a subnet: FWD policies from both peers
     endpoint = checked["results"]["node3"]["endpoint"]
-    assert endpoint["policies"] == counts(added=2, unchanged=8)
+    assert endpoint["policies"] == counts(added=2, unchanged=6)
     assert sorted(line.split(" priority")[0] for line in endpoint["added"]) == [
         "policy fwd 10.77.0.1/32 -> 0.0.0.0/0", "policy fwd 10.77.0.2/32 -> 0.0.0.0/0"]
 
@@ -319,12 +320,12 @@ def test_rotation_keeps_traffic_flowing_and_encrypted(rotated, lab):
         result = rotated["results"][node]
         assert [k["spi"] for k in result["keys_add"]["keys_info"]] == [1, 2]
         assert result["ep_old"]["sas"] == counts(added=4, unchanged=4)
-        assert result["ep_old"]["policies"] == counts(unchanged=8)
+        assert result["ep_old"]["policies"] == counts(unchanged=6)
         assert result["ep_new"]["sas"] == counts(unchanged=8)
-        assert result["ep_new"]["policies"] == counts(updated=2, unchanged=6)
+        assert result["ep_new"]["policies"] == counts(updated=2, unchanged=4)
         assert [k["spi"] for k in result["keys_drop"]["keys_info"]] == [2]
         assert result["ep_drop"]["sas"] == counts(removed=4, unchanged=4)
-        assert result["ep_drop"]["policies"] == counts(unchanged=8)
+        assert result["ep_drop"]["policies"] == counts(unchanged=6)
         states = rotated["dumps"][node].owned_states()
         assert len(states) == 4 and all(re.search(r"spi 0x2[0-9a-f]{7} ", block) for block in states), states
     assert_esp_everywhere(rotated["after_capture"], rotated["failures"], FLOWS, 2)
@@ -351,16 +352,16 @@ def test_purge_removes_the_departed_peer_and_keeps_the_rest(purged, lab):
     lab.assert_foreign_intact(purged["dumps"], "purge")
     for node in ("node1", "node2"):
         node_dump = purged["dumps"][node]
-        assert len(node_dump.owned_states()) == 2 and len(node_dump.owned_policies()) == 6
+        assert len(node_dump.owned_states()) == 2 and len(node_dump.owned_policies()) == 4
         assert "10.77.0.3" not in "\n".join(node_dump.owned_states() + node_dump.owned_policies())
         endpoint = purged["results"][node]["endpoint"]
         assert endpoint["sas"] == counts(added=2, removed=4)
-        assert endpoint["policies"] == counts(updated=1, removed=2, unchanged=5)
+        assert endpoint["policies"] == counts(updated=1, removed=2, unchanged=3)
         assert any("10.77.0.3" in line for line in endpoint["removed"])
     node3 = purged["dumps"]["node3"]
     assert node3.owned_states() == [] and node3.owned_policies() == []
     assert purged["results"]["node3"]["endpoint"]["sas"] == counts(removed=4)
-    assert purged["results"]["node3"]["endpoint"]["policies"] == counts(removed=8)
+    assert purged["results"]["node3"]["endpoint"]["policies"] == counts(removed=6)
 
 
 def test_absent_removes_every_owned_entry_and_only_those(absent, lab):

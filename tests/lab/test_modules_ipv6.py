@@ -56,13 +56,13 @@ K1 = secrets.token_bytes(20)            # spi 1 rfc4106, 20 bytes
 K3_AUTH = secrets.token_bytes(32)       # spi 3 hmac(sha256)
 K3_ENC = secrets.token_bytes(16)        # spi 3 cbc(aes)
 K4 = secrets.token_bytes(36)            # spi 4 rfc4106, 36 bytes
-K5 = secrets.token_bytes(36)            # spi 5 rfc4543 with ICV 96: the kernel refuses it
+K5 = secrets.token_bytes(36)            # spi 5 rfc4106 with ICV 256: the kernel refuses it
 MASTER_KEYS = [K1, K3_AUTH, K3_ENC, K4, K5]
 
 LINE1 = "1 rfc4106(gcm(aes)) %s 128" % K1.hex()
 LINE3 = "3 hmac(sha256) 0x%s cbc(aes) %s" % (K3_AUTH.hex(), K3_ENC.hex().upper())
 LINE4 = "4+ rfc4106(gcm(aes)) 0x%s 128" % K4.hex()
-LINE5 = "5 rfc4543(gcm(aes)) %s 96" % K5.hex()
+LINE5 = "5 rfc4106(gcm(aes)) %s 256" % K5.hex()
 
 KEYS_AND_ENDPOINT = """
 - name: Keys
@@ -78,10 +78,10 @@ KEYS_AND_ENDPOINT = """
   ignore_errors: "{{ may_fail | default(false) }}"
 """
 
-# Per node: SAs (2 per pairing) and policies (OUT + IN per peer subnet, 4 bypass tcp/22 per
-# family, 4 for IPv6 neighbour discovery)
+# Per node: SAs (2 per pairing) and policies (OUT + IN per peer subnet, 2 bypass tcp/22 per
+# family (the default, server side: IN dport 22, OUT sport 22), 4 for IPv6 neighbour discovery)
 EXPECTED_SAS = {"node1": 6, "node2": 6, "node3": 4}
-EXPECTED_POLICIES = {"node1": 18, "node2": 18, "node3": 12}
+EXPECTED_POLICIES = {"node1": 14, "node2": 14, "node3": 10}
 
 
 @pytest.fixture(scope="module")
@@ -221,13 +221,13 @@ def test_a_key_the_kernel_refuses_fails_clearly_and_changes_nothing(refused, lab
     result = refused["results"]["node1"]
     keys = result["keys"]
     assert keys["changed"] is True
-    assert any("rfc4543" in warning and "96" in warning for warning in keys.get("warnings", [])), keys
+    assert any("the kernel refuses ICV 256 for rfc4106(gcm(aes))" in warning for warning in keys.get("warnings", [])), keys
     endpoint = result["endpoint"]
     assert endpoint["failed"] is True and endpoint["changed"] is False, endpoint
     failed = endpoint["failed_operation"]
-    assert failed.startswith("add state ") and "rfc4543(gcm(aes))" in failed and "icv 96" in failed, failed
+    assert failed.startswith("add state ") and "rfc4106(gcm(aes))" in failed and "icv 256" in failed, failed
     assert re.search(r"spi 0x5[0-9a-f]{7} ", failed), failed
-    assert "rfc4543(gcm(aes)) with a 96-bit ICV" in endpoint["msg"], endpoint["msg"]
+    assert "rfc4106(gcm(aes)) with a 256-bit ICV" in endpoint["msg"], endpoint["msg"]
     assert "rolled back, the node is as it was" in endpoint["msg"], endpoint["msg"]
     assert endpoint["applied"] == []
     lab.note("refused: msg=%r; errno=%r extack=%r" % (endpoint["msg"], endpoint["errno"], endpoint["extack"]))

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import subprocess
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 import yaml
@@ -260,12 +260,34 @@ def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, 
         assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
 
 
-def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes, lab_ansible):
-    good = playbook(lab_ansible, "status.yml")
+PROM_FILE = "/tmp/netsec_ipsec.prom"      # on each node (its own /tmp)
+
+
+def _prometheus(lab_exec, node: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+    """The node's textfile, parsed by prometheus_client: sample name -> [(labels, value)]."""
+    from prometheus_client.parser import text_string_to_metric_families
+    samples: Dict[str, List[Tuple[Dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(lab_exec(node, "cat", PROM_FILE).stdout):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes, lab_ansible, tmp_path):
+    pairs = len(lab_nodes) * (len(lab_nodes) - 1)
+    outputs = ["-e", "ipsec_status_json=%s" % (tmp_path / "status.json"), "-e", "ipsec_status_textfile=%s" % PROM_FILE]
+    good = playbook(lab_ansible, "status.yml", *outputs)
     assert good.returncode == 0, good.explain()
     verdicts = json.loads(re.search(r"verdicts: (\{.*?\})", good.stdout).group(1).replace('\\"', '"'))
     print("status, converged:", verdicts)
-    assert verdicts == {"ok": len(lab_nodes) * (len(lab_nodes) - 1)}, good.explain()
+    assert verdicts == {"ok": pairs}, good.explain()
+    report_json = json.loads((tmp_path / "status.json").read_text())
+    assert report_json["summary"] == verdicts and report_json["problems"] == [], report_json
+    for node in lab_nodes:
+        metrics = _prometheus(lab_exec, node)
+        assert sorted(labels["peer"] for labels, value in metrics["netsec_ipsec_pair_ok"] if value == 1) == \
+            sorted(peer for peer in lab_nodes if peer != node), (node, metrics["netsec_ipsec_pair_ok"])
+        assert all(value > 0 for _labels, value in metrics["netsec_ipsec_sa_packets_total"]), metrics
 
     # Break two pairs: node2 loses its IN SA from node1; node3's IN SA from node1 gets another key.
     in_2 = next(sa for sa in owned_sas(lab_exec, "node2") if sa["src"] == address("node1"))
@@ -277,14 +299,25 @@ def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes, lab
     lab_exec("node3", "ip", "xfrm", "state", "add", "src", in_3["src"], "dst", in_3["dst"], "proto", "esp",
              "spi", in_3["spi"], "reqid", str(REQID), "mode", "tunnel",
              "aead", "rfc4106(gcm(aes))", "0x" + "77" * 20, "128")
-    bad = playbook(lab_ansible, "status.yml")
-    assert bad.returncode == 0, bad.explain()
+    # A pair that is not ok fails the run (after the report), for a pipeline to act on...
+    bad = playbook(lab_ansible, "status.yml", *outputs)
+    assert bad.returncode != 0 and set(bad.failures()) == {"node1"}, bad.explain()
     verdicts = json.loads(re.search(r"verdicts: (\{.*?\})", bad.stdout).group(1).replace('\\"', '"'))
     print("status, broken:", verdicts)
-    assert verdicts == {"ok": len(lab_nodes) * (len(lab_nodes) - 1) - 2, "missing SA": 1, "key mismatch": 1}
+    assert verdicts == {"ok": pairs - 2, "missing SA": 1, "key mismatch": 1}
     lines = bad.stdout
     assert re.search(r"-> node2 +10\.77\.0\.1 +-> 10\.77\.0\.2 +spi \S+ +missing SA", lines), lines
     assert re.search(r"-> node3 +10\.77\.0\.1 +-> 10\.77\.0\.3 +spi \S+ +key mismatch", lines), lines
+    report_json = json.loads((tmp_path / "status.json").read_text())
+    assert report_json["summary"] == verdicts and len(report_json["problems"]) == 2, report_json
+    # A pair is the sender's: node1's traffic to node2 and to node3 is not protected as wanted.
+    metrics = _prometheus(lab_exec, "node1")
+    assert sorted(labels["peer"] for labels, value in metrics["netsec_ipsec_pair_ok"] if value == 0) == ["node2", "node3"], \
+        metrics["netsec_ipsec_pair_ok"]
+    # ...and only reports with ipsec_status_fail_on_problems=false.
+    reported = playbook(lab_ansible, "status.yml", "-e", "ipsec_status_fail_on_problems=false")
+    assert reported.returncode == 0, reported.explain()
+    assert "missing SA" in reported.stdout and "key mismatch" in reported.stdout
 
 
 def test_check_diff_masks_keys(converged, keys, subnet_overlay, lab_exec, lab_nodes, lab_ansible):

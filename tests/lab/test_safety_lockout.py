@@ -10,7 +10,8 @@ control namespace, 10.77.0.254, is no peer of anyone, so no policy covers it): e
 here runs IN node3 (lab-exec node3 ansible-playbook), over real SSH to the nodes' mesh
 addresses. node2 first gets a different key than the others (same key id, other bytes: a
 host variable); the mesh installs, node3 <-> node2 ESP cannot be decrypted, and Ansible still
-reaches node2 (the tcp/22 bypass) and fixes it with the right key. Then with ``ipsec_bypass:
+reaches node2 (the tcp/22 bypass: server side on every node, the default, and client side on
+node3, the documented addition where Ansible runs from a member) and fixes it with the right key. Then with ``ipsec_bypass:
 []`` xfrm_endpoint warns "covers the SSH connection Ansible is using" before applying, in
 --check (nothing changes) and for real.
 """
@@ -25,6 +26,8 @@ from harness import Ansible, dumps, inventory_with_group, key_line, report, run_
 
 WARNING = "covers the SSH connection Ansible is using"
 OTHER_KEY = "0x" + "a7c3" * 10
+# node3 runs Ansible: its SSH connections out to the other members need the client side too.
+CONTROLLER_BYPASS = [{"proto": "tcp", "port": 22, "side": "server"}, {"proto": "tcp", "port": 22, "side": "client"}]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +47,8 @@ def test_mismatched_key_does_not_lock_ansible_out(lab, inventory_path, lab_exec,
     nodes, addresses, ansible = lab["nodes"], lab["addresses"], lab["ansible"]
     mismatched = inventory_with_group(inventory_path, nodes, lab["work"] / "inventory-mismatch.yml",
                                       group_vars={"ipsec_keys_content": key_line(1)},
-                                      host_vars={"node2": {"ipsec_keys_content": key_line(1, OTHER_KEY)}})
+                                      host_vars={"node2": {"ipsec_keys_content": key_line(1, OTHER_KEY)},
+                                                 "node3": {"ipsec_bypass": CONTROLLER_BYPASS}})
     first = ansible.playbook("playbooks/mesh.yml", inventory=mismatched, expect_rc=None)
     stat_before = xfrm_stat(lab_exec, ["node2"])
     broken = {"3->2": _ping(lab_exec, "node3", addresses["node2"]), "3->1": _ping(lab_exec, "node3", addresses["node1"])}
@@ -81,13 +85,18 @@ def test_no_bypass_warns_about_the_own_connection(lab, lab_exec):
     warned_real = _warned(real, nodes)
     report("lock-out: no bypass", {"check_rc": check.returncode, "real_rc": real.returncode, "warned_check": warned_check,
                                    "warned_real": warned_real, "in_output": WARNING in check.stdout + check.stderr, "check_unchanged": before == unchanged,
-                                   "bypass_policies_left": {n: after[n].policy.count("dport 22") for n in nodes}})
+                                   "bypass_policies_left": {n: _bypass_policies(after[n]) for n in nodes}})
     assert check.returncode == 0 and real.returncode == 0
     assert before == unchanged
     # node3 is the controller: its connection to itself stays local; node1 and node2 are reached over the mesh.
     assert warned_check == {"node1": True, "node2": True, "node3": False}, check.stdout[-6000:]
     assert warned_real == warned_check
-    assert all(after[n].policy.count("dport 22") == 0 for n in nodes)
+    assert all(_bypass_policies(after[n]) == 0 for n in nodes)
+    assert all(_bypass_policies(before[n]) > 0 for n in nodes)
+
+
+def _bypass_policies(node_dump):
+    return node_dump.policy.count("dport 22") + node_dump.policy.count("sport 22")
 
 
 def _warned(run, nodes):
