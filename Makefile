@@ -32,7 +32,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 # Tools run from the venv find their siblings (ansible-config, ansible-playbook) on PATH.
 WITH_VENV := PATH="$(BIN):$$PATH"
 
-.PHONY: help deps venv collection unit netns sanity lint labtool lab-assets lab test demo bench bench-controller clean changelog-lint
+.PHONY: help deps venv collection unit netns sanity lint labtool lab test demo bench bench-controller clean changelog-lint
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -92,11 +92,7 @@ labtool: venv deps
 	cd $(ROOT) && $(WITH_VENV) $(BIN)/pytest -q -p no:cacheprovider tests/labtool
 
 # Every lab scenario in tests/lab/scenarios, two at a time.
-## lab-assets: the distribution package and the wheel the lab's pyroute2 test installs offline.
-lab-assets: venv deps
-	cd $(ROOT) && tools/lab-assets $(BUILD)/lab-assets $(BIN)/pip
-
-lab: venv deps lab-assets
+lab: venv deps
 	cd $(ROOT) && $(WITH_VENV) lab/suite tests/lab/scenarios
 
 ## test: everything CI runs, in order; exits non-zero on any failure.

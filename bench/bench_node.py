@@ -14,6 +14,7 @@ Within one round every method runs once, side by side; medians over the rounds a
             stand-in for AnsibleModule (keys file read, build_desired, no_log values, dump,
             reconcile, apply through XfrmKernel, the result's rendered lines) from empty
   noop      the same call again on the converged namespace (P2)
+  dump_floor  ip xfrm state + ip xfrm policy on the converged namespace (the floor of a no-op)
   ip_batch  ``ip -batch`` of the same objects, in the planner's order (the same objects: after
             the first round the namespace is dumped and reconciled against the desired set, and
             must give no operation)
@@ -202,6 +203,14 @@ class Workload:
         if plan.operations:
             raise SystemExit("not converged: %d operations left, first: %r" % (len(plan.operations), plan.operations[0]))
 
+    def dump_floor(self) -> float:
+        """``ip xfrm state`` then ``ip xfrm policy`` on the converged namespace, output
+        discarded: what any no-op must at least do, read both tables."""
+        started = time.perf_counter()
+        for table in ("state", "policy"):
+            subprocess.run(["ip", "xfrm", table, "list"], check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
     def ip_batch(self) -> float:
         started = time.perf_counter()
         subprocess.run(["ip", "-batch", self.batch], check=True)
@@ -275,6 +284,7 @@ def bench_size(peers: int, runs: int, sample: int, with_each: bool) -> Dict[str,
             if not checked:
                 work.converged()
             times["noop"] = work.ours(False)
+            times["dump_floor"] = work.dump_floor()
             fresh_netns()
             times["ip_batch"] = work.ip_batch()
             if not checked:
@@ -330,8 +340,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         entry = bench_size(peers, args.runs if at_main else args.growth_runs, args.sample, with_each=at_main)
         growth.append(entry)
         secs = entry["seconds"]
-        print("peers %5d: %5d objects  ours %.3f s  noop %.3f s  ip -batch %.3f s%s" % (
-            peers, entry["objects"], secs["ours"]["median"], secs["noop"]["median"], secs["ip_batch"]["median"],
+        print("peers %5d: %5d objects  ours %.3f s  noop %.3f s (P2 %.3f; ip xfrm dumps %.3f s)  ip -batch %.3f s%s" % (
+            peers, entry["objects"], secs["ours"]["median"], secs["noop"]["median"],
+            secs["noop"]["median"] / secs["ours"]["median"], secs["dump_floor"]["median"], secs["ip_batch"]["median"],
             "  ip per object %.1f s" % secs["ip_each"]["median"] if "ip_each" in secs else ""), flush=True)
     process = bench_process(args.peers, max(1, args.runs // 2))
     print("module process at %d peers: fresh %.2f s / %.1f MB, no-op %.2f s / %.1f MB" % (

@@ -21,7 +21,10 @@ options:
     type: int
     required: true
   aead:
-    description: AEAD algorithm of the line.
+    description:
+      - AEAD algorithm of the line.
+      - V(rfc4543(gcm(aes\)\)) (GMAC) is refused, as M(netsec.ipsec.xfrm_keys) refuses it by
+        default, because it authenticates but does not encrypt. The lookup only makes keys that protect.
     type: str
     default: rfc4106(gcm(aes))
   key_bytes:

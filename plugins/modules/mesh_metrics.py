@@ -73,23 +73,14 @@ requirements:
 """
 
 EXAMPLES = r"""
-# What the netsec.ipsec.status playbook does with -e ipsec_status_textfile=PATH
-- name: Read the node's SAs and counters
-  netsec.ipsec.xfrm_info:
-    entries: true
-    addresses: "{{ ipsec_addresses }}"
-  register: node_status
-
-- name: Compute the mesh report on the controller
-  ansible.builtin.set_fact:
-    mesh_report: "{{ ansible_play_hosts | netsec.ipsec.mesh_status(hostvars, 'node_status', groups['ipsec_mesh']) }}"
-  run_once: true
-
+# The netsec.ipsec.status playbook does this with -e ipsec_status_textfile=PATH, after reading
+# every node with netsec.ipsec.xfrm_info (entries: true) into ipsec_status_info and building
+# the report with the netsec.ipsec.mesh_status filter into ipsec_status.
 - name: Write the node's textfile for node_exporter
   netsec.ipsec.mesh_metrics:
     path: /var/lib/prometheus/node-exporter/netsec_ipsec.prom
-    report: "{{ mesh_report.nodes[inventory_hostname] }}"
-    xfrm_stat: "{{ node_status.xfrm_stat }}"
+    report: "{{ ipsec_status.nodes[inventory_hostname] }}"
+    xfrm_stat: "{{ ipsec_status_info.xfrm_stat }}"
 """
 
 RETURN = r"""

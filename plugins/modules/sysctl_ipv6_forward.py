@@ -322,7 +322,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._lock import DEFAULT_LOCK_TIMEOUT
 from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl import DEFAULT_SYSCTL_FILE, FILE_MODE, INTERFACE_ALL
-from ansible_collections.netsec.ipsec.plugins.module_utils._sysctl_module import run
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules.sysctl import run
 
 
 def main() -> None:

@@ -430,12 +430,7 @@ policies:
       description: Desired policies already in place.
       type: int
     kept:
-      description:
-        - Owned policies that are not desired but stay as they are. These are the entries of a peer whose boot id is
-          unknown (RV(frozen_peers)); every such entry with O(purge=false) and in the phases V(inbound) and
-          V(outbound) of O(phase), which remove nothing; the OUT entries with O(outbound=false); and the OUT
-          entries towards a peer given with C(outbound=keep).
-        - Always V(0) with O(state=absent), which removes every owned entry.
+      description: Owned policies that are not desired but stay as they are, in the cases RV(sas.kept) lists for SAs.
       type: int
 added:
   description: Entries added, as C(ip xfrm)-like lines with keys replaced by fingerprints.

@@ -27,13 +27,25 @@ description:
     suffix is accepted and ignored (keys are always per pair), HEXKEY may start with C(0x)
     and C("") is an empty key. The 2019 form without the leading key id is read as key id 1
     with a deprecation warning.'
-  - Consecutive lines must change the key id and keep the key length, as a rotation requires.
+  - Every line needs its own key id. A new current key that adds more ESP overhead to each packet than the
+    file's current key (see RV(esp_overhead)) is refused, changing nothing, unless O(allow_larger_overhead=true),
+    because the mesh's MTU is sized for the current overhead. The key's length does not count, so a rotation from
+    AES-128-GCM to AES-256-GCM, or from an auth+enc key to an AEAD key, needs no flag.
+  - Keys that protect nothing are refused, naming the line (or the list item and field) and
+    why, unless O(allow_insecure_suites=true) - C(digest_null) (no integrity), C(cipher_null)
+    (no encryption) and V(rfc4543(gcm(aes\)\)) (GMAC, no encryption) - as are HMAC keys shorter
+    than 16 bytes, cipher and AEAD keys of another length than the algorithm's, and keys whose
+    bytes (or, for AEAD and V(rfc3686(ctr(aes\)\)), whose bytes before the salt or nonce) are
+    all zero. Cilium accepts all of these; its test vectors and the keys its documentation
+    generates are valid here too (apart from its C(digest_null)/C(cipher_null) vector).
+  - The legacy algorithms V(hmac(md5\)) and V(cbc(des3_ede\)) are accepted with a warning.
 author:
   - netsec.ipsec contributors (@netsec)
 extends_documentation_fragment:
   - ansible.builtin.files
   - netsec.ipsec.attributes
   - netsec.ipsec.attributes.FILES
+  - netsec.ipsec.node_lock
 attributes:
   check_mode:
     support: full
@@ -96,8 +108,9 @@ options:
   retain_previous:
     description:
       - Keep the existing file's current key in front of the given keys, the first step of a
-        make-before-break rotation; the new key must have another key id and the same key
-        length, or the module fails and changes nothing.
+        make-before-break rotation; the new key must have another key id, and an ESP overhead
+        no larger than the current key's unless O(allow_larger_overhead=true), or the module
+        fails and changes nothing.
       - Once the file ends with the given keys it is left as it is.
     type: bool
     default: false
@@ -110,6 +123,26 @@ options:
         and dropping a previous key that precedes the current one is allowed.
     type: bool
     default: true
+  allow_insecure_suites:
+    description:
+      - Accept keys whose algorithms protect nothing - C(digest_null), C(cipher_null) and
+        V(rfc4543(gcm(aes\)\)) (GMAC) - with a warning, to validate or write a keys file for a
+        test rig that must see the traffic inside ESP.
+      - Such a file is usable only here. M(netsec.ipsec.xfrm_endpoint) refuses it (it never
+        installs SAs that protect nothing), M(netsec.ipsec.xfrm_info) does not report its current
+        key, the mesh role never passes this option, and the P(netsec.ipsec.xfrm_key_line#lookup)
+        lookup never makes such a key; each refusal names this option.
+      - Short, wrong-length and all-zero keys are refused whatever this option says.
+    type: bool
+    default: false
+  allow_larger_overhead:
+    description:
+      - Allow a new current key (another key id than the file's current key) that adds more ESP overhead to each
+        packet than the current key, for example a switch from an AEAD key to an auth+enc key, or to a longer ICV.
+      - Packets sized for the mesh's current MTU would no longer fit and be dropped or fragmented. Lower the MTU of
+        the interfaces or routes between members by the difference first (the refusal names it).
+    type: bool
+    default: false
   mesh_current_keys:
     description:
       - The current key of each other member of the mesh, as M(netsec.ipsec.xfrm_info)
@@ -201,6 +234,15 @@ overhead:
   returned: always
   type: int
   sample: 16
+esp_overhead:
+  description:
+    - The most bytes ESP adds to each packet under the current key, the outer IP header of tunnel mode aside (20 for
+      IPv4, 40 for IPv6), counting the ESP header, the IV, the worst padding, the trailer and the ICV. Size the mesh's MTU with it. It
+      depends on the algorithms and the ICV, not on the key's length.
+    - V(null) when the file is absent.
+  returned: always
+  type: int
+  sample: 37
 keys_info:
   description: One entry per key, oldest first. Never contains key material.
   returned: always
@@ -257,6 +299,10 @@ keys_info:
       description: Authentication overhead of this key in bytes (see RV(overhead)).
       type: int
       sample: 16
+    esp_overhead:
+      description: The most bytes ESP adds to a packet under this key (see RV(esp_overhead)).
+      type: int
+      sample: 37
     fingerprint:
       description: Short SHA-256 fingerprint of the key material.
       type: str
@@ -270,7 +316,8 @@ keys_info:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KEYS_FILE_MODE
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm_keys_module import run_module
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import DEFAULT_LOCK_TIMEOUT
+from ansible_collections.netsec.ipsec.plugins.module_utils._modules.keys import run_module
 
 
 def main() -> None:
@@ -291,7 +338,10 @@ def main() -> None:
             keys=dict(type="list", elements="dict", options=key_argument_spec, no_log=False),
             retain_previous=dict(type="bool", default=False),
             allow_rotation=dict(type="bool", default=True),
+            allow_larger_overhead=dict(type="bool", default=False),
+            lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
             mesh_current_keys=dict(type="list", elements="str", default=[], no_log=False),
+            allow_insecure_suites=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             mode=dict(type="raw", default=KEYS_FILE_MODE),
         ),

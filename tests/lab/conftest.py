@@ -4,17 +4,19 @@
 
 Outside a lab nothing here is collected (a skipped test would pass for a missing one).
 Tests marked ``ipv6`` need ``lab/run --ipv6``; scenarios without it deselect them with
-``-m "not ipv6"``. See lab/README.md for the lab itself.
+``-m "not ipv6"``. See lab/README.md for the lab itself; the helpers behind these fixtures
+are tests/lab/harness.py and tests/lab/traffic.py.
 """
 
-import json
+import functools
 import os
-import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+
+from harness import Ansible, captured, out_dir, run_local
+from traffic import under_traffic as _under_traffic
 
 LAB_DIR = os.environ.get("LAB_DIR", "")
 IN_LAB = bool(LAB_DIR) and os.path.exists(os.path.join(LAB_DIR, "config"))
@@ -26,25 +28,6 @@ collect_ignore_glob = [] if IN_LAB else ["test_*.py"]
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ipv6: needs a lab with IPv6 addresses (lab/run --ipv6)")
-
-
-@dataclass
-class Capture:
-    """Result of lab_capture: CMD's exit status and output, and the packet summary."""
-
-    returncode: int
-    stdout: str             # CMD's stdout, without the JSON summary line
-    stderr: str
-    esp: list = field(default_factory=list)
-    plaintext: list = field(default_factory=list)
-
-    def esp_packets(self, src=None, dst=None, spi=None):
-        return sum(e["packets"] for e in self.esp
-                   if src in (None, e["src"]) and dst in (None, e["dst"]) and spi in (None, e["spi"]))
-
-    def plaintext_packets(self, proto=None, src=None, dst=None):
-        return sum(p["packets"] for p in self.plaintext
-                   if proto in (None, p["proto"]) and src in (None, p["src"]) and dst in (None, p["dst"]))
 
 
 @pytest.fixture(scope="session")
@@ -76,12 +59,10 @@ def lab_addresses(lab_inventory):
     }
 
 
-def _run(cmd, input=None, check=True, timeout=300):
-    res = subprocess.run([str(c) for c in cmd], input=input, capture_output=True, text=True,
-                         timeout=timeout, check=False)
-    if check and res.returncode != 0:
-        raise AssertionError(f"{cmd!r} exited {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}")
-    return res
+@pytest.fixture(scope="session")
+def lab_ipv4(lab_addresses):
+    """{node: its IPv4 address}."""
+    return {node: addresses["ipv4"] for node, addresses in lab_addresses.items()}
 
 
 @pytest.fixture(scope="session")
@@ -90,30 +71,19 @@ def lab_exec():
 
     Runs cmd inside the node (lab-exec). With check=True a non-zero exit fails the test.
     """
-    def run(node, *cmd, input=None, check=True, timeout=300):
-        return _run(["lab-exec", node, "--", *cmd], input=input, check=check, timeout=timeout)
+    def run(node, *cmd, input=None, check=True, timeout=300):  # pylint: disable=redefined-builtin
+        return run_local("lab-exec", node, "--", *cmd, input=input, check=check, timeout=timeout)
     return run
 
 
 @pytest.fixture(scope="session")
 def lab_capture():
-    """lab_capture(*cmd, iface="brdata", settle=1, timeout=300) -> Capture.
+    """lab_capture(*cmd, iface="brdata", settle=1, timeout=300, pcap=None) -> harness.Capture.
 
     Runs cmd (in the control namespace; wrap it in lab-exec to run it in a node) while
     capturing on the data segment, and parses the JSON line lab-capture prints last.
     """
-    def run(*cmd, iface="brdata", settle=1, timeout=300):
-        res = _run(["lab-capture", "--iface", iface, "--settle", str(settle), "--", *cmd],
-                   check=False, timeout=timeout)
-        lines = res.stdout.rstrip("\n").split("\n")
-        try:
-            summary = json.loads(lines[-1])
-        except (ValueError, IndexError):
-            raise AssertionError(f"lab-capture printed no summary (exit {res.returncode})\n"
-                                 f"stdout:\n{res.stdout}\nstderr:\n{res.stderr}") from None
-        return Capture(res.returncode, "\n".join(lines[:-1]), res.stderr,
-                       summary["esp"], summary["plaintext"])
-    return run
+    return captured
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +93,7 @@ def lab_reboot():
     runs (its net.* sysctl.d, its enabled oneshot units; one stdout line per step); a failure
     fails the test (lab/README.md)."""
     def run(*nodes, keep_disk=False):
-        return _run(["lab-reboot", *(["--keep-disk"] if keep_disk else []), *nodes])
+        return run_local("lab-reboot", *(["--keep-disk"] if keep_disk else []), *nodes, timeout=600)
     return run
 
 
@@ -133,3 +103,22 @@ def lab_boot_id(lab_exec):
     def read(node):
         return lab_exec(node, "cat", "/proc/sys/kernel/random/boot_id").stdout.strip()
     return read
+
+
+@pytest.fixture(scope="module")
+def lab_work(request):
+    """$LAB_OUT/<test file name>: where a test file keeps its runs, pcaps and logs."""
+    return out_dir(Path(request.module.__file__).stem, fresh=True)
+
+
+@pytest.fixture(scope="module")
+def lab_ansible(inventory_path, lab_work):
+    """The playbook runner of a test file (harness.Ansible on the lab inventory, runs in lab_work)."""
+    return Ansible(inventory_path, lab_work)
+
+
+@pytest.fixture(scope="session")
+def under_traffic(lab_exec):
+    """``with under_traffic(addresses, ...) as window:`` the change runs under traffic
+    (traffic.under_traffic: UDP and/or pings, counters, a capture of the whole window)."""
+    return functools.partial(_under_traffic, lab_exec)

@@ -4,15 +4,27 @@
 """Continuous UDP traffic from one lab node to its peers, with sequence numbers.
 
     python safety_traffic.py --me 10.77.0.1 --peers 10.77.0.2,10.77.0.3 [--rate 50] [--port 47474]
+                             [--incarnation 1] [--joined] [--progress 0.1]
 
-Run in a node (lab-exec) by tests/lab/safety_lab.py. Binds its socket and prints "ready";
-on the stdin line "go" sends ``rate`` datagrams per second to every peer (payload: a 4-byte
-sequence number) while receiving the peers' datagrams on the same port; on "stop" stops
-sending and prints "stopped"; at end of file on stdin keeps receiving for ``--drain``
-seconds and prints one JSON object: {"sent": {peer: n}, "send_errors": {peer: n},
-"received": {peer: n distinct}, "longest_gap": {peer: n}, "missing": {peer: [[seq, monotonic
-time of the datagram received before it], ...up to 20]}, "seconds": s}. Loss from A to B is
-A's sent[B] minus B's received[A].
+Run in a node (lab-exec) by tests/lab/traffic.py. Binds its socket and prints "ready"; on the
+stdin line "go" sends ``rate`` datagrams per second to every peer (payload: its incarnation and a
+sequence number from 1, 4 bytes each) while receiving the peers' datagrams on the same port; on
+"stop" stops sending and prints "stopped"; at end of file on stdin keeps receiving for ``--drain``
+seconds and prints its final report.
+
+The incarnation tells the generators a node ran one after the other apart: a node rebooted
+mid-run (lab-reboot kills its generator) gets a new one whose sequence numbers start again at 1,
+and its receivers count each incarnation of a peer on its own. What a killed generator counted
+is in its last progress report (one every ``--progress`` seconds).
+
+Reports, one JSON object a line: {"final": false|true, "incarnation": n, "t": monotonic time,
+"sent": {peer: n}, "send_errors": {peer: n}, "send_blocked": {peer: n}, "received": {peer:
+{incarnation: n distinct}}, "max_seq": {peer: {incarnation: n}}}, and in the final one also
+"longest_gap": {peer: {incarnation: n}}, "missing": {peer: {incarnation: [[seq, monotonic time of
+the datagram received before it], ...up to 20]}} and "seconds" (of sending). Gaps are counted
+from sequence number 1, or with --joined (a generator started while its peers were already
+sending) from the first number received. Loss from A to B is A's sent[B] minus what B received
+from A, incarnation by incarnation (tests/lab/traffic.py).
 """
 
 from __future__ import annotations
@@ -28,11 +40,32 @@ import time
 
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
+PAYLOAD = struct.Struct("!II")      # incarnation, sequence number
+MISSING_KEPT = 20
 
 
-def sent_by_peer_max(numbers) -> int:
-    """The highest sequence number received (the peer's last ones may all be lost: see sent)."""
-    return max(numbers) if numbers else 0
+def _report(final, args, sent, errors, blocked, seen):
+    return {"final": final, "incarnation": args.incarnation, "t": round(time.monotonic(), 3),
+            "sent": sent, "send_errors": errors, "send_blocked": blocked,
+            "received": {peer: {inc: len(numbers) for inc, numbers in by_inc.items()} for peer, by_inc in seen.items()},
+            "max_seq": {peer: {inc: max(numbers) for inc, numbers in by_inc.items()} for peer, by_inc in seen.items()}}
+
+
+def _gaps(numbers, joined):
+    """(longest run of missing numbers, [[number, time of the one received before it], ...])."""
+    longest = run = 0
+    last_time = 0.0
+    missing = []
+    for number in range(min(numbers) if joined else 1, max(numbers) + 1):
+        if number in numbers:
+            run = 0
+            last_time = numbers[number]
+            continue
+        run += 1
+        longest = max(longest, run)
+        if len(missing) < MISSING_KEPT:
+            missing.append([number, round(last_time, 3)])
+    return longest, missing
 
 
 def main() -> int:
@@ -42,6 +75,9 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--port", type=int, default=47474)
     parser.add_argument("--drain", type=float, default=0.5)
+    parser.add_argument("--incarnation", type=int, default=1)
+    parser.add_argument("--joined", action="store_true")
+    parser.add_argument("--progress", type=float, default=0.1)
     args = parser.parse_args()
     peers = [peer for peer in args.peers.split(",") if peer]
     family = socket.AF_INET6 if ":" in args.me else socket.AF_INET
@@ -58,13 +94,13 @@ def main() -> int:
     sent = {peer: 0 for peer in peers}
     errors = {peer: 0 for peer in peers}
     blocked = {peer: 0 for peer in peers}
-    seen = {peer: {} for peer in peers}
+    seen = {peer: {} for peer in peers}      # {peer: {incarnation (text): {seq: time received}}}
     interval = 1.0 / args.rate
     print("ready", flush=True)
     stdin = sys.stdin.fileno()
     pending = b""
     sending = False
-    start = next_send = time.monotonic()
+    start = next_send = next_progress = time.monotonic()
     stopping_at = None
     send_seconds = 0.0
     while True:
@@ -75,7 +111,7 @@ def main() -> int:
             rounds += 1
             for peer in peers:
                 try:
-                    sock.sendto(struct.pack("!I", sent[peer] + 1), (peer, args.port))
+                    sock.sendto(PAYLOAD.pack(args.incarnation, sent[peer] + 1), (peer, args.port))
                 except BlockingIOError:
                     # The socket's own buffer is full: the datagram never left; it goes next round.
                     blocked[peer] += 1
@@ -86,6 +122,9 @@ def main() -> int:
             next_send += interval
         if sending and now - next_send > 1.0:
             next_send = now
+        if args.progress and now >= next_progress:
+            print(json.dumps(_report(False, args, sent, errors, blocked, seen)), flush=True)
+            next_progress = now + args.progress
         if stopping_at is not None and now >= stopping_at:
             break
         if stopping_at is not None:
@@ -94,6 +133,8 @@ def main() -> int:
             wait = next_send - now
         else:
             wait = 1.0
+        if args.progress:
+            wait = min(wait, next_progress - now)
         watched = [sock] if stopping_at is not None else [sock, stdin]
         readable = select.select(watched, [], [], max(0.0, wait))[0]
         if stdin in readable:
@@ -115,27 +156,17 @@ def main() -> int:
                     data, source = sock.recvfrom(64)
                 except BlockingIOError:
                     break
-                if source[0] in seen and len(data) == 4:
-                    seen[source[0]][struct.unpack("!I", data)[0]] = time.monotonic()
-    seconds = send_seconds or time.monotonic() - start
-    longest = {}
-    missing = {}
-    for peer, numbers in seen.items():
-        best = run = 0
-        last_time = 0.0
-        missing[peer] = []
-        for number in range(1, sent_by_peer_max(numbers) + 1):
-            if number in numbers:
-                run = 0
-                last_time = numbers[number]
-                continue
-            run += 1
-            best = max(best, run)
-            if len(missing[peer]) < 20:
-                missing[peer].append([number, round(last_time, 3)])
-        longest[peer] = best
-    print(json.dumps({"sent": sent, "send_errors": errors, "send_blocked": blocked, "received": {peer: len(numbers) for peer, numbers in seen.items()},
-                      "longest_gap": longest, "missing": missing, "seconds": round(seconds, 2)}))
+                if source[0] in seen and len(data) == PAYLOAD.size:
+                    incarnation, number = PAYLOAD.unpack(data)
+                    seen[source[0]].setdefault(str(incarnation), {})[number] = time.monotonic()
+    final = _report(True, args, sent, errors, blocked, seen)
+    final["longest_gap"], final["missing"] = {}, {}
+    for peer, by_inc in seen.items():
+        gaps = {inc: _gaps(numbers, args.joined) for inc, numbers in by_inc.items()}
+        final["longest_gap"][peer] = {inc: gap[0] for inc, gap in gaps.items()}
+        final["missing"][peer] = {inc: gap[1] for inc, gap in gaps.items()}
+    final["seconds"] = round(send_seconds or time.monotonic() - start, 2)
+    print(json.dumps(final), flush=True)
     return 0
 
 

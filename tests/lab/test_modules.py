@@ -31,18 +31,18 @@ import secrets
 
 import pytest
 
-from modules_lab import (
+from harness import (
     FOREIGN_KEYS,
     KEYS_FILE,
-    all_text,
     assert_esp_everywhere,
     counts,
     derive,
     dumps,
     esp_summary,
-    leaked,
     ping_all,
+    secret_forms,
     start_lab,
+    text_leaks,
     wire_spi,
 )
 
@@ -95,10 +95,10 @@ def lab(lab_exec, lab_boot_id, inventory_path):
 # --------------------------------------------------------------------------- stages
 
 @pytest.fixture(scope="module")
-def converged(lab, lab_exec, lab_capture):
+def converged(lab, lab_exec):
     results = lab.play("converge", KEYS_AND_ENDPOINT, extra_vars=dict(keys_content=LINE1 + "\n", peers_of=lab.peers_of()))
     node_dumps = lab.observe(lab_exec)
-    capture, failures = ping_all(lab_capture, [(a, ADDR[b]) for a, b in PAIRS])
+    capture, failures = ping_all([(a, ADDR[b]) for a, b in PAIRS])
     return dict(results=results, dumps=node_dumps, capture=capture, failures=failures)
 
 
@@ -173,31 +173,20 @@ ROTATE = """
 
 
 @pytest.fixture(scope="module")
-def rotated(checked, lab, lab_exec, lab_capture):
-    # Continuous pings in every direction (inside the nodes, in the background) while the
-    # whole rotation runs under one capture.
-    start = "; ".join("lab-exec %s sh -c 'ping -n -i 0.1 %s >/tmp/rot-%s.txt 2>&1 & echo $! >/tmp/rot-%s.pid'"
-                      % (a, ADDR[b], b, b) for a, b in PAIRS)
-    stop = "; ".join("lab-exec %s sh -c 'kill -INT $(cat /tmp/rot-%s.pid)'" % (a, b) for a, b in PAIRS)
-    holder = {}
-    results = lab.play("rotation", ROTATE, extra_vars=dict(key2=K2.hex(), peers_of=lab.peers_of()), holder=holder,
-                       wrap=lambda cmd: ["lab-capture", "--settle", "1", "--", "sh", "-c",
-                                         start + "; sleep 1; \"$@\"; rc=$?; sleep 1; " + stop + "; sleep 1; exit $rc",
-                                         "sh", *cmd])
-    pings = {}
-    for a, b in PAIRS:
-        text = lab_exec(a, "cat", "/tmp/rot-%s.txt" % b).stdout
-        match = re.search(r"(\d+) packets transmitted, (\d+) received", text)
-        assert match, text
-        pings[(a, b)] = (int(match.group(1)), int(match.group(2)))
+def rotated(checked, lab, lab_exec, under_traffic):
+    # Continuous pings in every direction while the whole rotation runs, under one capture.
+    with under_traffic(pings=[(a, ADDR[b]) for a, b in PAIRS], work=lab.ansible.work, ping_interval=0.1,
+                       quiet_pings=False, capture=True, lead=1.0, tail=1.0) as window:
+        results = lab.play("rotation", ROTATE, extra_vars=dict(key2=K2.hex(), peers_of=lab.peers_of()))
+    pings = {(a, b): (window.pings[(a, ADDR[b])]["sent"], window.pings[(a, ADDR[b])]["received"]) for a, b in PAIRS}
     node_dumps = lab.observe(lab_exec)
-    after_capture, failures = ping_all(lab_capture, [(a, ADDR[b]) for a, b in PAIRS])
-    return dict(results=results, capture=holder["capture"], pings=pings, dumps=node_dumps,
+    after_capture, failures = ping_all([(a, ADDR[b]) for a, b in PAIRS])
+    return dict(results=results, capture=window.capture, pings=pings, dumps=node_dumps,
                 after_capture=after_capture, failures=failures)
 
 
 @pytest.fixture(scope="module")
-def purged(rotated, lab, lab_exec, lab_capture):
+def purged(rotated, lab, lab_exec):
     tasks = """
 - name: Keys
   netsec.ipsec.xfrm_keys:
@@ -214,7 +203,7 @@ def purged(rotated, lab, lab_exec, lab_capture):
     results = lab.play("purge", tasks, extra_vars=dict(keys_content=LINE6 + "\n",
                                                        peers_of=lab.peers_of(members=["node1", "node2"])))
     node_dumps = lab.observe(lab_exec)
-    capture, failures = ping_all(lab_capture, [("node1", ADDR["node2"]), ("node2", ADDR["node1"])])
+    capture, failures = ping_all([("node1", ADDR["node2"]), ("node2", ADDR["node1"])])
     return dict(results=results, dumps=node_dumps, capture=capture, failures=failures)
 
 
@@ -243,11 +232,12 @@ def test_converge_installs_the_mesh_and_esp_flows_both_ways(converged, lab):
         assert result["keys"]["changed"] is True and result["keys"]["spi"] == 1
         endpoint = result["endpoint"]
         assert endpoint["changed"] is True
-        # 2 peers x (OUT + IN) SAs; 2 peers x (OUT + IN) policies + 4 bypass policies (tcp/22)
+        # 2 peers x (OUT + IN) SAs; 2 peers x (OUT + IN) policies + 2 bypass policies (the
+        # default tcp/22 server side: IN dport 22, OUT sport 22)
         assert endpoint["sas"] == counts(added=4)
-        assert endpoint["policies"] == counts(added=8)
+        assert endpoint["policies"] == counts(added=6)
         node_dump = converged["dumps"][node]
-        assert len(node_dump.owned_states()) == 4 and len(node_dump.owned_policies()) == 8
+        assert len(node_dump.owned_states()) == 4 and len(node_dump.owned_policies()) == 6
     assert_esp_everywhere(converged["capture"], converged["failures"], FLOWS, 1)
     lab.note("converge: pings 6x3, " + esp_summary(converged["capture"]))
 
@@ -280,11 +270,11 @@ def test_second_run_changes_nothing(second, lab):
         for name in ("keys", "endpoint", "info"):
             assert result[name]["changed"] is False, (node, name, result[name])
         assert result["endpoint"]["sas"] == counts(unchanged=4)
-        assert result["endpoint"]["policies"] == counts(unchanged=8)
+        assert result["endpoint"]["policies"] == counts(unchanged=6)
         assert result["endpoint"]["added"] == result["endpoint"]["updated"] == result["endpoint"]["removed"] == []
         info = result["info"]
         assert info["boot_id"] == lab.boot[node]
-        assert len(info["sas"]) == 4 and len(info["policies"]) == 8
+        assert len(info["sas"]) == 4 and len(info["policies"]) == 6
         assert info["foreign_sas"] == 2 and info["foreign_policies"] == 4
         assert sorted(sa["direction"] for sa in info["sas"]) == ["in", "in", "out", "out"]
         assert all(sa["packets"] > 0 for sa in info["sas"]), info["sas"]
@@ -305,13 +295,13 @@ def test_check_mode_reports_the_delta_and_leaves_kernels_byte_identical(checked)
         assert endpoint["removed"] == [] and endpoint["updated"] == []
     for node in ("node1", "node2"):
         endpoint = checked["results"][node]["endpoint"]
-        assert endpoint["policies"] == counts(added=2, unchanged=8)
+        assert endpoint["policies"] == counts(added=2, unchanged=6)
         assert sorted(line.split(" priority")[0] for line in endpoint["added"]) == [
             "policy in 10.244.3.0/24 -> 0.0.0.0/0", "policy out 0.0.0.0/0 -> 10.244.3.0/24"]
         assert "10.244.3.0/24" in endpoint["diff"]["after"] and "10.244.3.0/24" not in endpoint["diff"]["before"]
     # node3 now routes a subnet: FWD policies from both peers
     endpoint = checked["results"]["node3"]["endpoint"]
-    assert endpoint["policies"] == counts(added=2, unchanged=8)
+    assert endpoint["policies"] == counts(added=2, unchanged=6)
     assert sorted(line.split(" priority")[0] for line in endpoint["added"]) == [
         "policy fwd 10.77.0.1/32 -> 0.0.0.0/0", "policy fwd 10.77.0.2/32 -> 0.0.0.0/0"]
 
@@ -330,12 +320,12 @@ def test_rotation_keeps_traffic_flowing_and_encrypted(rotated, lab):
         result = rotated["results"][node]
         assert [k["spi"] for k in result["keys_add"]["keys_info"]] == [1, 2]
         assert result["ep_old"]["sas"] == counts(added=4, unchanged=4)
-        assert result["ep_old"]["policies"] == counts(unchanged=8)
+        assert result["ep_old"]["policies"] == counts(unchanged=6)
         assert result["ep_new"]["sas"] == counts(unchanged=8)
-        assert result["ep_new"]["policies"] == counts(updated=2, unchanged=6)
+        assert result["ep_new"]["policies"] == counts(updated=2, unchanged=4)
         assert [k["spi"] for k in result["keys_drop"]["keys_info"]] == [2]
         assert result["ep_drop"]["sas"] == counts(removed=4, unchanged=4)
-        assert result["ep_drop"]["policies"] == counts(unchanged=8)
+        assert result["ep_drop"]["policies"] == counts(unchanged=6)
         states = rotated["dumps"][node].owned_states()
         assert len(states) == 4 and all(re.search(r"spi 0x2[0-9a-f]{7} ", block) for block in states), states
     assert_esp_everywhere(rotated["after_capture"], rotated["failures"], FLOWS, 2)
@@ -362,16 +352,16 @@ def test_purge_removes_the_departed_peer_and_keeps_the_rest(purged, lab):
     lab.assert_foreign_intact(purged["dumps"], "purge")
     for node in ("node1", "node2"):
         node_dump = purged["dumps"][node]
-        assert len(node_dump.owned_states()) == 2 and len(node_dump.owned_policies()) == 6
+        assert len(node_dump.owned_states()) == 2 and len(node_dump.owned_policies()) == 4
         assert "10.77.0.3" not in "\n".join(node_dump.owned_states() + node_dump.owned_policies())
         endpoint = purged["results"][node]["endpoint"]
         assert endpoint["sas"] == counts(added=2, removed=4)
-        assert endpoint["policies"] == counts(updated=1, removed=2, unchanged=5)
+        assert endpoint["policies"] == counts(updated=1, removed=2, unchanged=3)
         assert any("10.77.0.3" in line for line in endpoint["removed"])
     node3 = purged["dumps"]["node3"]
     assert node3.owned_states() == [] and node3.owned_policies() == []
     assert purged["results"]["node3"]["endpoint"]["sas"] == counts(removed=4)
-    assert purged["results"]["node3"]["endpoint"]["policies"] == counts(removed=8)
+    assert purged["results"]["node3"]["endpoint"]["policies"] == counts(removed=6)
 
 
 def test_absent_removes_every_owned_entry_and_only_those(absent, lab):
@@ -388,16 +378,16 @@ def test_absent_removes_every_owned_entry_and_only_those(absent, lab):
 
 
 def test_no_key_material_in_any_output(absent, lab):
-    text = all_text(lab.ansible)
-    assert lab.ansible.runs == 6
+    text = lab.ansible.text()
+    assert len(lab.ansible.runs) == 6
     assert "sha256:" in text           # fingerprints are there, keys are not
     assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in text    # module arguments are there, masked
     kernel_keys = [key for key in lab.kernel_keys if key not in FOREIGN_KEYS]
     assert set(lab.derived) <= set(kernel_keys) and len(set(lab.derived)) == 12
-    assert leaked(text, MASTER_KEYS + kernel_keys + lab.derived) == []
+    assert text_leaks(text, MASTER_KEYS + kernel_keys + lab.derived) == []
     # The check is real: the same grep finds a key when it is there.
-    assert leaked(text + K1.hex().upper(), [K1]) != []
-    lab.note("secrets: %d output chars, %d distinct kernel keys + %d derived + %d master keys, 3 forms each: 0 found"
-             % (len(text), len(set(kernel_keys)), len(set(lab.derived)), len(MASTER_KEYS)))
+    assert text_leaks(text + K1.hex().upper(), [K1]) != []
+    lab.note("secrets: %d output chars, %d distinct kernel keys + %d derived + %d master keys, %d forms each: 0 found"
+             % (len(text), len(set(kernel_keys)), len(set(lab.derived)), len(MASTER_KEYS), len(secret_forms(K1))))
     lab.note("stage timings: " + ", ".join("%s %.1f s" % item for item in lab.timings.items()))
     print("\n".join(lab.figures))

@@ -16,129 +16,49 @@ import json
 import os
 import re
 import subprocess
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-PLAYBOOKS = REPO / "playbooks"
-REQID = 1853056355
-KEYS_FILE = "/etc/ipsec/keys"
+from harness import KEYS_FILE, REPO, REQID, SA_HEAD, Ansible, Dump, Run, dump, entry_blocks, inventory_overlay, is_owned
+
 EXTRA_SUBNET = "10.99.1.0/24"       # node1 starts routing it in test_limit_changes_only_that_node
-RESULT_LINE = re.compile(r"^(ok|changed|skipping|fatal|failed|unreachable): \[(node\d+)[\]\s-]")
-RECAP_LINE = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)\s+"
-                        r"skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
 LONG_HEX = re.compile(r"[0-9a-fA-F]{32,}")
-TASK_HEADING = re.compile(r"^TASK \[(.+?)\] \*+$")
 FINAL_PHASE = "netsec.ipsec.mesh : Reconcile SAs and policies with the kernel - all"
 KEYS_TASK = "netsec.ipsec.mesh : Install the keys file on the node"
 NO_KEY_TASK = "netsec.ipsec.mesh : Stop where the node has no key"
 FORWARDING_TASK = "netsec.ipsec.mesh : Enable the forwarding the node needs"
 # What set_up.yml runs on a node that needs any of it (a node that needs none ends it, meta end_role).
-SET_UP_TASKS = ("netsec.ipsec.mesh : Ensure pyroute2 on the node where it is missing", NO_KEY_TASK, KEYS_TASK,
-                FORWARDING_TASK)
+SET_UP_TASKS = (NO_KEY_TASK, KEYS_TASK, FORWARDING_TASK,
+                "netsec.ipsec.mesh : Install the boot unit that restores the node's policies before the network comes up",
+                "netsec.ipsec.mesh : Enable the boot unit (a link in sysinit.target.wants)",
+                "netsec.ipsec.mesh : Make systemd read the changed boot unit")
 # The role's meta end_role steps: printed once per host, with a result only where they skip.
 END_ROLE_TASKS = ("netsec.ipsec.mesh : End the set-up where the node needs none",
                   "netsec.ipsec.mesh : End the role where phase 1 found the final state")
 
-# lab-capture runs ansible-playbook too: give every child the collection.
-os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(REPO / "build" / "collections"))
+
+def playbook(ansible: Ansible, name: str, *args: str, overlays=()) -> Run:
+    """playbooks/NAME on the lab inventory (and ``overlays``), as an operator runs it; the
+    tests judge the exit status."""
+    return ansible.playbook("playbooks/" + name, args=args, overlays=overlays, expect_rc=None)
 
 
-@dataclass
-class Run:
-    """One ansible-playbook run: exit status, output, and what it says per host."""
-
-    args: List[str]
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    def recap(self) -> Dict[str, Dict[str, int]]:
-        keys = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored")
-        return {m.group(1): dict(zip(keys, map(int, m.groups()[1:])))
-                for m in map(RECAP_LINE.match, self.stdout.splitlines()) if m}
-
-    def tasks(self) -> List[str]:
-        return [heading.group(1) for heading in map(TASK_HEADING.match, self.stdout.splitlines()) if heading]
-
-    def work_tasks(self) -> List[str]:
-        """``tasks()`` without the role's ``meta: end_role`` steps (shown where they skip)."""
-        return [task for task in self.tasks() if task not in END_ROLE_TASKS]
-
-    def statuses(self, task_part: str) -> Dict[str, List[str]]:
-        """Per host, the statuses (ok, changed, skipping, ...) of the tasks whose name holds
-        ``task_part``: a task's heading is printed even where every host skips it."""
-        found: Dict[str, List[str]] = {}
-        current = ""
-        for line in self.stdout.splitlines():
-            heading = TASK_HEADING.match(line)
-            match = RESULT_LINE.match(line)
-            if heading:
-                current = heading.group(1)
-            elif match and task_part in current:
-                found.setdefault(match.group(2), []).append(match.group(1))
-        return found
-
-    def diffs(self, task: str = FINAL_PHASE) -> Dict[str, List[str]]:
-        """Per host, the +/- lines of the diff it printed for ``task``."""
-        found: Dict[str, List[str]] = {}
-        pending: List[str] = []
-        current = None
-        for line in self.stdout.splitlines():
-            match = RESULT_LINE.match(line)
-            heading = TASK_HEADING.match(line)
-            if heading:
-                current, pending = heading.group(1), []
-            elif match:
-                if current == task:
-                    found.setdefault(match.group(2), []).extend(pending)
-                pending = []
-            elif line.startswith("PLAY "):
-                current, pending = None, []
-            elif re.match(r"^[+-](?![+-]{2}) ?\S", line):
-                pending.append(line)
-        return found
-
-    def explain(self) -> str:
-        return "ansible-playbook %s -> %d after %.0f s\n%s\n%s" % (
-            " ".join(self.args), self.returncode, self.seconds, self.stdout[-6000:], self.stderr[-3000:])
-
-
-def playbook(name: str, *args: str, inventories=(), timeout: int = 900) -> Run:
-    cmd = ["ansible-playbook", "-i", os.environ["LAB_INVENTORY"]]
-    for inventory in inventories:
-        cmd += ["-i", str(inventory)]
-    cmd += [*args, str(PLAYBOOKS / name)]
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    start = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
-    run = Run(cmd[1:], res.returncode, res.stdout, res.stderr, time.monotonic() - start)
-    print("%s: exit %d after %.0f s, recap %s" % (name, run.returncode, run.seconds, run.recap()))
-    return run
-
-
-def ip_xfrm(lab_exec, node: str) -> str:
-    """The node's SAD and SPD as ip xfrm prints them (keys included), counters left out."""
-    return (lab_exec(node, "ip", "xfrm", "state", "list").stdout + "---\n"
-            + lab_exec(node, "ip", "xfrm", "policy", "list").stdout)
+def work_tasks(run: Run) -> List[str]:
+    """The run's task headings without the role's ``meta: end_role`` steps (shown where they skip)."""
+    return [task for task in run.tasks() if task not in END_ROLE_TASKS]
 
 
 def owned_sas(lab_exec, node: str) -> List[Dict[str, str]]:
     """The node's owned SAs: src, dst, spi and the key (hex), from ip xfrm state."""
-    out = lab_exec(node, "ip", "xfrm", "state", "list", "reqid", hex(REQID)).stdout
     sas = []
-    for block in re.split(r"\n(?=src )", out.strip()):
-        head = re.match(r"src (\S+) dst (\S+)\s+proto esp spi (0x[0-9a-f]+)", block)
-        key = re.search(r"aead \S+ (0x[0-9a-f]+)", block)
-        if head:
+    for block in entry_blocks(lab_exec(node, "ip", "xfrm", "state").stdout):
+        head = SA_HEAD.match(block)
+        aead = Dump.sa_keys(block).get("aead")
+        if head and is_owned(block):
             sas.append(dict(src=head.group(1), dst=head.group(2), spi=head.group(3),
-                            key=key.group(1) if key else ""))
+                            key="0x" + aead[1].hex() if aead else ""))
     return sas
 
 
@@ -158,12 +78,6 @@ def full_mesh_pairs(node: str, nodes) -> set:
     return pairs
 
 
-def wire_pings(lab_capture, pairs, count: int = 3):
-    script = " && ".join("lab-exec %s ping -n -q -c %d -i 0.2 -W 2 %s" % (src, count, address(dst))
-                         for src, dst in pairs)
-    return lab_capture("bash", "-c", script)
-
-
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     """A vars file with a fresh random key (generated here; never printed)."""
@@ -177,42 +91,27 @@ def keys(tmp_path_factory):
 @pytest.fixture(scope="module")
 def subnet_overlay(keys):
     """An inventory overlay: node1 also routes EXTRA_SUBNET."""
-    path = keys["dir"] / "subnets.yml"
-    path.write_text(yaml.safe_dump({"all": {"hosts": {"node1": {
-        "ipsec_subnets": ["10.77.0.1/32", EXTRA_SUBNET]}}}}))
-    return path
+    return inventory_overlay(keys["dir"] / "subnets.yml",
+                             host_vars={"node1": {"ipsec_subnets": ["10.77.0.1/32", EXTRA_SUBNET]}})
 
 
 @pytest.fixture(scope="module")
-def converged(lab_nodes, keys, lab_exec, lab_capture, tmp_path_factory):
+def converged(lab_nodes, keys, lab_exec, lab_ansible, lab_work, under_traffic):
     """node1-3 meshed first (group trio), then node4 joins while node1-3 ping each other."""
     assert lab_nodes == ["node1", "node2", "node3", "node4"]
-    trio = keys["dir"] / "trio.yml"
-    trio.write_text(yaml.safe_dump({"all": {"children": {"trio": {"hosts": {
-        "node1": None, "node2": None, "node3": None}}}}}))
-    first = playbook("mesh.yml", "-e", "@%s" % keys["path"], "-e", "ipsec_mesh_group=trio", inventories=[trio])
+    trio = inventory_overlay(keys["dir"] / "trio.yml", groups={"trio": ["node1", "node2", "node3"]})
+    first = playbook(lab_ansible, "mesh.yml", "-e", "@%s" % keys["path"], "-e", "ipsec_mesh_group=trio", overlays=[trio])
     assert first.returncode == 0, first.explain()
     assert set(first.recap()) == {"node1", "node2", "node3"}
     # node4 joins; the three converged nodes keep pinging each other over ESP meanwhile.
     trio_pairs = [(a, b) for a in lab_nodes[:3] for b in lab_nodes[:3] if a != b]
-    work = keys["dir"]
-    pings = " & ".join("lab-exec %s ping -n -q -i 0.05 -w 900 %s > %s/join-%s-%s.log"
-                       % (src, address(dst), work, src, dst) for src, dst in trio_pairs)
-    script = ("%s & sleep 1; ansible-playbook -i %s -e @%s %s > %s/join.log 2>&1; rc=$?; sleep 1;"
-              " kill -INT $(jobs -p); wait; exit $rc"
-              % (pings, os.environ["LAB_INVENTORY"], keys["path"], PLAYBOOKS / "mesh.yml", work))
-    start = time.monotonic()
-    capture = lab_capture("bash", "-c", script, timeout=900)
-    seconds = time.monotonic() - start
-    join_log = (work / "join.log").read_text()
-    second = Run(["mesh.yml"], capture.returncode, join_log, "", seconds)
+    with under_traffic(pings=[(src, address(dst)) for src, dst in trio_pairs], work=lab_work, capture=True,
+                       lead=1.0, tail=1.0) as window:
+        second = playbook(lab_ansible, "mesh.yml", "-e", "@%s" % keys["path"])
+    capture, seconds = window.capture, window.seconds
     assert second.returncode == 0, second.explain()
-    losses = {}
-    for src, dst in trio_pairs:
-        stats = re.search(r"(\d+) packets transmitted, (\d+) received",
-                          (work / ("join-%s-%s.log" % (src, dst))).read_text())
-        assert stats, (src, dst)
-        losses["%s>%s" % (src, dst)] = (int(stats.group(1)), int(stats.group(2)))
+    losses = {"%s>%s" % (src, dst): (window.pings[(src, address(dst))]["sent"], window.pings[(src, address(dst))]["received"])
+              for src, dst in trio_pairs}
     print("node4 joins:", json.dumps(dict(seconds=round(seconds), esp=capture.esp_packets(),
                                           plaintext=capture.plaintext, pings=losses)))
     assert capture.plaintext == [], capture.plaintext
@@ -227,12 +126,12 @@ def test_task_count_does_not_depend_on_peer_count(converged):
     first, second = converged["first"], converged["second"]
     # Same task list with 2 peers per node (trio) and 3 peers per node (the four nodes): meta
     # tasks print one heading per host, so they are compared by their results below...
-    assert first.work_tasks() == second.work_tasks()
+    assert work_tasks(first) == work_tasks(second)
     # ...and the same number of task results on a fresh node: node2 and node3 with 2 peers,
     # node4 (joining) with 3 (node1 also reports the run_once tasks).
     totals = [{host: counts["ok"] + counts["skipped"] for host, counts in run.recap().items()}
               for run in (first, second)]
-    print("tasks per play:", len(first.work_tasks()), "results per host (2 peers, 3 peers):", totals)
+    print("tasks per play:", len(work_tasks(first)), "results per host (2 peers, 3 peers):", totals)
     assert totals[0]["node2"] == totals[0]["node3"] == totals[1]["node4"], totals
     # node1-3, set up in the first run, skip the set-up as a whole in the second (meta
     # end_role, no result) and run everything else as before.
@@ -243,35 +142,35 @@ def test_task_count_does_not_depend_on_peer_count(converged):
         assert set(second.statuses(task)) == {"node4"}, (task, second.statuses(task))
 
 
-def test_check_diff_on_converged_fleet_changes_nothing(converged, keys, lab_nodes):
-    run = playbook("mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"])
+def test_check_diff_on_converged_fleet_changes_nothing(converged, keys, lab_nodes, lab_ansible):
+    run = playbook(lab_ansible, "mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"])
     assert run.returncode == 0, run.explain()
     assert {host: counts["changed"] for host, counts in run.recap().items()} == dict.fromkeys(lab_nodes, 0)
-    assert not any(run.diffs().values()), run.diffs()
+    assert not any(run.diffs(FINAL_PHASE).values()), run.diffs(FINAL_PHASE)
 
 
-def test_limit_changes_only_that_node(converged, keys, subnet_overlay, lab_exec, lab_nodes):
-    before = {node: ip_xfrm(lab_exec, node) for node in lab_nodes}
-    run = playbook("mesh.yml", "--limit", "node1", "-e", "@%s" % keys["path"], inventories=[subnet_overlay])
+def test_limit_changes_only_that_node(converged, keys, subnet_overlay, lab_exec, lab_nodes, lab_ansible):
+    before = {node: dump(lab_exec, node) for node in lab_nodes}
+    run = playbook(lab_ansible, "mesh.yml", "--limit", "node1", "-e", "@%s" % keys["path"], overlays=[subnet_overlay])
     assert run.returncode == 0, run.explain()
     assert set(run.recap()) == {"node1"} and run.recap()["node1"]["changed"] > 0, run.explain()
     for node in lab_nodes[1:]:
-        assert ip_xfrm(lab_exec, node) == before[node], "%s changed although outside --limit" % node
+        assert dump(lab_exec, node) == before[node], "%s changed although outside --limit" % node
     # node1 now forwards for its subnet and still holds every pair.
     policies = lab_exec("node1", "ip", "xfrm", "policy", "list").stdout
-    assert "dir fwd" in policies and EXTRA_SUBNET not in before["node1"]
+    assert "dir fwd" in policies and EXTRA_SUBNET not in before["node1"].text
     for node in lab_nodes:
         assert sa_pairs(lab_exec, node) == full_mesh_pairs(node, lab_nodes), node
     assert lab_exec("node1", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
 
 
-def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab_exec, lab_nodes):
-    before = {node: ip_xfrm(lab_exec, node) for node in lab_nodes}
-    run = playbook("mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"], inventories=[subnet_overlay])
+def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab_exec, lab_nodes, lab_ansible):
+    before = {node: dump(lab_exec, node) for node in lab_nodes}
+    run = playbook(lab_ansible, "mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"], overlays=[subnet_overlay])
     assert run.returncode == 0, run.explain()
     changed = {host: counts["changed"] for host, counts in run.recap().items()}
     assert all(changed[node] > 0 for node in lab_nodes[1:]), changed
-    diffs = run.diffs()
+    diffs = run.diffs(FINAL_PHASE)
     print("delta:", json.dumps(diffs, indent=1))
     # node1 (converged alone under --limit, when its peers could not vouch for each other)
     # only raises its new FWD policies from "use" to "required".
@@ -282,10 +181,10 @@ def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab
         assert lines and all(line.startswith("+") and EXTRA_SUBNET in line for line in lines), lines
         assert len(lines) == 2 and {"out", "in"} == {re.search(r"^\+policy (\w+) ", line).group(1) for line in lines}, lines
     for node in lab_nodes:
-        assert ip_xfrm(lab_exec, node) == before[node], "check mode changed %s" % node
+        assert dump(lab_exec, node) == before[node], "check mode changed %s" % node
 
 
-def test_node_failing_mid_run_keeps_every_pair(converged, keys, subnet_overlay, lab_exec, lab_capture,
+def test_node_failing_mid_run_keeps_every_pair(converged, keys, subnet_overlay, lab_exec, lab_ansible, under_traffic,
                                                lab_nodes, tmp_path):
     """node3's connection dies when the outbound phase starts (it completed the inbound one):
     the others finish, nobody loses a pair, and traffic keeps flowing in ESP only."""
@@ -301,19 +200,12 @@ def test_node_failing_mid_run_keeps_every_pair(converged, keys, subnet_overlay, 
         "fi\n"
         "exec lab-ssh \"$@\" <\"$payload\"\n")
     wrapper.chmod(0o755)
-    overlay = tmp_path / "node3-dies.yml"
-    overlay.write_text(yaml.safe_dump({"all": {"hosts": {"node3": {"ansible_ssh_executable": str(wrapper)}}}}))
+    overlay = inventory_overlay(tmp_path / "node3-dies.yml", host_vars={"node3": {"ansible_ssh_executable": str(wrapper)}})
     pairs = [(a, b) for a in lab_nodes for b in lab_nodes if a != b]
-    pings = " & ".join("lab-exec %s ping -n -i 0.05 -w 900 %s > %s/ping-%s-%s.log"
-                       % (src, address(dst), tmp_path, src, dst) for src, dst in pairs)
-    script = ("%s & sleep 1; ansible-playbook -i %s -i %s -i %s -e @%s %s > %s/run.log 2>&1; rc=$?; sleep 1;"
-              " kill -INT $(jobs -p); wait; exit $rc"
-              % (pings, os.environ["LAB_INVENTORY"], subnet_overlay, overlay, keys["path"],
-                 PLAYBOOKS / "mesh.yml", tmp_path))
-    start = time.monotonic()
-    capture = lab_capture("bash", "-c", script, timeout=900)
-    run = Run(["mesh.yml (node3 dies)"], capture.returncode, (tmp_path / "run.log").read_text(), "",
-              time.monotonic() - start)
+    with under_traffic(pings=[(src, address(dst)) for src, dst in pairs], work=tmp_path, quiet_pings=False, capture=True,
+                       lead=1.0, tail=1.0) as window:
+        run = playbook(lab_ansible, "mesh.yml", "-e", "@%s" % keys["path"], overlays=[subnet_overlay, overlay])
+    capture = window.capture
     recap = run.recap()
     print("recap:", recap)
     assert run.returncode != 0 and recap["node3"]["unreachable"] == 1, run.explain()
@@ -328,9 +220,7 @@ def test_node_failing_mid_run_keeps_every_pair(converged, keys, subnet_overlay, 
         assert EXTRA_SUBNET in lab_exec(node, "ip", "xfrm", "policy", "list").stdout, node
     figures = {}
     for src, dst in pairs:
-        text = (tmp_path / ("ping-%s-%s.log" % (src, dst))).read_text()
-        seqs = {int(s) for s in re.findall(r"icmp_seq=(\d+)", text)}
-        sent = int(re.search(r"(\d+) packets transmitted", text).group(1))
+        seqs, sent = window.pings[(src, address(dst))]["seqs"], window.pings[(src, address(dst))]["sent"]
         lost = [s for s in range(1, max(seqs) + 1) if s not in seqs]
         figures["%s>%s" % (src, dst)] = dict(sent=sent, answered=len(seqs), lost=len(lost))
         assert seqs and not lost and sent - max(seqs) <= 1, (src, dst, sent, lost[:20])
@@ -339,10 +229,10 @@ def test_node_failing_mid_run_keeps_every_pair(converged, keys, subnet_overlay, 
     assert capture.plaintext == [], capture.plaintext
 
 
-def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, lab_nodes):
+def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, lab_nodes, lab_ansible):
     common = ["-e", "@%s" % keys["path"]]
     # xfrm: node3 catches up on what it missed, nothing else runs.
-    xfrm = playbook("mesh.yml", "--tags", "xfrm", *common, inventories=[subnet_overlay])
+    xfrm = playbook(lab_ansible, "mesh.yml", "--tags", "xfrm", *common, overlays=[subnet_overlay])
     assert xfrm.returncode == 0, xfrm.explain()
     xfrm_tasks = set(xfrm.tasks())
     assert not xfrm_tasks & {KEYS_TASK, FORWARDING_TASK}, xfrm_tasks
@@ -357,25 +247,47 @@ def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, 
     always = ["netsec.ipsec.mesh : Validating arguments against arg spec 'main' - "
               "Mesh an inventory group with IPsec ESP by programming XFRM directly",
               "netsec.ipsec.mesh : Check the inventory contract of every host in the play, once"]
-    keys_run = playbook("mesh.yml", "--tags", "keys", *common, inventories=[subnet_overlay])
+    keys_run = playbook(lab_ansible, "mesh.yml", "--tags", "keys", *common, overlays=[subnet_overlay])
     assert keys_run.returncode == 0, keys_run.explain()
-    assert keys_run.work_tasks() == always + [NO_KEY_TASK, KEYS_TASK], keys_run.tasks()
+    assert work_tasks(keys_run) == always + [NO_KEY_TASK, KEYS_TASK], keys_run.tasks()
 
-    sysctl_run = playbook("mesh.yml", "--tags", "sysctl", *common, inventories=[subnet_overlay])
+    sysctl_run = playbook(lab_ansible, "mesh.yml", "--tags", "sysctl", *common, overlays=[subnet_overlay])
     assert sysctl_run.returncode == 0, sysctl_run.explain()
-    assert sysctl_run.work_tasks() == always + [FORWARDING_TASK], sysctl_run.tasks()
+    assert work_tasks(sysctl_run) == always + [FORWARDING_TASK], sysctl_run.tasks()
     # node1 routes a subnet: its forwarding is managed (and already on); the others need none.
     assert "ok: [node1]" in sysctl_run.stdout and "skipping: [node2]" in sysctl_run.stdout
     for run in (keys_run, sysctl_run):
         assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
 
 
-def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes):
-    good = playbook("status.yml")
+PROM_FILE = "/tmp/netsec_ipsec.prom"      # on each node (its own /tmp)
+
+
+def _prometheus(lab_exec, node: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+    """The node's textfile, parsed by prometheus_client: sample name -> [(labels, value)]."""
+    from prometheus_client.parser import text_string_to_metric_families
+    samples: Dict[str, List[Tuple[Dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(lab_exec(node, "cat", PROM_FILE).stdout):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes, lab_ansible, tmp_path):
+    pairs = len(lab_nodes) * (len(lab_nodes) - 1)
+    outputs = ["-e", "ipsec_status_json=%s" % (tmp_path / "status.json"), "-e", "ipsec_status_textfile=%s" % PROM_FILE]
+    good = playbook(lab_ansible, "status.yml", *outputs)
     assert good.returncode == 0, good.explain()
     verdicts = json.loads(re.search(r"verdicts: (\{.*?\})", good.stdout).group(1).replace('\\"', '"'))
     print("status, converged:", verdicts)
-    assert verdicts == {"ok": len(lab_nodes) * (len(lab_nodes) - 1)}, good.explain()
+    assert verdicts == {"ok": pairs}, good.explain()
+    report_json = json.loads((tmp_path / "status.json").read_text())
+    assert report_json["summary"] == verdicts and report_json["problems"] == [], report_json
+    for node in lab_nodes:
+        metrics = _prometheus(lab_exec, node)
+        assert sorted(labels["peer"] for labels, value in metrics["netsec_ipsec_pair_ok"] if value == 1) == \
+            sorted(peer for peer in lab_nodes if peer != node), (node, metrics["netsec_ipsec_pair_ok"])
+        assert all(value > 0 for _labels, value in metrics["netsec_ipsec_sa_packets_total"]), metrics
 
     # Break two pairs: node2 loses its IN SA from node1; node3's IN SA from node1 gets another key.
     in_2 = next(sa for sa in owned_sas(lab_exec, "node2") if sa["src"] == address("node1"))
@@ -387,24 +299,35 @@ def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes):
     lab_exec("node3", "ip", "xfrm", "state", "add", "src", in_3["src"], "dst", in_3["dst"], "proto", "esp",
              "spi", in_3["spi"], "reqid", str(REQID), "mode", "tunnel",
              "aead", "rfc4106(gcm(aes))", "0x" + "77" * 20, "128")
-    bad = playbook("status.yml")
-    assert bad.returncode == 0, bad.explain()
+    # A pair that is not ok fails the run (after the report), for a pipeline to act on...
+    bad = playbook(lab_ansible, "status.yml", *outputs)
+    assert bad.returncode != 0 and set(bad.failures()) == {"node1"}, bad.explain()
     verdicts = json.loads(re.search(r"verdicts: (\{.*?\})", bad.stdout).group(1).replace('\\"', '"'))
     print("status, broken:", verdicts)
-    assert verdicts == {"ok": len(lab_nodes) * (len(lab_nodes) - 1) - 2, "missing SA": 1, "key mismatch": 1}
+    assert verdicts == {"ok": pairs - 2, "missing SA": 1, "key mismatch": 1}
     lines = bad.stdout
     assert re.search(r"-> node2 +10\.77\.0\.1 +-> 10\.77\.0\.2 +spi \S+ +missing SA", lines), lines
     assert re.search(r"-> node3 +10\.77\.0\.1 +-> 10\.77\.0\.3 +spi \S+ +key mismatch", lines), lines
+    report_json = json.loads((tmp_path / "status.json").read_text())
+    assert report_json["summary"] == verdicts and len(report_json["problems"]) == 2, report_json
+    # A pair is the sender's: node1's traffic to node2 and to node3 is not protected as wanted.
+    metrics = _prometheus(lab_exec, "node1")
+    assert sorted(labels["peer"] for labels, value in metrics["netsec_ipsec_pair_ok"] if value == 0) == ["node2", "node3"], \
+        metrics["netsec_ipsec_pair_ok"]
+    # ...and only reports with ipsec_status_fail_on_problems=false.
+    reported = playbook(lab_ansible, "status.yml", "-e", "ipsec_status_fail_on_problems=false")
+    assert reported.returncode == 0, reported.explain()
+    assert "missing SA" in reported.stdout and "key mismatch" in reported.stdout
 
 
-def test_check_diff_masks_keys(converged, keys, subnet_overlay, lab_exec, lab_nodes):
+def test_check_diff_masks_keys(converged, keys, subnet_overlay, lab_exec, lab_nodes, lab_ansible):
     """The broken SAs of the previous test: --check --diff shows them re-created, keys masked."""
     secrets = {sa["key"][2:] for node in lab_nodes for sa in owned_sas(lab_exec, node)} | {keys["hex"]}
-    run = playbook("mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"], inventories=[subnet_overlay])
+    run = playbook(lab_ansible, "mesh.yml", "--check", "--diff", "-e", "@%s" % keys["path"], overlays=[subnet_overlay])
     assert run.returncode == 0, run.explain()
     changed = {host: counts["changed"] for host, counts in run.recap().items()}
     assert changed["node2"] > 0 and changed["node3"] > 0 and changed["node1"] == changed["node4"] == 0, changed
-    diffs = run.diffs()
+    diffs = run.diffs(FINAL_PHASE)
     print("delta:", json.dumps(diffs, indent=1))
     # node2: the missing IN SA from node1 comes back; node3: the wrong one is replaced.
     assert [line for line in diffs["node2"] if line.startswith("+")] and \
@@ -417,13 +340,13 @@ def test_check_diff_masks_keys(converged, keys, subnet_overlay, lab_exec, lab_no
 
 
 @pytest.mark.parametrize("key_id", [4, 3], ids=["new-key-id", "new-bytes-same-key-id"])
-def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, tmp_path, key_id):
+def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, lab_ansible, tmp_path, key_id):
     """A new key id, or new key bytes under the current key id (which would make every peer
     still holding the old bytes drop the traffic), is refused before anything changes."""
     new_key = tmp_path / "new-key.yml"
     new_key.write_text(yaml.safe_dump({"ipsec_keys_content": "%d+ rfc4106(gcm(aes)) 0x%s 128" % (key_id, os.urandom(20).hex())}))
-    before = {node: (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
-    run = playbook("mesh.yml", "-e", "@%s" % new_key)
+    before = {node: (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    run = playbook(lab_ansible, "mesh.yml", "-e", "@%s" % new_key)
     assert run.returncode != 0, run.explain()
     assert "netsec.ipsec.rotate playbook" in run.stdout + run.stderr, run.explain()
     assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
@@ -431,19 +354,18 @@ def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, tmp_pat
                   if set(statuses) != {"skipping"}}
     assert not reconciled, reconciled
     for node in lab_nodes:
-        assert (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+        assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
 
 
-def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, lab_nodes, tmp_path):
+def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, lab_nodes, lab_ansible, tmp_path):
     """A member without addresses stops the play before any node is read (checked once, by
     the run_once assert); a run without a key stops every node that would need one."""
-    before = {node: (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
-    no_addresses = tmp_path / "no-addresses.yml"
-    no_addresses.write_text(yaml.safe_dump({"all": {"hosts": {"node2": {"ipsec_addresses": None}}}}))
-    run = playbook("mesh.yml", "-e", "@%s" % keys["path"], inventories=[no_addresses])
+    before = {node: (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    no_addresses = inventory_overlay(tmp_path / "no-addresses.yml", host_vars={"node2": {"ipsec_addresses": None}})
+    run = playbook(lab_ansible, "mesh.yml", "-e", "@%s" % keys["path"], overlays=[no_addresses])
     assert run.returncode != 0 and "node2: ipsec_addresses is not set" in run.stdout + run.stderr, run.explain()
     assert NO_KEY_TASK not in run.tasks() and not run.statuses("Inspect each node"), run.explain()
-    no_key = playbook("mesh.yml")
+    no_key = playbook(lab_ansible, "mesh.yml")
     assert no_key.returncode != 0, no_key.explain()
     for node in lab_nodes:
         assert "%s: the mesh needs ipsec_keys_content or ipsec_keys" % node in no_key.stdout + no_key.stderr, \
@@ -452,7 +374,7 @@ def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, l
     for bad in (run, no_key):
         assert all(counts["changed"] == 0 for counts in bad.recap().values()), bad.explain()
     for node in lab_nodes:
-        assert (ip_xfrm(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+        assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
 
 
 def test_role_documentation_renders():

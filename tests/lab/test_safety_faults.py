@@ -30,8 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
-from safety_lab import (PYTHON, failures, REQID, Ansible, Traffic, assert_check_mode_unchanged, inventory_with_group, key_line,
-                        out_dir, owned_sa_count, report, xfrm_dumps)
+from harness import PYTHON, assert_check_mode_unchanged, dump, dumps, inventory_with_group, key_line, report
 
 VARS = {"ipsec_keys_content": key_line(1)}
 CHACHA = "1+ rfc7539esp(chacha20,poly1305) 0x%s 128" % ("4d" * 36)
@@ -73,22 +72,21 @@ def _ping_ok(lab_exec, node, address):
     return lab_exec(node, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-q", address, check=False).returncode == 0
 
 
-def _failed(run):
-    return failures(run)
+def _owned_sas(node_dump):
+    return len(node_dump.owned_states())
 
 
-def test_kernel_refusing_an_sa_on_one_node(inventory_path, lab_nodes, lab_addresses, lab_exec, lab_capture):
+def test_kernel_refusing_an_sa_on_one_node(inventory_path, lab_nodes, lab_ipv4, lab_exec, lab_capture, lab_ansible, lab_work):
     nodes = lab_nodes[:3]
-    work = out_dir("faults")
-    ansible = Ansible(inventory_path, work)
-    addresses = {node: lab_addresses[node]["ipv4"] for node in nodes}
+    work, ansible = lab_work, lab_ansible
+    addresses = {node: lab_ipv4[node] for node in nodes}
     faulty = inventory_with_group(inventory_path, nodes, work / "inventory-chacha.yml",
                                   host_vars={"node3": {"ipsec_keys_content": CHACHA}}, group_vars=VARS)
     loaded = "chacha20poly1305" in open("/proc/crypto", encoding="ascii").read()
     assert not loaded, "chacha20poly1305 is loaded already: the fault would not happen"
     with open(MODPROBE, encoding="ascii") as stream:
         modprobe = stream.read().strip()
-    before3 = xfrm_dumps(lab_exec, ["node3"])["node3"]
+    before3 = dump(lab_exec, "node3")
     # Whatever the mesh key needs (aes, gcm, ...) is loaded before the loader goes: one SA, added and deleted.
     lab_exec("node1", "ip", "-batch", "-", input=(
         "xfrm state add src 10.77.0.1 dst 192.0.2.200 proto esp spi 0x999 reqid 999 mode tunnel flag esn replay-window 1024"
@@ -100,46 +98,45 @@ def test_kernel_refusing_an_sa_on_one_node(inventory_path, lab_nodes, lab_addres
     finally:
         with open(MODPROBE, "w", encoding="ascii") as stream:
             stream.write(modprobe + "\n")
-    failed = _failed(run)
-    dumps = xfrm_dumps(lab_exec, nodes)
+    failed = run.failures()
+    node_dumps = dumps(lab_exec, nodes)
     cap = lab_capture("sh", "-c", "lab-exec node1 ping -c 3 -i 0.2 -W 2 -q %s >/dev/null; echo rc=$?; "
                       "lab-exec node2 ping -c 3 -i 0.2 -W 2 -q %s >/dev/null; echo rc=$?; "
                       "lab-exec node1 ping -c 3 -i 0.2 -W 2 -q %s >/dev/null; echo rc=$?"
                       % (addresses["node2"], addresses["node1"], addresses["node3"]))
     fault = {"rc": run.returncode, "seconds": round(run.seconds, 1), "failed": failed,
-             "node3_unchanged": dumps["node3"] == before3, "owned_sas": {n: owned_sa_count(d[0]) for n, d in dumps.items()},
+             "node3_unchanged": node_dumps["node3"] == before3, "owned_sas": {n: _owned_sas(d) for n, d in node_dumps.items()},
              "ping_rcs": re.findall(r"rc=(\d+)", cap.stdout),
              "esp_1_2": cap.esp_packets(addresses["node1"], addresses["node2"]),
              "plaintext_1_2": cap.plaintext_packets(None, addresses["node1"], addresses["node2"])}
 
     fixed = ansible.playbook("playbooks/mesh.yml", extra_vars=VARS, expect_rc=None)
-    dumps_fixed = xfrm_dumps(lab_exec, nodes)
+    dumps_fixed = dumps(lab_exec, nodes)
     script = "; ".join("lab-exec %s ping -c 2 -i 0.2 -W 2 -q %s >/dev/null || echo FAIL %s %s" % (a, addresses[b], a, b)
                        for a in nodes for b in nodes if a != b)
     cap_fixed = lab_capture("sh", "-c", script)
     report("fault (a): kernel refuses an SA on node3", dict(fault, fixed_rc=fixed.returncode,
                                                             fixed_seconds=round(fixed.seconds, 1),
-                                                            fixed_owned_sas={n: owned_sa_count(d[0]) for n, d in dumps_fixed.items()},
+                                                            fixed_owned_sas={n: _owned_sas(d) for n, d in dumps_fixed.items()},
                                                             fixed_ping_failures=cap_fixed.stdout.count("FAIL"),
                                                             fixed_plaintext=len(cap_fixed.plaintext)))
     assert run.returncode != 0
     assert list(failed) == ["node3"], failed
     assert "rfc7539esp(chacha20,poly1305)" in failed["node3"] or "chacha" in failed["node3"], failed
     assert "rolled back" in failed["node3"], failed
-    assert dumps["node3"] == before3
+    assert node_dumps["node3"] == before3
     assert fault["owned_sas"]["node1"] >= 2 and fault["owned_sas"]["node2"] >= 2
     assert fault["ping_rcs"] == ["0", "0", "0"], cap.stdout
     assert fault["esp_1_2"] >= 3 and fault["plaintext_1_2"] == 0, (cap.esp, cap.plaintext)
     assert fixed.returncode == 0, fixed.log
     assert cap_fixed.stdout.count("FAIL") == 0 and cap_fixed.plaintext == [], (cap_fixed.stdout, cap_fixed.plaintext)
-    assert all(owned_sa_count(d[0]) == 4 for d in dumps_fixed.values())
+    assert all(_owned_sas(d) == 4 for d in dumps_fixed.values())
 
 
-def test_module_killed_midway(inventory_path, lab_nodes, lab_addresses, lab_exec):
+def test_module_killed_midway(inventory_path, lab_nodes, lab_ipv4, lab_exec, lab_ansible, lab_work, under_traffic):
     nodes = lab_nodes[:3]
-    work = out_dir("faults")
-    ansible = Ansible(inventory_path, work)
-    addresses = {node: lab_addresses[node]["ipv4"] for node in nodes}
+    work, ansible = lab_work, lab_ansible
+    addresses = {node: lab_ipv4[node] for node in nodes}
     ansible.playbook("playbooks/mesh.yml", extra_vars=VARS)     # converged (after test (a), a no-op)
     KILL_DIR.mkdir(parents=True, exist_ok=True)
     (KILL_DIR / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -157,39 +154,36 @@ def test_module_killed_midway(inventory_path, lab_nodes, lab_addresses, lab_exec
     normal = inventory_with_group(inventory_path, nodes, work / "inventory-unmanaged.yml", group_vars=VARS,
                                   host_vars={"node1": node1_vars})
 
-    traffic = Traffic(addresses)
-    time.sleep(1.5)
-    run = ansible.playbook("playbooks/mesh.yml", inventory=killing, capture="kill.pcap", expect_rc=None)
-    time.sleep(0.5)
-    partial = xfrm_dumps(lab_exec, ["node1"])["node1"]
-    figures = traffic.stop()
+    with under_traffic(addresses) as window:
+        run = ansible.playbook("playbooks/mesh.yml", inventory=killing, capture="kill.pcap", expect_rc=None)
+        time.sleep(0.5)
+        partial = dump(lab_exec, "node1")
+    figures = window.figures
     killed = log.read_text() if log.exists() else ""
-    far_sas = len(re.findall(r"192\.0\.2\.\d+", "\n".join(b for b in partial[0].split("\nsrc ") if "reqid %d" % REQID in b)))
+    far_sas = len(re.findall(r"192\.0\.2\.\d+", "\n".join(partial.owned_states())))
 
     check = assert_check_mode_unchanged(ansible, lab_exec, nodes, "playbooks/mesh.yml", inventory=normal, expect_rc=None)
-    traffic = Traffic(addresses)
-    time.sleep(1.0)
-    rerun = ansible.playbook("playbooks/mesh.yml", inventory=normal, capture="rerun.pcap", expect_rc=None)
-    time.sleep(0.5)
-    figures_rerun = traffic.stop()
-    final = xfrm_dumps(lab_exec, ["node1"])["node1"]
+    with under_traffic(addresses, lead=1.0, tail=0.5) as window:
+        rerun = ansible.playbook("playbooks/mesh.yml", inventory=normal, capture="rerun.pcap", expect_rc=None)
+    figures_rerun = window.figures
+    final = dump(lab_exec, "node1")
     after = assert_check_mode_unchanged(ansible, lab_exec, nodes, "playbooks/mesh.yml", inventory=normal)
     changed_after = [(r["host"], r["task"]) for r in after.results if r["result"].get("changed")]
     report("fault (b): module killed mid-apply", {
-        "kill_log": killed.strip(), "rc": run.returncode, "failed": _failed(run), "seconds": round(run.seconds, 1),
+        "kill_log": killed.strip(), "rc": run.returncode, "failed": run.failures(), "seconds": round(run.seconds, 1),
         "sent": figures["sent"], "lost": figures["lost"], "plaintext": run.plaintext(addresses.values()),
-        "node1_owned_sas_partial": owned_sa_count(partial[0]), "far_addresses_in_partial_sas": far_sas,
+        "node1_owned_sas_partial": _owned_sas(partial), "far_addresses_in_partial_sas": far_sas,
         "check_rc": check.returncode, "rerun_rc": rerun.returncode, "rerun_seconds": round(rerun.seconds, 1),
         "rerun_sent": figures_rerun["sent"], "rerun_lost": figures_rerun["lost"],
-        "rerun_plaintext": rerun.plaintext(addresses.values()), "node1_owned_sas_final": owned_sa_count(final[0]),
+        "rerun_plaintext": rerun.plaintext(addresses.values()), "node1_owned_sas_final": _owned_sas(final),
         "changed_after": changed_after})
     assert "killed pid" in killed, run.log
-    assert run.returncode != 0 and list(_failed(run)) == ["node1"], _failed(run)
-    assert 0 < owned_sa_count(partial[0]) < 4 + 60, partial[0]
+    assert run.returncode != 0 and list(run.failures()) == ["node1"], run.failures()
+    assert 0 < _owned_sas(partial) < 4 + 60, partial.state
     assert figures["lost"] == 0 and run.plaintext(addresses.values()) == 0
     assert rerun.returncode == 0, rerun.log
     assert figures_rerun["lost"] == 0 and rerun.plaintext(addresses.values()) == 0
     # 2 mesh peers x (IN + OUT) + an IN SA per unmanaged peer (+ an OUT SA if they get egress).
-    assert owned_sa_count(final[0]) in (4 + 30, 4 + 60), final[0]
+    assert _owned_sas(final) in (4 + 30, 4 + 60), final.state
     assert changed_after == []
     ansible.playbook("playbooks/teardown.yml", inventory=normal, extra_vars={"ipsec_teardown_keys": True})

@@ -22,13 +22,11 @@ Item 8: every --check run leaves every node's SAD/SPD as it was.
 from __future__ import annotations
 
 import os
-import re
 import time
 
-from safety_lab import (MASTER, REQID, Ansible, entry_blocks, assert_check_mode_unchanged, inventory_with_group, key_line,
-                        out_dir, report, sa_keys, scan_for_keys, text_leaks, xfrm_dumps)
+from harness import (MASTER, assert_check_mode_unchanged, dumps, inventory_with_group, key_line, report, run_local, scan_for_keys,
+                     text_leaks)
 
-BAND = (28160, 28671)
 LAB_DIR = os.environ.get("LAB_DIR", "/lab")
 
 FOREIGN = """xfrm state add src {me} dst 192.0.2.10 proto esp spi 0xc0000001 reqid 1 mode tunnel aead rfc4106(gcm(aes)) 0x{k1} 128
@@ -47,57 +45,48 @@ xfrm policy add src 192.168.0.0/16 dst 192.168.0.0/16 dir in priority 2500 actio
 FOREIGN_KEYS = ("5e" * 20, "6f" * 16, "7a" * 32)
 
 
-def _owned(block):
-    if "reqid %d " % REQID in block + " ":
-        return True
-    match = re.search(r"priority (\d+)", block)
-    return "tmpl " not in block and bool(match) and BAND[0] <= int(match.group(1)) <= BAND[1]
+def foreign_lines(node_dumps):
+    return {node: (node_dump.foreign_states(), node_dump.foreign_policies()) for node, node_dump in node_dumps.items()}
 
 
-def foreign_lines(dumps):
-    return {node: ([b for b in entry_blocks(state) if not _owned(b)], [b for b in entry_blocks(policy) if not _owned(b)])
-            for node, (state, policy) in dumps.items()}
+def owned_counts(node_dumps):
+    return {node: (len(node_dump.owned_states()), len(node_dump.owned_policies())) for node, node_dump in node_dumps.items()}
 
 
-def owned_counts(dumps):
-    return {node: (sum(_owned(b) for b in entry_blocks(state)), sum(_owned(b) for b in entry_blocks(policy)))
-            for node, (state, policy) in dumps.items()}
-
-
-def test_foreign_entries_and_secrets_through_a_life_cycle(inventory_path, lab_nodes, lab_addresses, lab_exec):
+def test_foreign_entries_and_secrets_through_a_life_cycle(inventory_path, lab_nodes, lab_ipv4, lab_exec, lab_ansible, lab_work):
     nodes = lab_nodes[:3]
     assert len(nodes) == 3, "needs a lab of 3 nodes"
-    work = out_dir("foreign-secrets")
+    work = lab_work
     started = time.time()
-    addresses = {node: lab_addresses[node]["ipv4"] for node in nodes}
+    addresses = {node: lab_ipv4[node] for node in nodes}
     for index, node in enumerate(nodes):
         lab_exec(node, "ip", "-batch", "-", input=FOREIGN.format(
             me=addresses[node], next=addresses[nodes[(index + 1) % 3]],
             k1=FOREIGN_KEYS[0], k2=FOREIGN_KEYS[1], k3=FOREIGN_KEYS[2]))
-    baseline = foreign_lines(xfrm_dumps(lab_exec, nodes))
+    baseline = foreign_lines(dumps(lab_exec, nodes))
     for node in nodes:
         assert len(baseline[node][0]) == 5 and len(baseline[node][1]) == 7, baseline[node]
 
-    ansible = Ansible(inventory_path, work)
+    ansible = lab_ansible
     verbose = ("-vvv", "--diff")
     derived = set()
     steps = {}
 
     def after(step, expect_owned=None):
-        dumps = xfrm_dumps(lab_exec, nodes)
-        for node, (state, _policy) in dumps.items():
-            derived.update(key for key in sa_keys("\n".join(b for b in entry_blocks(state) if _owned(b))))
-        assert foreign_lines(dumps) == baseline, "foreign entries changed by: %s" % step
-        counts = owned_counts(dumps)
+        node_dumps = dumps(lab_exec, nodes)
+        for node_dump in node_dumps.values():
+            derived.update(node_dump.keys(owned_only=True))
+        assert foreign_lines(node_dumps) == baseline, "foreign entries changed by: %s" % step
+        counts = owned_counts(node_dumps)
         steps[step] = {"owned_sas_policies": counts, "seconds": round(ansible.runs[-1].seconds, 1)}
         if expect_owned is not None:
             assert counts == expect_owned, (step, counts)
-        return dumps
+        return node_dumps
 
     v1 = {"ipsec_keys_content": key_line(1)}
     ansible.playbook("playbooks/mesh.yml", extra_vars=v1, args=verbose)
-    # 2 peers: 2 OUT + 2 IN SAs; OUT + IN policy per peer + 4 bypass policies.
-    after("mesh", {node: (4, 8) for node in nodes})
+    # 2 peers: 2 OUT + 2 IN SAs; OUT + IN policy per peer + 2 bypass policies (tcp/22, server side).
+    after("mesh", {node: (4, 6) for node in nodes})
     assert_check_mode_unchanged(ansible, lab_exec, nodes, "playbooks/mesh.yml", extra_vars=v1, args=("-vvv",))
     after("mesh --check")
 
@@ -105,11 +94,11 @@ def test_foreign_entries_and_secrets_through_a_life_cycle(inventory_path, lab_no
     ansible.playbook("playbooks/mesh.yml", extra_vars=v1, args=verbose, inventory=two)
     purged = after("purge node3")
     for node in nodes[:2]:
-        assert addresses[nodes[2]] not in "".join(b for b in entry_blocks(purged[node][0]) if _owned(b)), node
+        assert addresses[nodes[2]] not in "".join(purged[node].owned_states()), node
 
     ansible.playbook("playbooks/rotate.yml", extra_vars={"ipsec_keys_content": key_line(2), "ipsec_rotate_grace": 1},
                      args=verbose)
-    after("rotate 1->2", {node: (4, 8) for node in nodes})
+    after("rotate 1->2", {node: (4, 6) for node in nodes})
     status = ansible.playbook("playbooks/status.yml", extra_vars={"ipsec_keys_content": key_line(2)}, args=verbose)
     after("status")
     modes = {node: lab_exec(node, "stat", "-c", "%a %U", "/etc/ipsec/keys").stdout.strip() for node in nodes}
@@ -128,14 +117,14 @@ def test_foreign_entries_and_secrets_through_a_life_cycle(inventory_path, lab_no
     node_scans = {}
     for node in nodes:
         upper = "%s/nodes/%s" % (LAB_DIR, node)
-        node_scans[node] = scan_for_keys(_control, secrets, [upper + "/etc.u", upper + "/root.u", upper + "/var.u",
-                                                             upper + "/tmp.u"], skip=[upper + "/etc.u/ipsec/keys"])
-        node_scans[node + " ansible tmp"] = _control("sh", "-c", "find %s/root.u/.ansible/tmp -type f 2>/dev/null | wc -l"
-                                                     % upper).stdout.strip()
+        node_scans[node] = scan_for_keys(run_local, secrets, [upper + "/etc.u", upper + "/root.u", upper + "/var.u",
+                                                              upper + "/tmp.u"], skip=[upper + "/etc.u/ipsec/keys"])
+        node_scans[node + " ansible tmp"] = run_local("sh", "-c", "find %s/root.u/.ansible/tmp -type f 2>/dev/null | wc -l"
+                                                      % upper).stdout.strip()
     skip = [str(path) for path in work.glob("*.vars.json")]
-    controller = scan_for_keys(_control, secrets, ["/root/.ansible", str(work)], skip=skip, newer_than=started)
-    controller_tmp = _control("sh", "-c", "find /root/.ansible/tmp -type f -newermt @%d 2>/dev/null | wc -l" % started
-                              ).stdout.strip()
+    controller = scan_for_keys(run_local, secrets, ["/root/.ansible", str(work)], skip=skip, newer_than=started)
+    controller_tmp = run_local("sh", "-c", "find /root/.ansible/tmp -type f -newermt @%d 2>/dev/null | wc -l" % started
+                               ).stdout.strip()
     report("foreign entries + secrets", {
         "steps": steps, "derived_keys": len(derived), "secrets_searched": len(secrets),
         "runs": len(ansible.runs), "output_chars": sum(len(run.text()) for run in ansible.runs),
@@ -150,8 +139,3 @@ def test_foreign_entries_and_secrets_through_a_life_cycle(inventory_path, lab_no
     assert controller[0] > 0 and controller[1] == [], controller
     assert controller_tmp == "0"
     assert set(modes.values()) == {"600 root"}, modes
-
-
-def _control(*cmd, input=None, **_kwargs):
-    import subprocess  # pylint: disable=import-outside-toplevel
-    return subprocess.run([str(c) for c in cmd], input=input, capture_output=True, text=True, timeout=300, check=True)

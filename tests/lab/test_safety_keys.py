@@ -25,11 +25,10 @@ import base64
 import json
 from pathlib import Path
 
-from safety_lab import REPO, Ansible, comparable, key_line, out_dir, report, xfrm_dumps
+from harness import REPO, REQID, comparable, dumps, key_line, report
 
 CORPUS = REPO / "tests" / "unit" / "data" / "keys" / "bad"
 STAGE = "/etc/ipsec-bad"
-REQID = 1853056355
 
 PLAYBOOK = """
 - name: Feed the bad keys corpus to the modules
@@ -115,13 +114,13 @@ def _message_ok(entry, expected):
     return expected["line"] is None or ("line %d" % expected["line"]) in message
 
 
-def test_bad_keys_files_change_nothing(inventory_path, lab_nodes, lab_addresses, lab_exec):
-    work = out_dir("keys")
+def test_bad_keys_files_change_nothing(lab_nodes, lab_ipv4, lab_exec, lab_ansible, lab_work):
+    work = lab_work
     cases = _corpus()
     assert len(cases) >= 40
     for number, node in enumerate(lab_nodes, start=1):
         lab_exec(node, "python3", "-c", STAGE_SCRIPT, str(CORPUS), STAGE, key_line(1))
-        lab_exec(node, "ip", "-batch", "-", input=KERNEL_BATCH.format(me=lab_addresses[node]["ipv4"], k1="%02x" % number * 20,
+        lab_exec(node, "ip", "-batch", "-", input=KERNEL_BATCH.format(me=lab_ipv4[node], k1="%02x" % number * 20,
                                                                       k2="%02x" % (number + 16) * 20))
     per_node = {node: [] for node in lab_nodes}
     for number, (case, _expected) in enumerate(cases):
@@ -131,12 +130,12 @@ def test_bad_keys_files_change_nothing(inventory_path, lab_nodes, lab_addresses,
     expected = {case["name"]: exp for case, exp in cases}
 
     files_before = {node: lab_exec(node, "sh", "-c", FILES).stdout for node in lab_nodes}
-    dumps_before = xfrm_dumps(lab_exec, lab_nodes)
-    ansible = Ansible(inventory_path, work)
+    dumps_before = dumps(lab_exec, lab_nodes)
+    ansible = lab_ansible
     # No --check twin of this run (item 8): every call fails before touching anything either way,
     # and 200 module starts are the cost of this whole scenario.
     run = ansible.playbook(str(playbook), extra_vars={"safety_cases": per_node})
-    dumps_after = xfrm_dumps(lab_exec, lab_nodes)
+    dumps_after = dumps(lab_exec, lab_nodes)
     files_after = {node: lab_exec(node, "sh", "-c", FILES).stdout for node in lab_nodes}
 
     outcomes = {"content": [], "file": [], "endpoint": []}
@@ -168,5 +167,5 @@ def test_bad_keys_files_change_nothing(inventory_path, lab_nodes, lab_addresses,
         lab_exec(node, "ip", "-batch", "-", input=(
             "xfrm policy delete src 0.0.0.0/0 dst 192.0.2.77/32 dir out\n"
             "xfrm state delete src %(me)s dst 192.0.2.77 proto esp spi 0x10000077\n"
-            "xfrm state delete src %(me)s dst 192.0.2.88 proto esp spi 0x00000888\n") % {"me": lab_addresses[node]["ipv4"]})
+            "xfrm state delete src %(me)s dst 192.0.2.88 proto esp spi 0x00000888\n") % {"me": lab_ipv4[node]})
     assert Path(playbook).exists()

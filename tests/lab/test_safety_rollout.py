@@ -21,24 +21,21 @@ sent - received per direction. The tests run in file order and build on each oth
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from safety_lab import (losses_in_context, udp_stats, BAD_COUNTERS, Ansible, Traffic, assert_check_mode_unchanged, inventory_with_group, key_line,
-                        out_dir, plaintext_after_esp, report, sa_keys, stat_increase, xfrm_dumps, xfrm_stat)
+from harness import BAD_COUNTERS, assert_check_mode_unchanged, dump, inventory_with_group, key_line, plaintext_after_esp, report
+from traffic import losses_in_context
 
 VARS = {"ipsec_keys_content": key_line(1)}
 
 
 @pytest.fixture(scope="module")
-def lab(inventory_path, lab_nodes, lab_addresses):
+def lab(inventory_path, lab_nodes, lab_ipv4, lab_ansible, lab_work):
     assert len(lab_nodes) >= 5, "needs a lab of 5 nodes"
-    work = out_dir("rollout")
     nodes = lab_nodes[:5]
-    return {"ansible": Ansible(inventory_path, work), "work": work, "nodes": nodes,
-            "first": nodes[:4], "inv4": inventory_with_group(inventory_path, nodes[:4], work / "inventory-4.yml"),
-            "addresses": {node: lab_addresses[node]["ipv4"] for node in nodes}}
+    return {"ansible": lab_ansible, "work": lab_work, "nodes": nodes,
+            "first": nodes[:4], "inv4": inventory_with_group(inventory_path, nodes[:4], lab_work / "inventory-4.yml"),
+            "addresses": {node: lab_ipv4[node] for node in nodes}}
 
 
 def _esp_everywhere(lab_capture, addresses, seconds=3):
@@ -57,19 +54,14 @@ def test_fresh_check_mode_changes_nothing(lab, lab_exec):
     assert run.returncode == 0, failed
 
 
-def test_fresh_rollout_under_traffic(lab, lab_exec, lab_capture):
+def test_fresh_rollout_under_traffic(lab, lab_capture, under_traffic):
     first = lab["first"]
     addresses = {node: lab["addresses"][node] for node in first}
-    before = xfrm_stat(lab_exec, first)
-    udp_before = udp_stats(lab_exec, first)
-    traffic = Traffic(addresses)
-    time.sleep(1.5)
-    run = lab["ansible"].playbook("playbooks/mesh.yml", extra_vars=VARS, inventory=lab["inv4"], capture="rollout.pcap",
-                                  expect_rc=None)
-    plaintext_after, esp_pairs, leftover = _esp_everywhere(lab_capture, addresses.values())
-    figures = traffic.stop()
-    increase = stat_increase(before, xfrm_stat(lab_exec, first))
-    udp_increase = stat_increase(udp_before, udp_stats(lab_exec, first))
+    with under_traffic(addresses, udp_counters=True) as window:
+        run = lab["ansible"].playbook("playbooks/mesh.yml", extra_vars=VARS, inventory=lab["inv4"], capture="rollout.pcap",
+                                      expect_rc=None)
+        plaintext_after, esp_pairs, leftover = _esp_everywhere(lab_capture, addresses.values())
+    figures, increase, udp_increase = window.figures, window.xfrm_stat_increase, window.udp_stat_increase
     late = plaintext_after_esp(lab["work"] / "rollout.pcap", addresses.values())
     report("fresh rollout of 4 nodes", {
         "rc": run.returncode, "seconds": round(run.seconds, 1), "sent": figures["sent"], "lost": figures["lost"],
@@ -90,17 +82,12 @@ def test_fresh_rollout_under_traffic(lab, lab_exec, lab_capture):
     assert not any(bad.values()), bad
 
 
-def test_fifth_node_joins_under_traffic(lab, lab_exec, lab_capture):
+def test_fifth_node_joins_under_traffic(lab, lab_exec, lab_capture, under_traffic):
     nodes, addresses = lab["nodes"], lab["addresses"]
-    before = xfrm_stat(lab_exec, nodes)
-    udp_before = udp_stats(lab_exec, nodes)
-    traffic = Traffic(addresses)
-    time.sleep(1.5)
-    run = lab["ansible"].playbook("playbooks/mesh.yml", extra_vars=VARS, capture="join.pcap", expect_rc=None)
-    plaintext_after, esp_pairs, leftover = _esp_everywhere(lab_capture, addresses.values())
-    figures = traffic.stop()
-    increase = stat_increase(before, xfrm_stat(lab_exec, nodes))
-    udp_increase = stat_increase(udp_before, udp_stats(lab_exec, nodes))
+    with under_traffic(addresses, udp_counters=True) as window:
+        run = lab["ansible"].playbook("playbooks/mesh.yml", extra_vars=VARS, capture="join.pcap", expect_rc=None)
+        plaintext_after, esp_pairs, leftover = _esp_everywhere(lab_capture, addresses.values())
+    figures, increase, udp_increase = window.figures, window.xfrm_stat_increase, window.udp_stat_increase
     late = plaintext_after_esp(lab["work"] / "join.pcap", addresses.values())
     existing = {pair: p for pair, p in figures["pairs"].items() if "node5" not in pair}
     report("node5 joins a 4-node mesh", {
@@ -122,10 +109,11 @@ def test_fifth_node_joins_under_traffic(lab, lab_exec, lab_capture):
     assert [r["task"] for r in check.results if r["result"].get("changed")] == []
 
 
-def test_rebooted_node_is_rekeyed_and_never_gets_plaintext(lab, lab_exec, lab_capture, lab_reboot, lab_boot_id):
+def test_rebooted_node_is_rekeyed_and_never_gets_plaintext(lab, lab_exec, lab_capture, lab_reboot, lab_boot_id,
+                                                           under_traffic):
     nodes, addresses = lab["nodes"], lab["addresses"]
     others = [node for node in nodes if node != "node2"]
-    keys_before = set(sa_keys(xfrm_dumps(lab_exec, ["node1"])["node1"][0]))
+    keys_before = set(dump(lab_exec, "node1").keys())
     boot_before = lab_boot_id("node2")
     lab_reboot("node2")
     assert lab_boot_id("node2") != boot_before
@@ -139,17 +127,14 @@ def test_rebooted_node_is_rekeyed_and_never_gets_plaintext(lab, lab_exec, lab_ca
 
     check = assert_check_mode_unchanged(lab["ansible"], lab_exec, nodes, "playbooks/mesh.yml", extra_vars=VARS,
                                         expect_rc=None)
-    before = xfrm_stat(lab_exec, nodes)
-    traffic = Traffic(addresses)
-    time.sleep(1.5)
-    run = lab["ansible"].playbook("playbooks/mesh.yml", extra_vars=VARS, capture="rekey.pcap", expect_rc=None)
-    plaintext_after, esp_pairs, leftover = _esp_everywhere(lab_capture, addresses.values())
-    figures = traffic.stop()
-    increase = stat_increase(before, xfrm_stat(lab_exec, nodes))
+    with under_traffic(addresses) as window:
+        run = lab["ansible"].playbook("playbooks/mesh.yml", extra_vars=VARS, capture="rekey.pcap", expect_rc=None)
+        plaintext_after, esp_pairs, leftover = _esp_everywhere(lab_capture, addresses.values())
+    figures, increase = window.figures, window.xfrm_stat_increase
     late = plaintext_after_esp(lab["work"] / "rekey.pcap", [addresses[node] for node in others])
-    others_to_node2 = sum(p["packets"] for p in run.capture["plaintext"]
+    others_to_node2 = sum(p["packets"] for p in run.capture.plaintext
                           if p["dst"] == addresses["node2"] and p["src"] in [addresses[n] for n in others])
-    keys_after = set(sa_keys(xfrm_dumps(lab_exec, ["node1"])["node1"][0]))
+    keys_after = set(dump(lab_exec, "node1").keys())
     untouched = {pair: p for pair, p in figures["pairs"].items() if "node2" not in pair}
     report("reboot of node2", {
         "plaintext_towards_node2_before_rerun": towards, "esp_towards_node2_before_rerun": esp_towards,
@@ -162,7 +147,7 @@ def test_rebooted_node_is_rekeyed_and_never_gets_plaintext(lab, lab_exec, lab_ca
     assert towards == 0, cap.plaintext
     assert esp_towards > 0, cap.esp
     assert run.returncode == 0, run.log
-    assert others_to_node2 == 0, run.capture["plaintext"]
+    assert others_to_node2 == 0, run.capture.plaintext
     assert late == {}, late
     assert sum(p["lost"] for p in untouched.values()) == 0, {pair: p for pair, p in untouched.items() if p["lost"]}
     assert plaintext_after == 0, leftover

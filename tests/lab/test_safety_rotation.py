@@ -20,18 +20,17 @@ import time
 
 import pytest
 
-from safety_lab import (losses_in_context, BAD_COUNTERS, Ansible, Traffic, assert_check_mode_unchanged, comparable, key_line,
-                        out_dir, report, stat_increase, xfrm_dumps, xfrm_stat)
+from harness import BAD_COUNTERS, assert_check_mode_unchanged, comparable, dumps, key_line, report
+from traffic import losses_in_context
 
 GRACE = 3
 
 
 @pytest.fixture(scope="module")
-def mesh(inventory_path, lab_nodes, lab_addresses, lab_exec):
+def mesh(lab_nodes, lab_ipv4, lab_ansible):
     assert len(lab_nodes) >= 4, "needs a lab of 4 nodes"
-    ansible = Ansible(inventory_path, out_dir("rotation"))
-    state = {"ansible": ansible, "spi": 15, "nodes": lab_nodes,
-             "addresses": {node: lab_addresses[node]["ipv4"] for node in lab_nodes}}
+    ansible = lab_ansible
+    state = {"ansible": ansible, "spi": 15, "nodes": lab_nodes, "addresses": dict(lab_ipv4)}
     started = time.monotonic()
     ansible.playbook("playbooks/mesh.yml", extra_vars={"ipsec_keys_content": key_line(15)})
     state["mesh_seconds"] = round(time.monotonic() - started, 1)
@@ -43,7 +42,7 @@ def _owned_key_ids(state_text):
 
 
 @pytest.mark.parametrize("new_spi", [1, 2], ids=["wrap-15-to-1", "then-1-to-2"])
-def test_rotation_under_traffic(mesh, new_spi, lab_exec):
+def test_rotation_under_traffic(mesh, new_spi, lab_exec, under_traffic):
     ansible, nodes = mesh["ansible"], mesh["nodes"]
     old_spi = mesh["spi"]
     assert old_spi == {1: 15, 2: 1}[new_spi], "the rotations run in order: 15 -> 1 -> 2"
@@ -57,17 +56,12 @@ def test_rotation_under_traffic(mesh, new_spi, lab_exec):
                                             extra_vars=dict(new_vars, ipsec_rotate_grace=0))
         assert "steps 2 to 4 wait for the new keys file" in check.stdout, check.stdout[-4000:]
 
-    before = xfrm_stat(lab_exec, nodes)
-    traffic = Traffic(mesh["addresses"])
-    time.sleep(1.5)
-    run = ansible.playbook("playbooks/rotate.yml", extra_vars=new_vars, capture="rotate-%d-to-%d.pcap" % (old_spi, new_spi),
-                           expect_rc=None)
-    time.sleep(1.0)
-    figures = traffic.stop()
-    after = xfrm_stat(lab_exec, nodes)
+    with under_traffic(mesh["addresses"], tail=1.0) as window:
+        run = ansible.playbook("playbooks/rotate.yml", extra_vars=new_vars,
+                               capture="rotate-%d-to-%d.pcap" % (old_spi, new_spi), expect_rc=None)
+    figures, increase = window.figures, window.xfrm_stat_increase
     mesh["spi"] = new_spi if run.returncode == 0 else old_spi
-    increase = stat_increase(before, after)
-    dumps = xfrm_dumps(lab_exec, nodes)
+    node_dumps = dumps(lab_exec, nodes)
     plaintext = run.plaintext(mesh["addresses"].values())
     report("rotation %d->%d" % (old_spi, new_spi), {
         "rotate_rc": run.returncode, "check_rc": check.returncode if check else None, "rotate_seconds": round(run.seconds, 1),
@@ -77,30 +71,30 @@ def test_rotation_under_traffic(mesh, new_spi, lab_exec):
         "esp_packets": run.esp(), "plaintext": plaintext, "xfrm_stat_increase": increase,
         "lost_per_pair": {pair: p["lost"] for pair, p in figures["pairs"].items() if p["lost"]},
         "losses": losses_in_context(figures, run),
-        "key_ids_after": {node: _owned_key_ids(dumps[node][0]) for node in nodes}})
+        "key_ids_after": {node: _owned_key_ids(node_dumps[node].state) for node in nodes}})
     assert run.returncode == 0, "rotate.yml failed, log %s\n%s" % (run.log, run.stdout[-8000:])
     assert figures["min_rate_per_pair"] >= 45, figures
-    assert plaintext == 0, run.capture["plaintext"]
+    assert plaintext == 0, run.capture.plaintext
     assert figures["lost"] == 0, {pair: p for pair, p in figures["pairs"].items() if p["lost"]}
     bad = {node: {name: n for name, n in counters.items() if name in BAD_COUNTERS} for node, counters in increase.items()}
     assert not any(bad.values()), bad
     # Both keys carried traffic during the capture; afterwards only the new key's SAs are left.
-    wire_key_ids = {int(entry["spi"], 16) >> 28 for entry in run.capture["esp"]}
-    assert {old_spi, new_spi} <= wire_key_ids, run.capture["esp"]
+    wire_key_ids = {int(entry["spi"], 16) >> 28 for entry in run.capture.esp}
+    assert {old_spi, new_spi} <= wire_key_ids, run.capture.esp
     for node in nodes:
-        assert _owned_key_ids(dumps[node][0]) == [new_spi], (node, dumps[node][0])
+        assert _owned_key_ids(node_dumps[node].state) == [new_spi], (node, node_dumps[node].state)
         keys_file = lab_exec(node, "cat", "/etc/ipsec/keys").stdout
         assert keys_file.strip().splitlines() == [key_line(new_spi)], node
 
     # After the last rotation mesh.yml with the new key changes nothing (and --check leaves the tables alone).
     if new_spi != 2:
         return
-    settled = comparable(dumps)
+    settled = comparable(node_dumps)
     check_mesh = assert_check_mode_unchanged(ansible, lab_exec, nodes, "playbooks/mesh.yml",
                                              extra_vars={"ipsec_keys_content": key_line(new_spi)})
     changed = [(r["host"], r["task"]) for r in check_mesh.results if r["result"].get("changed")]
     assert changed == [], changed
-    assert comparable(xfrm_dumps(lab_exec, nodes)) == settled
+    assert comparable(dumps(lab_exec, nodes)) == settled
 
 
 def test_rotate_check_mode_succeeds(mesh, lab_exec):

@@ -16,20 +16,20 @@ file that the tests below assert on.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from harness import REPO, Ansible
+
 SYSCTL_FILE = "/etc/sysctl.d/60-netsec-ipsec.conf"
 ALL6 = "/proc/sys/net/ipv6/conf/all/forwarding"
 # A name with a dot: its key is net.ipv6.conf.eth1/7.forwarding, its path keeps the dot.
 DOTTED = "eth1.7"
 DOTTED_PATH = "/proc/sys/net/ipv6/conf/%s/forwarding" % DOTTED
 DOTTED_KEY = "net.ipv6.conf.eth1/7.forwarding"
+DOTTED_RA = "/proc/sys/net/ipv6/conf/%s/accept_ra" % DOTTED
+DOTTED_RA_KEY = "net.ipv6.conf.eth1/7.accept_ra"
 
 PLAYBOOK = """
 - hosts: node1
@@ -41,6 +41,7 @@ PLAYBOOK = """
     - name: Predict in check mode
       netsec.ipsec.sysctl_ipv6_forward:
         interfaces: [all, "{dotted_name}"]
+        keep_router_advertisements: false
       check_mode: true
       diff: true
       register: checked
@@ -53,12 +54,14 @@ PLAYBOOK = """
     - name: Enable
       netsec.ipsec.sysctl_ipv6_forward:
         interfaces: [all, "{dotted_name}"]
+        keep_router_advertisements: false
       diff: true
       register: enabled
 
     - name: Enable again
       netsec.ipsec.sysctl_ipv6_forward:
         interfaces: [all, "{dotted_name}"]
+        keep_router_advertisements: false
       register: again
 
     - name: State after enabling
@@ -78,10 +81,25 @@ PLAYBOOK = """
       changed_when: false
       register: after_missing
 
+    - name: An interface that accepts router advertisements (accept_ra 1), forwarding off
+      ansible.builtin.shell: "echo 1 > {ra}; echo 0 > {dotted}"
+      changed_when: true
+
+    - name: Enable forwarding there, router advertisements kept (the default)
+      netsec.ipsec.sysctl_ipv6_forward:
+        interfaces: ["{dotted_name}"]
+      register: kept_ra
+
+    - name: State after keeping router advertisements
+      ansible.builtin.shell: "cat {ra} {dotted} {file}"
+      changed_when: false
+      register: after_kept_ra
+
     - name: Hand the results to the test
       ansible.builtin.copy:
         content: "{{{{ dict(checked=checked, after_check=after_check.stdout, enabled=enabled, again=again,
-                   after_enable=after_enable.stdout, missing=missing, after_missing=after_missing.stdout) | to_json }}}}"
+                   after_enable=after_enable.stdout, missing=missing, after_missing=after_missing.stdout,
+                   kept_ra=kept_ra, after_kept_ra=after_kept_ra.stdout) | to_json }}}}"
         dest: "{out}"
         mode: "0644"
       delegate_to: localhost
@@ -102,14 +120,9 @@ def results(lab_exec, inventory_path, tmp_path_factory) -> Iterator[Dict[str, An
     out = work / "results.json"
     playbook = work / "playbook.yml"
     playbook.write_text(
-        PLAYBOOK.format(all6=ALL6, dotted=DOTTED_PATH, file=SYSCTL_FILE, dotted_name=DOTTED, out=out)
+        PLAYBOOK.format(all6=ALL6, dotted=DOTTED_PATH, ra=DOTTED_RA, file=SYSCTL_FILE, dotted_name=DOTTED, out=out)
     )
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory_path), str(playbook)],
-        env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert run.returncode == 0, "ansible-playbook exited %d\nstdout:\n%s\nstderr:\n%s" % (run.returncode, run.stdout, run.stderr)
+    Ansible(inventory_path, work).playbook(str(playbook), timeout=600)
     yield json.loads(out.read_text())
     lab_exec("node1", "ip", "link", "del", DOTTED, check=False)
     for node in ("node1", "node2"):
@@ -162,6 +175,18 @@ def test_missing_interface_fails_clearly_and_changes_nothing(results) -> None:
     assert "/proc/sys/net/ipv6/conf/nosuch0" in missing["msg"]
     # enabled: false was not applied to "all" either
     assert results["after_missing"] == results["after_enable"]
+
+
+def test_enabling_forwarding_keeps_router_advertisements(results) -> None:
+    """accept_ra 1 becomes 2 before forwarding goes on, live and in the file (the kernel drops
+    the routes learned from RAs when forwarding goes on where accept_ra is not 2)."""
+    kept_ra = results["kept_ra"]
+    assert kept_ra["changed"] is True
+    assert kept_ra["accept_ra"] == {DOTTED_RA_KEY: {"before": "1", "after": "2"}}
+    assert kept_ra["live"] == {DOTTED_KEY: {"before": "0", "after": "1"}}
+    lines = results["after_kept_ra"].split("\n")
+    assert lines[:2] == ["2", "1"]
+    assert lines[-2:] == [DOTTED_RA_KEY + " = 2", DOTTED_KEY + " = 1"]
 
 
 def test_node2_is_untouched(results, lab_exec) -> None:

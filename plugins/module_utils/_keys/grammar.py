@@ -37,11 +37,17 @@ Grammar decisions (what this parser accepts, and where it differs from Cilium's 
   set); when the kernel would refuse that ICV for the algorithm (``rfc4543(gcm(aes))``
   and ``rfc7539esp(chacha20,poly1305)`` only do 128, ``rfc4106(gcm(aes))`` no 256) the key
   is still accepted and a warning says so: the kernel, not this parser, has the last word.
-* HMAC keys may have any length from 1 byte up to 64 bytes (the kernel takes any length;
-  64 is the most a per-pair key can be derived to, SHA-512 being the longest hash used).
-* Consecutive keys must have different SPIs and the same key length (and the same ICV,
-  which with the key length decides the MTU). This is stricter than Cilium, which only
-  compares its "authentication overhead" value; see ``rotation.check_successor``.
+* HMAC keys may have any length from 16 bytes up to 64 bytes (the kernel takes any length;
+  a shorter key is guessable, and 64 is the most a per-pair key can be derived to, SHA-512
+  being the longest hash used). No key may be all zero bytes, nor the cipher part of one
+  with a salt (``catalogue.check_key_material``).
+* Suites that protect nothing (``digest_null``, ``cipher_null``, ``rfc4543(gcm(aes))``) are
+  refused unless the caller passes ``allow_insecure_suites`` (only ``xfrm_keys`` does, on
+  its option of that name); legacy ones (``hmac(md5)``, ``cbc(des3_ede)``) are accepted with
+  a warning. Cilium accepts all of them.
+* Every key of a file needs its own SPI (every key is installed at once). Consecutive keys
+  may differ in anything else: whether a rotation may switch to a key that adds more ESP
+  overhead is ``rotation.check_successor``'s question, asked where a rotation happens.
 * The whole input is limited to ``MAX_FILE_BYTES`` bytes and ``MAX_LINES`` lines.
 
 One validation for both input forms: a line's fields after the key ID are named as the
@@ -50,8 +56,10 @@ module option ``keys`` names them (``aead``, ``aead_key``, ``icv_bits`` or ``aut
 option does; ``KeyList`` then checks each key against the keys before it. Only where a
 message points differs: ``line 2: field 3 (AEAD key): ...`` or ``option keys[1].aead_key: ...``.
 
-Secrecy: fields that fail to parse are quoted only when they cannot be a key (short, no run
-of hex digits, see ``model.shown``); otherwise only their length is given.
+Secrecy: a field that fails to parse is quoted only when it is a known algorithm name or a
+short word that cannot be a key (``model.shown``); otherwise the message names the field
+and gives the token's length. A keys file read on the node is no module option, so Ansible
+masks nothing of it: its messages must hold no key material of their own accord.
 """
 
 from __future__ import annotations
@@ -62,7 +70,8 @@ from typing import Any, Callable, Dict, List, Mapping, Tuple, TypeVar, Union
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
     AEAD_NAME_PREFIX, ALGORITHMS_BY_ROLE, ROLE_AEAD, ROLE_AUTH, ROLE_ENC, AlgorithmSpec,
-    check_key_length, checked_algorithm, is_algorithm_name,
+    check_key_length, check_key_material, checked_algorithm, insecure_allowed, insecure_refusal,
+    insecurity_of, is_algorithm_name,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     EMPTY_KEY_TOKEN, FIELD_SEPARATOR, FORM_AEAD, FORM_AUTH_ENC, HEX_PREFIX, MAX_FILE_BYTES,
@@ -76,10 +85,12 @@ SPI_OF_2019_FORM = 1  # a line without a key ID meant key ID 1
 # A key's fields after its key ID, in line order, named as the module option names them.
 AEAD_FIELDS = ("aead", "aead_key", "icv_bits")
 AUTH_ENC_FIELDS = ("auth", "auth_key", "enc", "enc_key")
-# Where a key field stands in a line, counted from the first field after the key ID, and
-# what a message calls it when its text is not a key.
-_KEY_FIELD_PLACES = {"aead_key": (1, "AEAD key"), "auth_key": (1, "authentication key"),
-                     "enc_key": (3, "encryption key")}
+# Where each field stands in a line, counted from the first field after the key ID, and
+# what a message about a line calls it.
+_FIELD_PLACES = {"spi": (-1, "key ID"), "aead": (0, "AEAD algorithm"), "aead_key": (1, "AEAD key"),
+                 "icv_bits": (2, "ICV length"), "auth": (0, "authentication algorithm"),
+                 "auth_key": (1, "authentication key"), "enc": (2, "encryption algorithm"),
+                 "enc_key": (3, "encryption key")}
 
 _SPI_TOKEN = re.compile(r"([0-9]+)(\+?)")
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]*")
@@ -90,17 +101,13 @@ _Value = TypeVar("_Value")
 
 
 class FieldInvalid(Invalid):
-    """A problem of one field of a key, named as the option names it (``aead_key``...).
+    """A problem of one field of a key, named as the option names it (``aead_key``...); a
+    message about a line names the field by its number and title (``_FIELD_PLACES``)."""
 
-    ``malformed`` says the field's text is not even of the right kind (not hex, not a
-    string), as opposed to a well-formed value that does not fit (a wrong key length).
-    """
-
-    def __init__(self, field_name: str, reason: str, malformed: bool = False) -> None:
+    def __init__(self, field_name: str, reason: str) -> None:
         super().__init__(reason)
         self.field_name = field_name
         self.reason = reason
-        self.malformed = malformed
 
 
 @dataclass(frozen=True)
@@ -138,12 +145,18 @@ class KeyList:
 # One key's fields, from a line or from the option.
 
 
-def key_from_fields(form: str, fields: Mapping[str, Any], line: int) -> ParsedKey:
+def key_from_fields(form: str, fields: Mapping[str, Any], line: int,
+                    allow_insecure_suites: bool = False) -> ParsedKey:
     """The one validation of a key's fields, whether a line or the option ``keys`` gave them.
 
     ``fields`` holds ``spi``, optionally ``plus`` (true when absent), and the fields of
     ``form`` (``AEAD_FIELDS`` or ``AUTH_ENC_FIELDS``), as text or, from the option, as any
     value. Problems raise ``FieldInvalid`` naming the field; ``line`` goes on the key.
+
+    After the fields' own checks (names, hex, lengths, all-zero keys), a key whose suite
+    protects nothing (``catalogue.insecurity_of``) is refused, naming its first such field,
+    unless ``allow_insecure_suites``: then it is accepted with a note. Legacy algorithms get
+    a note.
     """
     spi = field_value(fields, "spi", spi_value)
     plus_marker = field_value(fields, "plus", _bool_value) if "plus" in fields else True
@@ -151,8 +164,8 @@ def key_from_fields(form: str, fields: Mapping[str, Any], line: int) -> ParsedKe
         spec = _algorithm_field(fields, "aead", ROLE_AEAD)
         key_token, key_material = _key_field(fields, "aead_key")
         icv_bits = field_value(fields, "icv_bits", icv_value)
-        _check_length("aead_key", spec, key_material)
-        notes = []
+        _check_key("aead_key", spec, key_material)
+        notes = _suite_notes((("aead", spec),), allow_insecure_suites)
         if icv_bits not in spec.kernel_icv_bits:
             notes.append("the kernel refuses ICV %d for %s (it implements %s bits); the SA "
                          "will fail to install" % (icv_bits, spec.name,
@@ -164,11 +177,25 @@ def key_from_fields(form: str, fields: Mapping[str, Any], line: int) -> ParsedKe
     auth_token, auth_key = _key_field(fields, "auth_key")
     enc_spec = _algorithm_field(fields, "enc", ROLE_ENC)
     enc_token, enc_key = _key_field(fields, "enc_key")
-    _check_length("auth_key", auth_spec, auth_key)
-    _check_length("enc_key", enc_spec, enc_key)
+    _check_key("auth_key", auth_spec, auth_key)
+    _check_key("enc_key", enc_spec, enc_key)
+    notes = _suite_notes((("auth", auth_spec), ("enc", enc_spec)), allow_insecure_suites)
     key = Key(spi=spi, form=FORM_AUTH_ENC, plus_marker=plus_marker, auth_name=auth_spec.name,
               auth_key=auth_key, enc_name=enc_spec.name, enc_key=enc_key, line=line)
-    return ParsedKey(key, [], [auth_token, enc_token])
+    return ParsedKey(key, notes, [auth_token, enc_token])
+
+
+def _suite_notes(named_specs: Tuple[Tuple[str, AlgorithmSpec], ...], allow_insecure_suites: bool) -> List[str]:
+    """The notes on a key's algorithms (named by their fields); ``FieldInvalid`` naming the
+    first field whose algorithm protects nothing, unless ``allow_insecure_suites``."""
+    why = insecurity_of([spec for _name, spec in named_specs])
+    notes = [spec.legacy for _name, spec in named_specs if spec.legacy]
+    if why:
+        if not allow_insecure_suites:
+            first = next(name for name, spec in named_specs if spec.insecure)
+            raise FieldInvalid(first, insecure_refusal(why))
+        notes.insert(0, insecure_allowed(why))
+    return notes
 
 
 def field_value(fields: Mapping[str, Any], name: str, check: Callable[[Any], _Value]) -> _Value:
@@ -190,7 +217,7 @@ def _bool_value(value: Any) -> bool:
 def _algorithm_field(fields: Mapping[str, Any], name: str, role: str) -> AlgorithmSpec:
     value = fields[name]
     if not isinstance(value, str):
-        raise FieldInvalid(name, "must be an algorithm name (a string)", malformed=True)
+        raise FieldInvalid(name, "must be an algorithm name (a string)")
     try:
         return checked_algorithm(value, role)
     except Invalid as invalid:
@@ -202,16 +229,18 @@ def _key_field(fields: Mapping[str, Any], name: str) -> Tuple[str, bytes]:
     token = fields[name]
     if not isinstance(token, str):
         raise FieldInvalid(name, 'must be a hex string (optionally 0x-prefixed), or "" for no '
-                           'key', malformed=True)
+                           'key')
     try:
         return token, _decode_key(token)
     except Invalid as invalid:
-        raise FieldInvalid(name, str(invalid), malformed=True) from None
+        raise FieldInvalid(name, str(invalid)) from None
 
 
-def _check_length(name: str, spec: AlgorithmSpec, key_material: bytes) -> None:
+def _check_key(name: str, spec: AlgorithmSpec, key_material: bytes) -> None:
+    """The key of field ``name`` suits ``spec``: its length, and it is not all zero."""
     try:
         check_key_length(spec, key_material)
+        check_key_material(spec, key_material)
     except Invalid as invalid:
         raise FieldInvalid(name, str(invalid)) from None
 
@@ -239,8 +268,10 @@ def _decode_key(token: str) -> bytes:
 # Text.
 
 
-def parse_keys_text(text: Union[str, bytes], source: str = "keys file") -> KeysFile:
-    """Parse a keys file's content; ``source`` names it in messages."""
+def parse_keys_text(text: Union[str, bytes], source: str = "keys file",
+                    allow_insecure_suites: bool = False) -> KeysFile:
+    """Parse a keys file's content; ``source`` names it in messages. Keys that protect
+    nothing are refused unless ``allow_insecure_suites`` (see ``key_from_fields``)."""
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = _decode_bytes(bytes(text), source)
     elif not isinstance(text, str):
@@ -257,7 +288,8 @@ def parse_keys_text(text: Union[str, bytes], source: str = "keys file") -> KeysF
     key_list = KeyList()
     for number, line_text in enumerate(lines, 1):
         try:
-            key_list.append(parse_key_line(line_text, number), "%s, line %d" % (source, number))
+            key_list.append(parse_key_line(line_text, number, allow_insecure_suites),
+                            "%s, line %d" % (source, number))
         except Invalid as invalid:
             raise KeysFileError(source, str(invalid), number) from None
     return key_list.keys_file(source)
@@ -274,7 +306,7 @@ def _decode_bytes(data: bytes, source: str) -> str:
                             "file?)" % data[bad.start], line) from None
 
 
-def parse_key_line(line_text: str, number: int) -> ParsedKey:
+def parse_key_line(line_text: str, number: int, allow_insecure_suites: bool = False) -> ParsedKey:
     """One key line (without its newline), line ``number`` of a file; ``Invalid`` says why not."""
     _check_characters(line_text)
     _check_layout(line_text)
@@ -311,12 +343,10 @@ def parse_key_line(line_text: str, number: int) -> ParsedKey:
         form, names = FORM_AUTH_ENC, AUTH_ENC_FIELDS
     fields: Dict[str, Any] = dict(zip(names, body), spi=spi, plus=plus_marker)
     try:
-        parsed = key_from_fields(form, fields, number)
+        parsed = key_from_fields(form, fields, number, allow_insecure_suites)
     except FieldInvalid as problem:
-        place = _KEY_FIELD_PLACES.get(problem.field_name)
-        if problem.malformed and place:
-            raise Invalid("field %d (%s): %s" % (first_field + place[0], place[1], problem.reason)) from None
-        raise
+        offset, title = _FIELD_PLACES[problem.field_name]
+        raise Invalid("field %d (%s): %s" % (first_field + offset, title, problem.reason)) from None
     return ParsedKey(parsed.key, notes + parsed.notes, parsed.written_tokens)
 
 

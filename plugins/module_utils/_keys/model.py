@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Collection, Optional, Sequence, Tuple
 
 FORM_AEAD = "aead"
 FORM_AUTH_ENC = "auth_enc"
@@ -62,15 +62,26 @@ class Invalid(Exception):
 # --------------------------------------------------------------------------------------
 # What a message may say.
 
-# A field is quoted in a message only when it cannot be (a piece of) a key.
-_ECHO_SAFE = re.compile(r"[A-Za-z0-9(),_.:+/-]{1,40}")
-# 8 hex digits (4 bytes) is below any real key and above any algorithm name ("fc4106").
+# A token is quoted in a message only when it cannot be (a piece of) a key: a name the
+# caller knows (an algorithm), or a token of a shape no key spelling has. Keys are written in
+# hex or, by mistake, in base64 (standard or URL-safe: letters of both cases, digits, + / - _
+# and =); parentheses, dots and colons occur in neither, and a short run of letters or digits
+# holds too little to matter. So: a small number (a key ID, an ICV length, "3++", "0x3"), a name
+# with parentheses (an unknown algorithm), an address, or a word of at most 8 lowercase
+# letters; never a run of 8 hex digits (4 bytes; no algorithm name has one).
+_QUOTABLE_SHAPES = re.compile(r"[+-]?(?:0x[0-9a-fA-F]{1,6}|[0-9]{1,6})\+*"  # a number
+                              r"|[a-z][a-z0-9_,.-]*\([a-z0-9_,.()-]*\)"  # a name with parentheses
+                              r"|[0-9a-f.:]*[.:][0-9a-f.:]*"              # an address
+                              r"|[a-z]{1,8}")                             # a short word
+_MAX_QUOTED = 40
 _HEX_RUN = re.compile(r"[0-9a-fA-F]{8,}")
 
 
-def shown(token: str) -> str:
-    """The token quoted, or only its length when it might be key material."""
-    if _ECHO_SAFE.fullmatch(token) and not _HEX_RUN.search(token):
+def shown(token: str, known_words: Collection[str] = ()) -> str:
+    """The token quoted when it is one of ``known_words`` or of a shape no key has;
+    otherwise only its length."""
+    if token in known_words or (len(token) <= _MAX_QUOTED and _QUOTABLE_SHAPES.fullmatch(token)
+                                and not _HEX_RUN.search(token)):
         return repr(token)
     return "(a %d-character value, not shown as it may be key material)" % len(token)
 

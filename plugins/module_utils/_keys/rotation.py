@@ -4,18 +4,20 @@
 """Key rotation: which key may follow which, the next key ID, and fresh random keys.
 
 A keys file lists keys in rotation order, so the grammar applies ``successor_problem`` to
-every pair of consecutive lines, and ``xfrm_keys`` applies it to the key it puts after the
-file's current one.
+every pair of consecutive lines, and ``xfrm_keys`` applies ``check_successor`` to the key it
+puts after the file's current one and ``overhead_problem`` to any key that replaces it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import ROLE_AEAD, checked_algorithm
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
+    ROLE_AEAD, checked_algorithm, esp_overhead,
+)
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    FORM_AEAD, SPI_MAX, SPI_MIN, Invalid, Key, KeysFile, KeysFileError, byte_count, choices,
+    FORM_AEAD, SPI_MAX, SPI_MIN, Invalid, Key, KeysFile, KeysFileError, choices,
     icv_value, spi_value,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import render_key_line
@@ -26,12 +28,9 @@ DEFAULT_ICV_BITS = 128
 
 
 def check_successor(old: Union[KeysFile, Key], new: Key) -> None:
-    """Raise ``KeysFileError`` unless ``new`` may replace ``old`` (or its current key).
-
-    The new key must have another SPI, the same form, the same key length(s) and the same
-    ICV. (Cilium itself only compares its overhead value: ICV/8 or the auth key's hex
-    length; requiring equal key lengths as well is stricter and catches the same MTU bug.)
-    """
+    """Raise ``KeysFileError`` unless ``new`` may follow ``old`` (or its current key) in a
+    keys file (``successor_problem``). Whether a rotation may switch to it is
+    ``overhead_problem``'s question."""
     if isinstance(old, KeysFile):
         problem = successor_problem(old.current, new, old.keys[:-1])
     else:
@@ -45,7 +44,9 @@ def successor_problem(previous: Key, new: Key, earlier_keys: Sequence[Key] = ())
 
     ``earlier_keys`` are the keys before ``previous``. Unlike Cilium, which holds one key at
     a time, every key of the file is installed at once (inbound SAs for each), so a key ID
-    may appear only once in a file: two keys with one SPI would claim the same SAs.
+    may appear only once in a file: two keys with one SPI would claim the same SAs. Any
+    other change of key (algorithms, key length, ICV) is a valid file; whether a rotation
+    may make it is ``overhead_problem``'s question.
     """
     where = " (line %d)" % previous.line if previous.line else ""
     if new.spi == previous.spi:
@@ -56,31 +57,26 @@ def successor_problem(previous: Key, new: Key, earlier_keys: Sequence[Key] = ())
             return ("key ID (SPI) %d is already used%s: every key in the file needs its own "
                     "key ID (remove the old line before reusing its ID)"
                     % (new.spi, " on line %d" % earlier.line if earlier.line else " by an earlier key"))
-    if new.form != previous.form:
-        return ("key form changed from %s to %s after the key before it%s: consecutive keys "
-                "must keep the key length" % (_form_title(previous.form),
-                                              _form_title(new.form), where))
-    old_lengths = tuple(len(part) for part in previous.key_material)
-    new_lengths = tuple(len(part) for part in new.key_material)
-    if old_lengths != new_lengths:
-        return ("key length must not change between consecutive keys: the key before it%s "
-                "has %s, this one %s (the MTU is sized for it)"
-                % (where, _lengths_text(old_lengths), _lengths_text(new_lengths)))
-    if new.icv_bits != previous.icv_bits:
-        return ("ICV length must not change between consecutive keys: the key before it%s "
-                "has %s bits, this one %s (the MTU is sized for it)"
-                % (where, previous.icv_bits, new.icv_bits))
     return None
 
 
-def _form_title(form: str) -> str:
-    return "AEAD" if form == FORM_AEAD else "auth+enc"
+def overhead_problem(current: Key, new: Key) -> Optional[str]:
+    """Why a rotation from ``current`` to ``new`` needs the operator's word, or None.
 
-
-def _lengths_text(lengths: Tuple[int, ...]) -> str:
-    if len(lengths) == 1:
-        return byte_count(lengths[0])
-    return "%d+%d bytes (auth key + encryption key)" % lengths
+    The MTU of a mesh's links and routes is sized for the bytes ESP adds to a packet
+    (``catalogue.esp_overhead``): a new key that adds more would make packets that fit
+    today too big, dropped or fragmented, during and after the rotation. The key's length
+    does not matter: AES-128-GCM to AES-256-GCM, or auth+enc to AEAD, adds no more. (Cilium
+    compares only an "authentication overhead" value; this is the whole of ESP's.)
+    """
+    before, after = esp_overhead(current), esp_overhead(new)
+    if after <= before:
+        return None
+    return ("key ID %d adds up to %d bytes of ESP overhead to each packet, more than the %d of key ID %d it "
+            "replaces: packets sized for the current MTU would no longer fit. Lower the MTU of the mesh's "
+            "interfaces or routes by %d bytes first, then allow a larger overhead explicitly (xfrm_keys option "
+            "allow_larger_overhead; the rotate playbook's ipsec_rotate_allow_larger_overhead)"
+            % (new.spi, after, before, current.spi, after - before))
 
 
 def next_spi(spi: int) -> int:
@@ -93,11 +89,14 @@ def next_spi(spi: int) -> int:
 
 def generate_key(spi: int, aead: str = DEFAULT_AEAD, key_bytes: int = DEFAULT_AEAD_KEY_BYTES,
                  icv: int = DEFAULT_ICV_BITS, plus_marker: bool = True) -> Key:
-    """A fresh random AEAD key (``os.urandom``). Refuses an ICV the kernel does not do."""
+    """A fresh random AEAD key (``os.urandom``). Refuses an ICV the kernel does not do, and
+    an algorithm that does not encrypt (GMAC): a generated key is always one that protects."""
     try:
         spi_number = spi_value(spi)
         icv_bits = icv_value(icv)
         spec = checked_algorithm(aead, ROLE_AEAD)
+        if spec.insecure:
+            raise Invalid("%s; only keys that protect are generated" % spec.insecure)
         if isinstance(key_bytes, bool) or not isinstance(key_bytes, int) \
                 or spec.key_bytes is None or key_bytes not in spec.key_bytes:
             raise Invalid("key_bytes for %s must be %s (%s)" % (

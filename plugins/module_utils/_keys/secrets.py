@@ -14,6 +14,7 @@ import base64
 import hashlib
 from typing import Any, Callable, Dict, Iterable, List, Tuple, Union
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import esp_overhead
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     EMPTY_KEY_TOKEN, FIELD_SEPARATOR, FORM_AEAD, HEX_PREFIX, PLUS_MARKER, Key, KeysFile,
 )
@@ -116,7 +117,7 @@ def describe(key: Key) -> Dict[str, Any]:
     else:
         summary.update(auth=key.auth_name, auth_key_bits=8 * len(key.auth_key or b""),
                        enc=key.enc_name, enc_key_bits=8 * len(key.enc_key or b""))
-    summary.update(key_bits=key_bits(key), overhead=overhead(key),
+    summary.update(key_bits=key_bits(key), overhead=overhead(key), esp_overhead=esp_overhead(key),
                    fingerprint=key_fingerprint(key))
     if key.line:
         summary["line"] = key.line

@@ -33,9 +33,10 @@ _DICT_FIELDS = ("spi", "plus") + AEAD_FIELDS + AUTH_ENC_FIELDS
 # Files.
 
 
-def load_keys_file(path: Union[str, "os.PathLike[str]"]) -> KeysFile:
-    """Read and parse a keys file, reading at most ``MAX_FILE_BYTES`` + 1 bytes."""
-    return parse_keys_text(read_keys_bytes(path), os.fspath(path))
+def load_keys_file(path: Union[str, "os.PathLike[str]"], allow_insecure_suites: bool = False) -> KeysFile:
+    """Read and parse a keys file, reading at most ``MAX_FILE_BYTES`` + 1 bytes. Keys that
+    protect nothing are refused unless ``allow_insecure_suites`` (``grammar.key_from_fields``)."""
+    return parse_keys_text(read_keys_bytes(path), os.fspath(path), allow_insecure_suites)
 
 
 def read_keys_bytes(path: Union[str, "os.PathLike[str]"]) -> bytes:
@@ -78,22 +79,23 @@ def read_keys_bytes(path: Union[str, "os.PathLike[str]"]) -> bytes:
 # Module options.
 
 
-def desired_keys(content: Optional[str], keys: Optional[Sequence[Mapping[str, Any]]]
-                 ) -> Optional[Tuple[KeysFile, bytes]]:
+def desired_keys(content: Optional[str], keys: Optional[Sequence[Mapping[str, Any]]],
+                 allow_insecure_suites: bool = False) -> Optional[Tuple[KeysFile, bytes]]:
     """The keys and the exact bytes a keys file should hold, from option ``content`` (a
     newline is added when missing) or option ``keys`` (rendered canonically); None when
-    neither is given. Raises ``KeysFileError`` naming the option and line."""
+    neither is given. Raises ``KeysFileError`` naming the option and line; keys that protect
+    nothing are refused unless ``allow_insecure_suites``."""
     if content is not None:
         text = content if content.endswith("\n") else content + "\n"
-        return parse_keys_text(text, "option content"), text.encode("ascii")
+        return parse_keys_text(text, "option content", allow_insecure_suites), text.encode("ascii")
     if keys is not None:
-        keys_file = keys_from_dicts(keys, "option keys")
+        keys_file = keys_from_dicts(keys, "option keys", allow_insecure_suites)
         return keys_file, render_keys_file(keys_file).encode("ascii")
     return None
 
 
-def keys_from_dicts(items: Sequence[Mapping[str, Any]], source: str = "option keys"
-                    ) -> KeysFile:
+def keys_from_dicts(items: Sequence[Mapping[str, Any]], source: str = "option keys",
+                    allow_insecure_suites: bool = False) -> KeysFile:
     """Keys given as a list of dicts (a module option), validated like a keys file.
 
     Each dict has ``spi`` and either ``aead``, ``aead_key``, ``icv_bits`` or ``auth``,
@@ -111,7 +113,7 @@ def keys_from_dicts(items: Sequence[Mapping[str, Any]], source: str = "option ke
     key_list = KeyList()
     for index, item in enumerate(items):
         where = "%s[%d]" % (source, index)
-        parsed = _key_from_dict(item, where, index + 1)
+        parsed = _key_from_dict(item, where, index + 1, allow_insecure_suites)
         try:
             key_list.append(parsed, where)
         except Invalid as invalid:
@@ -119,7 +121,7 @@ def keys_from_dicts(items: Sequence[Mapping[str, Any]], source: str = "option ke
     return key_list.keys_file(source)
 
 
-def _key_from_dict(item: Any, where: str, position: int) -> ParsedKey:
+def _key_from_dict(item: Any, where: str, position: int, allow_insecure_suites: bool) -> ParsedKey:
     """One dict of option ``keys``: its shape is checked here, its fields by the grammar."""
     if not isinstance(item, Mapping):
         raise KeysFileError(where, "must be a dict with spi and either aead, aead_key, "
@@ -149,6 +151,6 @@ def _key_from_dict(item: Any, where: str, position: int) -> ParsedKey:
             raise KeysFileError("%s.%s" % (where, name), "is required (%s)" % (
                 "every key needs its key ID" if name == "spi" else form_text))
     try:
-        return key_from_fields(form, present, position)
+        return key_from_fields(form, present, position, allow_insecure_suites)
     except FieldInvalid as problem:
         raise KeysFileError("%s.%s" % (where, problem.field_name), problem.reason) from None

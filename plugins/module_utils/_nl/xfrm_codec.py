@@ -28,6 +28,15 @@ What the codec does on the way:
   usersa_info.replay_window 0 (as iproute2 does); smaller windows use the u8 field.
 * Auth algorithms are always sent as XFRMA_ALG_AUTH_TRUNC; dumps carry AUTH and
   AUTH_TRUNC and the latter is decoded (AUTH only as a fallback, with bits 0).
+* Attributes a dump carries that the collection never sets (UDP encapsulation, a security
+  context, offload, non-zero extra flags, TFC padding, a care-of address, compression, an SA
+  direction, NAT keepalive, any attribute this codec does not know, ...) are kept on the
+  entry's ``unmodelled``, sorted, each with a short text and its payload; a policy's security
+  context goes to ``security_context`` (it is part of the policy's kernel identity). What
+  the kernel fills in on every entry (lifetime counters, last use, replay state and
+  thresholds) is passed over. NEW/UPD messages send ``unmodelled`` payloads back as they
+  came (a rollback restores an entry as it was); a policy with a security context cannot be
+  encoded, since only its text is kept.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._nl.xfrm_structs impo
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     AF_INET, AF_INET6, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, INFINITE_LIFETIME, Algorithm, Lifetime, Mark, Operation,
-    Selector, StateCounters, Template, Verb, XfrmPolicy, XfrmState, family_of,
+    Selector, StateCounters, Template, Unmodelled, Verb, XfrmPolicy, XfrmState, family_of,
 )
 
 _ADDRESS_SIZE = 16
@@ -65,6 +74,12 @@ _NLA_TYPE_MASK = 0x3FFF  # an attribute type without NLA_F_NESTED and NLA_F_NET_
 # nlmsgerr: the error number and the echoed request's header (at least).
 _ERROR_UNPACK_FROM = struct.Struct("=iI").unpack_from
 _ERROR_FIXED_SIZE = 4 + S.NLMSGHDR.size
+_DONE_UNPACK_FROM = struct.Struct("=i").unpack_from
+_DONE_ERROR_SIZE = 4
+# Kernel errnos are 1..MAX_ERRNO (include/linux/err.h); an NLMSG_ERROR or NLMSG_DONE carries
+# one negated, or 0. Anything else is not the kernel's (and os.strerror cannot even take
+# 2**31, which the negation of INT_MIN is).
+MAX_ERRNO = 4095
 
 # Caches keyed by wire bytes or model values. Dumps repeat the same tunnel endpoints,
 # selectors, templates and lifetimes many times, and model objects are immutable, so
@@ -118,11 +133,20 @@ if _USERSA_INFO_DECODE.size != S.USERSA_INFO.size:  # pragma: no cover - a layou
     raise AssertionError("usersa_info decode layout is %d bytes, struct xfrm_usersa_info %d"
                          % (_USERSA_INFO_DECODE.size, S.USERSA_INFO.size))
 
-# Dump attributes of an SA that the model does not hold (lifetime counters, last use, and
-# other kernel-filled ones), passed over without further tests.
-_STATE_ATTRS_IGNORED = frozenset((S.XFRMA_LTIME_VAL, S.XFRMA_LASTUSED, S.XFRMA_SA_EXTRA_FLAGS,
-                                  S.XFRMA_REPLAY_THRESH, S.XFRMA_ETIMER_THRESH, S.XFRMA_SRCADDR,
-                                  S.XFRMA_COADDR, S.XFRMA_SA_DIR, S.XFRMA_PAD))
+# Dump attributes of an SA that the kernel fills in and the model does not hold (lifetime
+# counters, last use, the replay notification thresholds it sets from its sysctls, padding),
+# passed over without further tests. Any other attribute the model does not hold is
+# unmodelled (see the module docstring).
+_STATE_ATTRS_IGNORED = frozenset((S.XFRMA_LTIME_VAL, S.XFRMA_LASTUSED, S.XFRMA_REPLAY_THRESH,
+                                  S.XFRMA_ETIMER_THRESH, S.XFRMA_SRCADDR, S.XFRMA_PAD))
+_POLICY_ATTRS_IGNORED = frozenset((S.XFRMA_PAD, S.XFRMA_LASTUSED))
+_SEC_CTX_SIZE = S.USER_SEC_CTX.size
+_ENCAP_UNPACK_FROM = S.ENCAP_TMPL.struct.unpack_from
+_SEC_CTX_UNPACK_FROM = S.USER_SEC_CTX.struct.unpack_from
+_OFFLOAD_UNPACK_FROM = S.USER_OFFLOAD.struct.unpack_from
+# Unmodelled u32 attributes, by the word iproute2 uses for them.
+_U32_ATTRIBUTE_WORDS = {S.XFRMA_TFCPAD: "tfcpad", S.XFRMA_MTIMER_THRESH: "mapping-maxage",
+                        S.XFRMA_NAT_KEEPALIVE_INTERVAL: "nat-keepalive-interval", S.XFRMA_SA_PCPU: "pcpu"}
 
 _NLATTR_SIZE = S.NLATTR.size
 _NLMSGHDR_SIZE = S.NLMSGHDR.size
@@ -450,6 +474,24 @@ def _u32_attr(attr_type: int, value: int) -> bytes:
         raise XfrmCodecError("attribute %d value %r out of range" % (attr_type, value))
 
 
+def _unmodelled_attrs(unmodelled: Sequence[Unmodelled]) -> List[bytes]:
+    """The attributes an entry read from a dump carried and the model does not hold, as the
+    kernel sent them."""
+    attrs = []
+    for attribute in unmodelled:
+        length = _NLATTR_SIZE + len(attribute.payload)
+        if length > 0xFFFF:
+            raise XfrmCodecError("%s: attribute too long" % attribute.text)
+        attrs.append(_NLATTR_PACK(length, attribute.attribute) + attribute.payload + _padding(length))
+    return attrs
+
+
+def _no_security_context(policy: XfrmPolicy) -> None:
+    if policy.security_context is not None:
+        raise XfrmCodecError("policy %s -> %s carries a security context, which netsec.ipsec cannot send"
+                             % (policy.selector.src, policy.selector.dst))
+
+
 def _policy_type_attr(ptype: int) -> bytes:
     # Absent means main; iproute2 only sends it for other types, and so do we.
     if ptype == 0:
@@ -504,6 +546,8 @@ def _usersa_info(state: XfrmState, seq: int = 0) -> Tuple[bytes, List[bytes]]:
     if output_mark is not None and (output_mark.value or output_mark.mask):
         attrs.append(_u32_attr(XFRMA_SET_MARK, output_mark.value))
         attrs.append(_u32_attr(XFRMA_SET_MARK_MASK, output_mark.mask))
+    if state.unmodelled:
+        attrs.extend(_unmodelled_attrs(state.unmodelled))
     try:
         info = _USERSA_INFO_PACK(
             pack_selector(state.selector),
@@ -550,6 +594,7 @@ def encode_newpolicy(policy: XfrmPolicy) -> bytes:
     """NEWPOLICY / UPDPOLICY payload: userpolicy_info + type, templates, mark, if_id."""
     if len(policy.templates) > S.XFRM_MAX_DEPTH:
         raise XfrmCodecError("a policy carries at most %d templates" % S.XFRM_MAX_DEPTH)
+    _no_security_context(policy)
     try:
         info = _USERPOLICY_INFO_PACK(
             pack_selector(policy.selector),
@@ -572,11 +617,15 @@ def encode_newpolicy(policy: XfrmPolicy) -> bytes:
     parts.append(_mark_attr(policy.mark))
     if policy.if_id:
         parts.append(_u32_attr(XFRMA_IF_ID, policy.if_id))
+    if policy.unmodelled:
+        parts.extend(_unmodelled_attrs(policy.unmodelled))
     return b"".join(parts)
 
 
 def encode_delpolicy(policy: XfrmPolicy) -> bytes:
-    """DELPOLICY payload: exact selector + dir (index 0), mark, policy type, if_id."""
+    """DELPOLICY payload: exact selector + dir (index 0), mark, policy type, if_id (a policy
+    with a security context cannot be addressed without it: XfrmCodecError)."""
+    _no_security_context(policy)
     try:
         policy_id = _USERPOLICY_ID_PACK(pack_selector(policy.selector, clear_host_bits=False), 0, policy.dir)
     except (OverflowError, struct.error) as exc:
@@ -592,9 +641,12 @@ def encode_delpolicy(policy: XfrmPolicy) -> bytes:
 
 
 def iter_messages(data: bytes) -> Iterator[Tuple[int, int, int, int, int]]:
-    """(type, flags, seq, payload offset, end offset) of each message in a datagram."""
+    """(type, flags, seq, payload offset, end offset) of each message in a datagram;
+    XfrmCodecError when the datagram is empty or a message overruns it."""
     offset = 0
     size = len(data)
+    if not size:
+        raise XfrmCodecError("empty netlink datagram")
     while offset + _NLMSGHDR_SIZE <= size:
         length, msg_type, flags, seq, _port_id = _NLMSGHDR_UNPACK_FROM(data, offset)
         if length < _NLMSGHDR_SIZE or offset + length > size:
@@ -610,6 +662,7 @@ def decode_error(data: bytes, start: int, end: int, flags: int) -> Tuple[int, Op
     if end - start < _ERROR_FIXED_SIZE:
         raise XfrmCodecError("netlink error message of %d bytes, shorter than %d" % (end - start, _ERROR_FIXED_SIZE))
     error, echo_length = _ERROR_UNPACK_FROM(data, start)
+    _check_errno(error, "error")
     message: Optional[str] = None
     if flags & S.NLM_F_ACK_TLVS:
         # The echoed request follows: just its header when capped, else all of it.
@@ -618,6 +671,21 @@ def decode_error(data: bytes, start: int, end: int, flags: int) -> Tuple[int, Op
             if attr_type == S.NLMSGERR_ATTR_MSG:
                 message = bytes(data[payload:attr_end]).split(b"\0", 1)[0].decode("utf-8", "replace")
     return -error, message
+
+
+def decode_done(data: bytes, start: int, end: int) -> int:
+    """The errno an NLMSG_DONE payload reports (0: the dump is complete). The kernel puts the
+    dump callback's result there: a negative errno when the dump stopped early."""
+    if end - start < _DONE_ERROR_SIZE:
+        return 0
+    (error,) = _DONE_UNPACK_FROM(data, start)
+    _check_errno(error, "done")
+    return -error
+
+
+def _check_errno(error: int, kind: str) -> None:
+    if not -MAX_ERRNO <= error <= 0:
+        raise XfrmCodecError("netlink %s message carries %d, which is neither 0 nor a negated errno" % (kind, error))
 
 
 def _attributes(data: bytes, offset: int, end: int) -> Iterator[Tuple[int, int, int]]:
@@ -651,15 +719,76 @@ def _u32_from(data: bytes, payload: int, attr_end: int, attr_type: int) -> int:
     return _U32_UNPACK_FROM(data, payload)[0]
 
 
-def _state_attributes(data: bytes, offset: int, end: int) -> Tuple[Any, ...]:
+# ---------------------------------------------------------------------------------------
+# Attributes the collection never sets
+
+
+def _flag_names(flags: int, names: Dict[int, str]) -> str:
+    words = [name for bit, name in sorted(names.items()) if flags & bit]
+    rest = flags & ~sum(names)
+    if rest:
+        words.append("0x%x" % rest)
+    return " ".join(words)
+
+
+def security_context_text(data: bytes, payload: int, attr_end: int) -> str:
+    """The context string of an XFRMA_SEC_CTX payload without the NULs that end it (the kernel
+    reports ``ip xfrm ... ctx`` strings with two), other bytes that are not printable ASCII as
+    backslash escapes, so two contexts never read alike."""
+    _fixed("security context", S.XFRMA_SEC_CTX, payload, attr_end, _SEC_CTX_SIZE)
+    _length, _exttype, _alg, _doi, ctx_len = _SEC_CTX_UNPACK_FROM(data, payload)
+    start = payload + _SEC_CTX_SIZE
+    if start + ctx_len > attr_end:
+        raise XfrmCodecError("security context of %d bytes in an attribute of %d" % (ctx_len, attr_end - payload))
+    raw = bytes(data[start:start + ctx_len]).rstrip(b"\0")
+    return "".join(chr(byte) if 0x20 <= byte < 0x7F and byte != 0x5C else "\\x%02x" % byte for byte in raw)
+
+
+def _unmodelled_text(attr_type: int, data: bytes, payload: int, attr_end: int, family: int) -> str:
+    """How a masked line shows an attribute the collection never sets (never key bytes)."""
+    size = attr_end - payload
+    if attr_type == S.XFRMA_ENCAP:
+        _fixed("encapsulation", attr_type, payload, attr_end, S.ENCAP_TMPL.size)
+        encap_type, sport, dport, original = _ENCAP_UNPACK_FROM(data, payload)
+        return "encap %s %d %d %s" % (S.ENCAP_TYPE_NAMES.get(encap_type, "type %d" % encap_type), _ntohs(sport),
+                                      _ntohs(dport), unpack_address(family, original))
+    if attr_type == S.XFRMA_SEC_CTX:
+        return "ctx %r" % security_context_text(data, payload, attr_end)
+    if attr_type == S.XFRMA_SA_EXTRA_FLAGS:
+        return "extra-flag %s" % _flag_names(_u32_from(data, payload, attr_end, attr_type), S.SA_EXTRA_FLAG_NAMES)
+    if attr_type == S.XFRMA_OFFLOAD_DEV:
+        _fixed("offload", attr_type, payload, attr_end, S.USER_OFFLOAD.size)
+        ifindex, flags = _OFFLOAD_UNPACK_FROM(data, payload)
+        return ("offload ifindex %d %s" % (ifindex, _flag_names(flags, S.OFFLOAD_FLAG_NAMES))).rstrip()
+    if attr_type == S.XFRMA_COADDR:
+        _fixed("care-of address", attr_type, payload, attr_end, _ADDRESS_SIZE)
+        return "coa %s" % unpack_address(family, bytes(data[payload:payload + _ADDRESS_SIZE]))
+    if attr_type == S.XFRMA_ALG_COMP:
+        return "comp %s" % _algorithm_from(ALGO_CRYPT, data, payload, attr_end).name
+    if attr_type == S.XFRMA_SA_DIR:
+        _fixed("SA direction", attr_type, payload, attr_end, 1)
+        return "dir %s" % S.SA_DIR_NAMES.get(data[payload], str(data[payload]))
+    word = _U32_ATTRIBUTE_WORDS.get(attr_type)
+    if word is not None:
+        return "%s %d" % (word, _u32_from(data, payload, attr_end, attr_type))
+    return "attribute %d (%d bytes)" % (attr_type, size)
+
+
+def _unmodelled(attr_type: int, data: bytes, payload: int, attr_end: int, family: int) -> Unmodelled:
+    return Unmodelled(attr_type, _unmodelled_text(attr_type, data, payload, attr_end, family),
+                      bytes(data[payload:attr_end]))
+
+
+def _state_attributes(data: bytes, offset: int, end: int, family: int) -> Tuple[Any, ...]:
     """The attributes of a NEWSA payload from ``offset``: (aead, auth, crypt, mark, output
-    mark, if_id, oseq, seq, ESN replay window or None). A mark 0/0 is no mark; an auth
-    algorithm reported only as XFRMA_ALG_AUTH (no truncation length) has bits 0."""
+    mark, if_id, oseq, seq, ESN replay window or None, unmodelled). A mark 0/0 is no mark;
+    an auth algorithm reported only as XFRMA_ALG_AUTH (no truncation length) has bits 0."""
     aead = auth = auth_plain = crypt = mark = output_mark = None
     output_mark_value: Optional[int] = None
     output_mark_mask = 0xFFFFFFFF
     if_id = oseq = seq = 0
     esn_window: Optional[int] = None
+    unmodelled: List[Unmodelled] = []
     for attr_type, payload, attr_end in _attributes(data, offset, end):
         if attr_type == XFRMA_ALG_AEAD:
             aead = _algorithm_from(ALGO_AEAD, data, payload, attr_end)
@@ -687,11 +816,15 @@ def _state_attributes(data: bytes, offset: int, end: int) -> Tuple[Any, ...]:
         elif attr_type == XFRMA_REPLAY_VAL:
             _fixed("replay", attr_type, payload, attr_end, _REPLAY_SIZE)
             oseq, seq, _bitmap = _REPLAY_UNPACK_FROM(data, payload)
+        elif attr_type != S.XFRMA_SA_EXTRA_FLAGS or _u32_from(data, payload, attr_end, attr_type):
+            # Extra flags 0 are no flags (the kernel reports only non-zero ones).
+            unmodelled.append(_unmodelled(attr_type, data, payload, attr_end, family))
     if auth is None and auth_plain is not None:
         auth = Algorithm(ALGO_AUTH, auth_plain.name, auth_plain.key, 0)
     if output_mark_value is not None:
         output_mark = _mark(output_mark_value, output_mark_mask)
-    return aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window
+    return (aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window,
+            tuple(sorted(unmodelled)) if unmodelled else ())
 
 
 def _state_addresses(family: int, saddr: bytes, daddr: bytes) -> Tuple[str, str]:
@@ -713,14 +846,15 @@ def _decode_state(data: bytes, start: int, end: int) -> Tuple[XfrmState, Tuple[i
     (sel_raw, daddr, spi, proto, saddr, lft_raw, curlft_bytes, curlft_packets, add_time, use_time, stats_window,
      stats_replay, stats_integrity, _seq, reqid, family, mode, replay_window,
      flags) = _USERSA_INFO_DECODE_FROM(data, start)
-    aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window = _state_attributes(
-        data, start + _USERSA_INFO_SIZE, end)
     src, dst = _state_addresses(family, saddr, daddr)
+    aead, auth, crypt, mark, output_mark, if_id, oseq, seq, esn_window, unmodelled = _state_attributes(
+        data, start + _USERSA_INFO_SIZE, end, family)
     state = _new_state((src, dst, _ntohl(spi), reqid, proto, mode,
                         replay_window if esn_window is None else esn_window, bool(flags & XFRM_STATE_ESN),
                         flags & ~XFRM_STATE_ESN, unpack_selector(sel_raw, family), aead, auth, crypt, mark,
                         output_mark, if_id,
-                        INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw)))
+                        INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw),
+                        unmodelled))
     return state, (curlft_bytes, curlft_packets, add_time, use_time, stats_window, stats_replay, stats_integrity,
                    oseq, seq)
 
@@ -736,14 +870,15 @@ def decode_state_counters(data: bytes, start: int, end: int) -> Tuple[XfrmState,
     return state, StateCounters(*counters)
 
 
-def _policy_attributes(data: bytes, offset: int, end: int, family: int
-                       ) -> Tuple[Tuple[Template, ...], Optional[Mark], int, int]:
+def _policy_attributes(data: bytes, offset: int, end: int, family: int) -> Tuple[Any, ...]:
     """The attributes of a NEWPOLICY payload from ``offset``: (templates, mark (a mark 0/0
-    is no mark), policy type, if_id)."""
+    is no mark), policy type, if_id, security context or None, unmodelled)."""
     templates: Tuple[Template, ...] = ()
     mark = None
     ptype = 0
     if_id = 0
+    security_context: Optional[str] = None
+    unmodelled: List[Unmodelled] = []
     for attr_type, payload, attr_end in _attributes(data, offset, end):
         if attr_type == XFRMA_TMPL:
             if (attr_end - payload) % _USER_TMPL_SIZE:
@@ -758,7 +893,11 @@ def _policy_attributes(data: bytes, offset: int, end: int, family: int
             ptype = data[payload]
         elif attr_type == XFRMA_IF_ID:
             if_id = _u32_from(data, payload, attr_end, attr_type)
-    return templates, mark, ptype, if_id
+        elif attr_type == S.XFRMA_SEC_CTX:
+            security_context = security_context_text(data, payload, attr_end)
+        elif attr_type not in _POLICY_ATTRS_IGNORED:
+            unmodelled.append(_unmodelled(attr_type, data, payload, attr_end, family))
+    return templates, mark, ptype, if_id, security_context, tuple(sorted(unmodelled)) if unmodelled else ()
 
 
 # A policy's all-zero selector (which the kernel refuses to install) read as family 0.
@@ -775,9 +914,11 @@ def decode_policy(data: bytes, start: int, end: int) -> Optional[XfrmPolicy]:
     if direction >= XFRM_POLICY_MAX:
         return None
     selector = unpack_selector(sel_raw) or _ZERO_POLICY_SELECTOR
-    templates, mark, ptype, if_id = _policy_attributes(data, start + _USERPOLICY_INFO_SIZE, end, selector.family)
+    templates, mark, ptype, if_id, security_context, unmodelled = _policy_attributes(
+        data, start + _USERPOLICY_INFO_SIZE, end, selector.family)
     return XfrmPolicy(selector, direction, action, priority, templates, mark, ptype, if_id, flags,
-                      INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw))
+                      INFINITE_LIFETIME if lft_raw == _INFINITE_LIFETIME_BYTES else unpack_lifetime(lft_raw),
+                      security_context, unmodelled)
 
 
 _MESSAGE_TYPES = {
@@ -803,6 +944,7 @@ def encode_operation(operation: Operation) -> Tuple[int, bytes]:
 
 __all__: Sequence[str] = (
     "XfrmCodecError",
+    "decode_done",
     "decode_error",
     "decode_policy",
     "decode_state",

@@ -46,6 +46,8 @@ _NLMSGHDR_PACK = S.NLMSGHDR_STRUCT.pack
 _NLMSGHDR_UNPACK_FROM = S.NLMSGHDR_STRUCT.unpack_from
 _NLMSGHDR_SIZE = S.NLMSGHDR.size
 _SEQ_MASK = 0xFFFFFFFF
+# What a dump's replies are: anything else in a dump is not the kernel's answer.
+_DUMP_REPLY_TYPES = {S.XFRM_MSG_GETSA: S.XFRM_MSG_NEWSA, S.XFRM_MSG_GETPOLICY: S.XFRM_MSG_NEWPOLICY}
 
 
 class XfrmSocketError(Exception):
@@ -210,9 +212,15 @@ class XfrmSocket:
     # -- requests -----------------------------------------------------------------------
 
     def dump(self, msg_type: int, decode: Callable[[bytes, int, int], Optional[T]], payload: bytes = b"") -> List[T]:
-        """Every object of a GETSA/GETPOLICY dump, decoded; None results are skipped."""
+        """Every object of a GETSA/GETPOLICY dump, decoded; None results are skipped.
+
+        A reply that is not the kernel's (malformed, an acknowledgement, a message of another
+        type than the dump's) raises XfrmCodecError; an error the kernel reports, in an
+        NLMSG_ERROR or in the NLMSG_DONE of a dump it could not finish, NetlinkRequestError.
+        """
         seq = self._next_seq()
         self._send(msg_type, S.NLM_F_REQUEST | S.NLM_F_DUMP, seq, payload)
+        reply_expected = _DUMP_REPLY_TYPES.get(msg_type)
         results: List[T] = []
         append = results.append
         while True:
@@ -221,12 +229,19 @@ class XfrmSocket:
                 if reply_seq != seq:
                     continue  # a late reply to an earlier conversation
                 if reply_type == S.NLMSG_DONE:
+                    error = C.decode_done(data, start, end)
+                    if error:
+                        raise NetlinkRequestError("dump failed part-way: %s" % os.strerror(error), error)
                     return results
                 if reply_type == S.NLMSG_ERROR:
                     error, extack = C.decode_error(data, start, end, flags)
+                    if not error:
+                        raise C.XfrmCodecError("an acknowledgement in the middle of a dump")
                     raise NetlinkRequestError(
                         "dump failed: %s" % (extack or os.strerror(error)), error, extack
                     )
+                if reply_expected is not None and reply_type != reply_expected:
+                    raise C.XfrmCodecError("a message of type %d in a dump of type %d" % (reply_type, msg_type))
                 item = decode(data, start, end)
                 if item is not None:
                     append(item)

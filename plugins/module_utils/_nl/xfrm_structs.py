@@ -347,6 +347,24 @@ ALGO_AEAD = Layout(
 # Members are v/m as in C (a member named "value" would also clash with pyroute2's getvalue()).
 MARK = Layout("xfrm_mark", 8, (("v", "I"), ("m", "I")))
 
+# Attributes the collection never sets, read only to show them (XFRMA_ENCAP, XFRMA_SEC_CTX
+# followed by ctx_len bytes of context, XFRMA_OFFLOAD_DEV).
+ENCAP_TMPL = Layout(
+    "xfrm_encap_tmpl",
+    24,
+    (("encap_type", "H"), ("encap_sport", ">H"), ("encap_dport", ">H"), ("pad", "2x"), ("encap_oa", XFRM_ADDRESS)),
+)
+USER_SEC_CTX = Layout(
+    "xfrm_user_sec_ctx",
+    8,
+    (("len", "H"), ("exttype", "H"), ("ctx_alg", "B"), ("ctx_doi", "B"), ("ctx_len", "H")),
+)
+USER_OFFLOAD = Layout("xfrm_user_offload", 8, (("ifindex", "i"), ("flags", "B"), ("pad", "3x")))
+ENCAP_TYPE_NAMES = {1: "espinudp-nonike", 2: "espinudp", 7: "espintcp"}
+SA_EXTRA_FLAG_NAMES = {1: "dont-encap-dscp", 2: "oseq-may-wrap"}
+OFFLOAD_FLAG_NAMES = {1: "ipv6", 2: "in", 4: "packet"}
+SA_DIR_NAMES = {1: "in", 2: "out"}
+
 USERPOLICY_TYPE = Layout(
     "xfrm_userpolicy_type",
     6,

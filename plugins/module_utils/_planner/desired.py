@@ -4,7 +4,8 @@
 """The desired XFRM object set of one node: pure, no kernel, no Ansible.
 
 Given the local node L, its peers, the keys and the options, ``build_desired`` returns every
-SA and policy L must hold (DESIGN §3). Decisions, each one final for this collection:
+SA and policy L must hold (docs/docsite/rst/how_it_works.rst, section The XFRM object model).
+Decisions, each one final for this collection:
 
 **Addresses.** A node has at most one tunnel address per family, and only an address that
 can be an ESP endpoint between hosts: unicast, not loopback, link-local, unspecified,
@@ -116,6 +117,7 @@ import hashlib
 import ipaddress
 from typing import Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import ALGORITHMS_BY_ROLE, ROLE_AUTH
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     FORM_AEAD, SPI_MAX, SPI_MIN, Key, KeysFile,
 )
@@ -128,7 +130,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership im
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ACTION_ALLOW, AF_INET, AF_INET6, ALGO_AEAD, ALGO_AUTH, ALGO_CRYPT, ALL_ALGOS, DIR_FWD, DIR_IN, DIR_OUT,
     INFINITE_LIFETIME, IPPROTO_ESP, MODE_TUNNEL, POLICY_TYPE_MAIN, Algorithm, Mark, Selector, Template, XfrmEntry,
-    XfrmPolicy, XfrmState, any_address, canonical_address, family_of, max_prefixlen, selector_between,
+    XfrmPolicy, XfrmState, any_address, canonical_address, family_of, max_prefixlen, parsed_address, selector_between,
     zero_selector,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.render import render
@@ -149,7 +151,7 @@ OUTBOUND_ENABLE = "enable"
 OUTBOUND_KEEP = "keep"
 OUTBOUND_CHOICES = (OUTBOUND_ENABLE, OUTBOUND_KEEP)
 
-# Rollout phases (DESIGN section 4), each run on every node before the next.
+# Rollout phases (docs/docsite/rst/how_it_works.rst, section Safe orders), each run on every node before the next.
 PHASE_INBOUND = "inbound"
 PHASE_OUTBOUND = "outbound"
 PHASE_ALL = "all"
@@ -186,18 +188,11 @@ MARK_ID_MIN = 1
 MARK_ID_MAX = 0xFFFF
 
 # Truncation of the ICV for auth algorithms, sent explicitly as XFRMA_ALG_AUTH_TRUNC: the
-# RFC values (RFC 2404 md5/sha1 96, RFC 4868 sha2 = half the digest, RFC 3566 xcbc 96).
-# Cilium sends XFRMA_ALG_AUTH and so gets the kernel's legacy default of 96 for
-# hmac(sha256); an auth+enc key therefore does not interoperate with Cilium's SAs.
-AUTH_TRUNCATION_BITS = {
-    "hmac(md5)": 96,
-    "hmac(sha1)": 96,
-    "hmac(sha256)": 128,
-    "hmac(sha384)": 192,
-    "hmac(sha512)": 256,
-    "xcbc(aes)": 96,
-    "digest_null": 0,
-}
+# RFC values (RFC 2404 md5/sha1 96, RFC 4868 sha2 = half the digest, RFC 3566 xcbc 96), as
+# the keys catalogue holds them. Cilium sends XFRMA_ALG_AUTH and so gets the kernel's legacy
+# default of 96 for hmac(sha256); an auth+enc key therefore does not interoperate with
+# Cilium's SAs.
+AUTH_TRUNCATION_BITS = {name: spec.esp_icv_bits for name, spec in ALGORITHMS_BY_ROLE[ROLE_AUTH].items()}
 
 # Management bypass: protocols by name, the sides of a rule, and the default list.
 BYPASS_PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
@@ -247,7 +242,7 @@ def tunnel_address_problem(address: str) -> Optional[str]:
     if "%" in address:
         return "has a zone (%s): tunnel addresses are global, link-local ones cannot be used" % address
     try:
-        parsed = ipaddress.ip_address(address)
+        parsed = parsed_address(address)
     except ValueError:
         return "is not an IP address"
     if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
@@ -258,12 +253,13 @@ def tunnel_address_problem(address: str) -> Optional[str]:
     return None
 
 
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _NOT_TUNNEL_ENDPOINTS = (
     ("unspecified", lambda address: address.is_unspecified),
     ("a loopback address", lambda address: address.is_loopback),
     ("link-local", lambda address: address.is_link_local),
     ("multicast", lambda address: address.is_multicast),
-    ("the broadcast address", lambda address: address == ipaddress.IPv4Address("255.255.255.255")),
+    ("the broadcast address", lambda address: address == _LIMITED_BROADCAST),
 )
 
 

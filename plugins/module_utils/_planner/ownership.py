@@ -4,7 +4,8 @@
 """Which XFRM entries belong to this collection, and the numbers that make them recognisable.
 
 The kernel has no owner tag on SAs or policies, so ownership is a signature the collection
-puts on everything it installs and never changes (DESIGN §3):
+puts on everything it installs and never changes (see docs/docsite/rst/how_it_works.rst,
+section Ownership):
 
 * **An SA is owned** ⇔ its reqid is the collection's reqid ``R`` (option ``reqid``, default
   ``DEFAULT_REQID``).

@@ -20,6 +20,14 @@ by kernel identity (``key()``), then compared as whole entries.
   ``replace``: delete then add, adjacent, because UPDSA cannot change keys, algorithms,
   reqid or mode. The gap between the two is drop-only: OUT templates are required (no SA →
   drop) and an inbound packet without its SA is dropped too.
+* an owned entry carrying attributes the collection never sets (``unmodelled``: UDP
+  encapsulation, offload, extra flags, TFC padding, ...) is never equal to a desired one, so
+  it is replaced with the desired shape like any other difference (an SA deleted and added,
+  a policy updated in place; the masked lines show the attributes that go), or deleted when
+  it is not desired. An owned **policy with a security context** is refused with a
+  ``PlanError`` naming it: the kernel identifies a policy by its context too, which the
+  collection never sends, so an update would add a second policy next to it and a delete
+  would not find it.
 * desired, and its identity is held by a **foreign** entry → ``PlanError`` naming both
   (masked): never overwrite someone else's entry.
 * an SA whose kernel lookup would collide with an installed SA of another mark (the kernel
@@ -36,7 +44,7 @@ by kernel identity (``key()``), then compared as whole entries.
   ``keep_outbound`` notwithstanding: teardown means teardown.
 * foreign entries are never touched, whatever their content.
 
-**Safe order** (DESIGN §4), one flat list in phases; within a phase, sorted by peer name,
+**Safe order** (docs/docsite/rst/how_it_works.rst, section Safe orders), one flat list in phases; within a phase, sorted by peer name,
 then address family, peer address, SPI, then the masked line (deterministic):
 
 1. bypass policies (add/update) — first of all, so that no encrypt policy added later in
@@ -171,6 +179,9 @@ def reconcile(desired: DesiredSet, current_states: Iterable[XfrmState],
     installed_policies = _by_identity(map(canonical_policy, current_policies))
     owned_ids = {id(state) for state in installed_states.values() if is_owned_state(state, reqid)}
     owned_ids.update(id(policy) for policy in installed_policies.values() if is_owned_policy(policy, reqid))
+    for policy in installed_policies.values():
+        if policy.security_context is not None and id(policy) in owned_ids:
+            _refuse_security_context(policy)  # type: ignore[arg-type]
 
     wanted_states: List[XfrmEntry] = list(map(canonical_state, desired.states))
     wanted_policies: List[XfrmEntry] = list(map(canonical_policy, desired.policies))
@@ -332,6 +343,14 @@ def _refuse_foreign(desired: XfrmEntry, current: XfrmEntry) -> None:
     raise PlanError("cannot install %s: its place in the kernel is taken by an entry that "
                     "netsec.ipsec does not own: %s. Remove that entry or change the "
                     "addresses, subnets or reqid." % (render(desired), render(current)))
+
+
+def _refuse_security_context(policy: XfrmPolicy) -> None:
+    raise PlanError("cannot manage %s: it carries a security context, which netsec.ipsec never sets, and the "
+                    "kernel identifies a policy by its context too, so netsec.ipsec can neither replace it (an "
+                    "update would add a second policy next to it) nor remove it (a delete without the context "
+                    "does not find it). Remove it by hand (ip xfrm policy delete with its selector, dir, mark and "
+                    "ctx) and run again." % render(policy))
 
 
 def _with_installed_level(desired: XfrmEntry, current: Optional[XfrmEntry], owned_ids: Set[int],

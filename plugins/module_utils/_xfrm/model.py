@@ -22,8 +22,15 @@ the wire codec decodes from a dump is the kernel's spelling, canonical for every
 kernel stores; the planner canonicalises both what it builds and what it is given, so equal
 canonical entries are the same entry in the kernel.
 
+**What the collection never sets.** An entry read from the kernel may carry attributes the
+collection never puts on one (UDP encapsulation, a security context, offload, extra flags,
+TFC padding, a care-of address, ...). The wire codec lists them in ``unmodelled`` (and a
+policy's security context, which is part of its kernel identity, in ``security_context``);
+built entries have none, so an owned entry that carries one is never equal to a desired one.
+
 **Secrets.** ``Algorithm.key`` holds key bytes; ``Algorithm.__repr__`` leaves them out, so no
-repr of an entry (an exception, a log line, a test failure) can print a key.
+repr of an entry (an exception, a log line, a test failure) can print a key. An unmodelled
+attribute's bytes are left out of its repr too.
 
 Addresses are canonical text (``ipaddress`` formatting), so entries that mean the same thing
 compare equal whatever the input spelling was.
@@ -84,17 +91,36 @@ def family_of(address: str) -> int:
     return AF_INET6 if ":" in address else AF_INET
 
 
-def canonical_address(address: str) -> str:
-    """Canonical text of an IP address (``ValueError`` if it is not one)."""
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+
+def parsed_address(address: str) -> IPAddress:
+    """An IP address in text form, parsed (``ValueError`` if it is not one)."""
     try:
-        return _canonical_address(address)
+        return _parsed_address(address)
     except TypeError:  # unhashable: let ipaddress say what is wrong with it
-        return str(ipaddress.ip_address(address))
+        return ipaddress.ip_address(address)
 
 
 @functools.lru_cache(maxsize=PARSE_CACHE_SIZE, typed=True)
-def _canonical_address(address: str) -> str:
-    return str(ipaddress.ip_address(address))
+def _parsed_address(address: str) -> IPAddress:
+    # The C library's parser first: ipaddress's pure-Python one was a third of a no-op
+    # run's planning at 1000 peers. Both accept the same texts (a property test holds them
+    # to it); anything the C library refuses goes to ipaddress, for its error message.
+    for family, address_class in _ADDRESS_CLASSES:
+        try:
+            return address_class(socket.inet_pton(family, address))
+        except (OSError, ValueError):
+            continue
+    return ipaddress.ip_address(address)
+
+
+_ADDRESS_CLASSES = ((socket.AF_INET, ipaddress.IPv4Address), (socket.AF_INET6, ipaddress.IPv6Address))
+
+
+def canonical_address(address: str) -> str:
+    """Canonical text of an IP address (``ValueError`` if it is not one)."""
+    return str(parsed_address(address))
 
 
 def network_fields(network: str) -> Tuple[int, str, int]:
@@ -197,6 +223,24 @@ class Algorithm(NamedTuple):
                                                                          self.bits)
 
 
+class Unmodelled(NamedTuple):
+    """An attribute the kernel reports on an entry and the collection never sets.
+
+    ``attribute`` is its netlink attribute number (XFRMA_*), ``text`` how a masked line shows
+    it (``encap espinudp 4500 4500 0.0.0.0``; made by the wire codec from the payload, never
+    key material), ``payload`` its bytes as the kernel sent them, so that an entry deleted
+    and then restored (a rollback) comes back with it.
+    """
+
+    attribute: int
+    text: str
+    payload: bytes = b""
+
+    def __repr__(self) -> str:
+        return "Unmodelled(attribute=%d, text=%r, payload=<%d bytes>)" % (self.attribute, self.text,
+                                                                          len(self.payload))
+
+
 class Lifetime(NamedTuple):
     """xfrm_lifetime_cfg. The defaults are "no limit", as iproute2 sends them."""
 
@@ -228,7 +272,8 @@ class StateCounters(NamedTuple):
 
 
 class XfrmState(NamedTuple):
-    """An SA (xfrm_usersa_info and its attributes). Its kernel identity is ``key()``."""
+    """An SA (xfrm_usersa_info and its attributes). Its kernel identity is ``key()``;
+    ``unmodelled`` lists, sorted, the attributes the collection never sets (module docstring)."""
 
     src: str
     dst: str
@@ -247,6 +292,7 @@ class XfrmState(NamedTuple):
     output_mark: Optional[Mark] = None
     if_id: int = 0
     lifetime: Lifetime = INFINITE_LIFETIME
+    unmodelled: Tuple[Unmodelled, ...] = ()
 
     @property
     def family(self) -> int:
@@ -283,7 +329,11 @@ class Template(NamedTuple):
 
 class XfrmPolicy(NamedTuple):
     """A policy (xfrm_userpolicy_info and its attributes). Its kernel identity is ``key()``:
-    priority is not part of it, so a priority change is an update, not a new policy."""
+    priority is not part of it, so a priority change is an update, not a new policy; its
+    security context is (the kernel finds a policy by selector *and* context), so a policy
+    with one is another policy than the same one without. ``security_context`` is the context
+    as text (None: none); ``unmodelled`` lists, sorted, the other attributes the collection
+    never sets (module docstring)."""
 
     selector: Selector
     dir: int
@@ -295,10 +345,13 @@ class XfrmPolicy(NamedTuple):
     if_id: int = 0
     flags: int = 0
     lifetime: Lifetime = INFINITE_LIFETIME
+    security_context: Optional[str] = None
+    unmodelled: Tuple[Unmodelled, ...] = ()
 
     def key(self) -> Tuple[object, ...]:
-        """What the kernel identifies a policy by: (type, direction, if_id, selector, mark)."""
-        return (self.ptype, self.dir, self.if_id, self.selector, self.mark)
+        """What the kernel identifies a policy by: (type, direction, if_id, selector, mark,
+        security context)."""
+        return (self.ptype, self.dir, self.if_id, self.selector, self.mark, self.security_context)
 
 
 XfrmEntry = Union[XfrmState, XfrmPolicy]

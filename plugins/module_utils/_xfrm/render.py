@@ -14,6 +14,11 @@ Rules:
   digits of SHA-256 of the key), an empty key as ``key none``.
 * Every field that differs from its default is shown, so two entries that differ never
   render the same; fields at their defaults are left out (a line is stable from run to run).
+* Attributes the collection never sets (``unmodelled``, a policy's security context) are
+  shown as the wire codec described them, after the fields the collection sets, so a diff
+  shows why an owned entry carrying one is replaced::
+
+    state 10.0.0.1 -> 10.0.0.2 esp spi 0x00000003 reqid 0x6e736563 tunnel aead ... encap espinudp 4500 4500 0.0.0.0
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ def render_state(state: XfrmState) -> str:
     if state.if_id:
         parts.append("if_id 0x%x" % state.if_id)
     parts += _lifetime(state.lifetime)
+    parts += [attribute.text for attribute in state.unmodelled]
     return " ".join(parts)
 
 
@@ -134,6 +140,9 @@ def render_policy(policy: XfrmPolicy) -> str:
     if policy.flags:
         parts.append("flag 0x%x" % policy.flags)
     parts += _lifetime(policy.lifetime)
+    if policy.security_context is not None:
+        parts.append("ctx %r" % policy.security_context)
+    parts += [attribute.text for attribute in policy.unmodelled]
     parts += [render_template(template) for template in policy.templates]
     return " ".join(parts)
 

@@ -5,6 +5,8 @@
 (not a test file):
 
 * ``FakeModule``: what the logic uses of ``AnsibleModule``;
+* ``FakeKernel``: the kernel adapter's dump and apply, on entries a test sets;
+* ``key_spellings`` and ``warning_texts``: for tests that look for key material in output;
 * ``dumped_state``/``dumped_policy``: an SA or policy as the kernel's dump reply carries it
   (built with the codec, then given what the kernel adds: counters, the family of an SA's
   all-zero selector, a policy index, attributes the model does not hold), for tests that
@@ -13,12 +15,15 @@
 
 from __future__ import annotations
 
+import base64
 import struct
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
+
+from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
-from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import XfrmPolicy, XfrmState
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import Operation, XfrmPolicy, XfrmState
 
 
 class ModuleFailed(Exception):
@@ -45,6 +50,60 @@ class FakeModule:
 
     def fail_json(self, **result: Any) -> None:
         raise ModuleFailed(result)
+
+
+class FakeKernel:
+    """The adapter's dump and apply (``XfrmKernel``), for a test that patches it in: the
+    entries in ``states`` and ``policies`` are dumped as the kernel would send them (encoded,
+    then decoded), every operation applied is encoded (so the codec accepts it) and recorded
+    in ``applied``. Class attributes: the logic creates its own instance; a test sets them."""
+
+    states: List[XfrmState] = []
+    policies: List[XfrmPolicy] = []
+    applied: List[Operation] = []
+
+    def __init__(self, netns: Any = None) -> None:
+        pass
+
+    def __enter__(self) -> "FakeKernel":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        pass
+
+    def dump_states(self) -> List[XfrmState]:
+        return [decoded_state(state) for state in self.states]
+
+    def dump_policies(self) -> List[XfrmPolicy]:
+        return [decoded_policy(policy) for policy in self.policies]
+
+    def apply(self, operations: Sequence[Operation]) -> ApplyResult:
+        for operation in operations:
+            C.encode_operation(operation)
+        FakeKernel.applied.extend(operations)
+        return ApplyResult(applied=tuple(operations))
+
+
+def key_spellings(key_material: bytes) -> List[str]:
+    """Every way key material may be written by mistake: hex in both cases, with and without
+    0x, standard and URL-safe base64, padded or not."""
+    lower = key_material.hex()
+    texts = [lower, lower.upper(), "0x" + lower, "0x" + lower.upper()]
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        padded = encode(key_material).decode("ascii")
+        texts += [padded, padded.rstrip("=")]
+    return list(dict.fromkeys(texts))
+
+
+def warning_texts(result: Dict[str, Any]) -> List[str]:
+    """The text of each warning of a module result: ansible-core 2.19+ returns warnings as
+    ``{"event": {"msg": ...}}`` summaries, older ones as strings."""
+    texts = []
+    for warning in result.get("warnings", []):
+        while isinstance(warning, dict):
+            warning = warning.get("event", warning.get("msg"))
+        texts.append(str(warning))
+    return texts
 
 
 # ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ differ, and ``reconcile`` compares canonical entries. So:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from typing import Any, List, Sequence, Tuple
 
 import pytest
@@ -34,9 +35,10 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired impo
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import ChangeKind, Plan, reconcile
+from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm import model
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     AF_INET, ALGO_AEAD, DIR_IN, DIR_OUT, SA_FLAG_AF_UNSPEC, SA_FLAG_ESN, Algorithm, Lifetime, Mark, Selector,
-    Template, XfrmPolicy, XfrmState, canonical_policy, canonical_state, selector_between,
+    Template, Unmodelled, XfrmPolicy, XfrmState, canonical_policy, canonical_state, selector_between,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
     decoded_policy,
@@ -97,12 +99,15 @@ FULL_STATE = XfrmState(
     src="192.0.2.1", dst="192.0.2.2", spi=0x10000001, reqid=7, replay_window=1024, esn=True, flags=4,
     selector=selector_between("10.0.0.0/24", "10.1.0.0/24", proto=6, sport=1, dport=2),
     aead=Algorithm(ALGO_AEAD, "rfc4106(gcm(aes))", bytes(range(20)), 128), mark=Mark(1, 2), output_mark=Mark(3, 4),
-    if_id=5, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8))
+    if_id=5, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8),
+    unmodelled=(Unmodelled(S.XFRMA_TFCPAD, "tfcpad 100", b"d\0\0\0"),))
 FULL_POLICY = XfrmPolicy(
     selector=selector_between("10.0.0.0/24", "10.1.0.0/24", proto=17, sport=53, dport=54), dir=DIR_OUT, action=1,
     priority=100, templates=(Template(src="192.0.2.1", dst="192.0.2.2", reqid=7, spi=3, optional=True, share=1),
                              Template(src="192.0.2.3", dst="192.0.2.4", reqid=8)),
-    mark=Mark(1, 2), ptype=1, if_id=5, flags=1, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8))
+    mark=Mark(1, 2), ptype=1, if_id=5, flags=1, lifetime=Lifetime(1, 2, 3, 4, 5, 6, 7, 8),
+    security_context="system_u:object_r:ipsec_spd_t:s0",
+    unmodelled=(Unmodelled(S.XFRMA_OFFLOAD_DEV, "offload ifindex 3 packet", b"\3\0\0\0\4\0\0\0"),))
 
 
 @pytest.mark.parametrize("obj", [FULL_STATE, FULL_POLICY], ids=["state", "policy"])
@@ -118,7 +123,7 @@ def test_every_single_field_change_changes_the_entry(obj: Any) -> None:
 
 # The fields the kernel identifies each kind of entry by, named independently of ``key()``.
 IDENTITY_FIELDS = {XfrmState: ("family", "dst", "spi", "proto", "mark"),
-                   XfrmPolicy: ("ptype", "dir", "if_id", "selector", "mark")}
+                   XfrmPolicy: ("ptype", "dir", "if_id", "selector", "mark", "security_context")}
 
 
 def _equal_exactly_when_fields_are(entry: Any, data: Any) -> None:
@@ -405,3 +410,31 @@ def test_unchanged_and_before_are_equal_to_the_installed_entries() -> None:
     assert sorted(plan.unchanged, key=repr) == sorted(installed, key=repr)
     assert plan.after == tuple(desired.states) + tuple(desired.policies)
     assert plan.kept == () and plan.changes == ()
+
+
+# ---------------------------------------------------------------------------------------
+# Address parsing: the C library's parser stands in for ipaddress's; it must accept exactly
+# the same texts and give the same canonical form.
+
+_ADDRESS_ALPHABET = "0123456789abcdefABCDEF:.%x -"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.ip_addresses().map(str),
+    st.ip_addresses(v=6).map(lambda address: address.exploded.upper()),
+    st.ip_addresses(v=4).map(lambda address: "::ffff:" + str(address)),
+    st.text(alphabet=_ADDRESS_ALPHABET, max_size=45),
+    st.lists(st.integers(0, 300), min_size=3, max_size=5).map(lambda parts: ".".join("%03d" % p for p in parts)),
+))
+def test_parsed_address_agrees_with_ipaddress(text):
+    model._parsed_address.cache_clear()
+    try:
+        expected = str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = None
+    try:
+        found = str(model.parsed_address(text))
+    except ValueError:
+        found = None
+    assert found == expected, text

@@ -26,7 +26,10 @@ def test_every_algorithm_in_the_table_parses_at_its_nominal_length(spec: Any) ->
         text = "1+ %s %s cbc(aes) %s" % (spec.name, material, KEY16)
     else:
         text = "1+ hmac(sha256) %s %s %s" % (KEY16, spec.name, material)
-    assert parse_keys_text(text, "t").current.spi == 1
+    if spec.insecure:
+        with pytest.raises(KeysFileError, match="allow_insecure_suites=true"):
+            parse_keys_text(text, "t")
+    assert parse_keys_text(text, "t", allow_insecure_suites=bool(spec.insecure)).current.spi == 1
     assert algorithm(spec.name, spec.role) is spec
 
 

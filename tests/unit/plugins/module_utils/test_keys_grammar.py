@@ -7,24 +7,25 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import (
-    ALGORITHMS, ROLE_AEAD, ROLE_AUTH, ROLE_ENC,
+    ALGORITHMS, KNOWN_NAMES, MIN_HMAC_KEY_BYTES, ROLE_AEAD, ROLE_AUTH, ROLE_ENC, check_key_material,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
-    FORM_AEAD, FORM_AUTH_ENC, ICV_BITS_ACCEPTED, MAX_FILE_BYTES, Key, KeysFile, KeysFileError,
+    FORM_AEAD, FORM_AUTH_ENC, ICV_BITS_ACCEPTED, MAX_FILE_BYTES, Invalid, Key, KeysFile, KeysFileError,
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets, render_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_samples import (
-    GCM, KEY16, KEY16_B, KEY20, KEY20_B, KEY36, assert_no_key_material,
+    GCM, HEX_RUN, KEY16, KEY16_B, KEY20, KEY20_B, KEY36, assert_no_key_material,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "keys"
@@ -85,9 +86,10 @@ def test_2019_auth_enc_form_without_spi_is_spi_1_with_warning() -> None:
     '1+ digest_null "" cipher_null 0x\n',
 ])
 def test_empty_keys(text: str) -> None:
-    key = parse_keys_text(text, "t").current
+    """The null suites' empty keys, spelled every way (only a test rig's file holds them)."""
+    key = parse_keys_text(text, "t", allow_insecure_suites=True).current
     assert key.auth_key == b"" and key.enc_key == b""
-    assert all_secrets(parse_keys_text(text, "t")) == []
+    assert all_secrets(parse_keys_text(text, "t", allow_insecure_suites=True)) == []
 
 
 def test_uppercase_and_mixed_case_hex() -> None:
@@ -123,26 +125,26 @@ def test_leading_zeros_in_spi_are_read_as_go_atoi_reads_them() -> None:
     assert parse_keys_text("015+ %s %s 128" % (GCM, KEY20), "t").current.spi == 15
 
 
-@pytest.mark.parametrize("length", [1, 16, 20, 32, 64])
-def test_hmac_accepts_any_length_up_to_64_bytes(length: int) -> None:
+@pytest.mark.parametrize("length", [16, 20, 32, 64])
+def test_hmac_accepts_any_length_from_16_up_to_64_bytes(length: int) -> None:
     text = "1 hmac(sha256) %s cbc(aes) %s" % ("ab" * length, KEY16)
     assert len(parse_keys_text(text, "t").current.auth_key or b"") == length
 
 
-@pytest.mark.parametrize("name,icv,warns", [
-    ("rfc4543(gcm(aes))", 96, True),
-    ("rfc4543(gcm(aes))", 256, True),
-    ("rfc4543(gcm(aes))", 128, False),
-    (GCM, 256, True),
-    (GCM, 96, False),
+@pytest.mark.parametrize("name,key,icv,warns", [
+    ("rfc7539esp(chacha20,poly1305)", KEY36, 96, True),
+    ("rfc7539esp(chacha20,poly1305)", KEY36, 256, True),
+    ("rfc7539esp(chacha20,poly1305)", KEY36, 128, False),
+    (GCM, KEY20, 256, True),
+    (GCM, KEY20, 96, False),
 ])
-def test_icv_the_kernel_refuses_is_accepted_with_a_warning(name: str, icv: int, warns: bool) -> None:
-    keys_file = parse_keys_text("1+ %s 0x%s %d\n" % (name, KEY20, icv), "t")
+def test_icv_the_kernel_refuses_is_accepted_with_a_warning(name: str, key: str, icv: int, warns: bool) -> None:
+    keys_file = parse_keys_text("1+ %s 0x%s %d\n" % (name, key, icv), "t")
     assert keys_file.current.icv_bits == icv
     assert bool(keys_file.warnings) is warns
     for warning in keys_file.warnings:
         assert "kernel refuses ICV %d" % icv in warning
-        assert_no_key_material(warning, KEY20)
+        assert_no_key_material(warning, key)
 
 
 # --- the corpus -------------------------------------------------------------------
@@ -179,6 +181,22 @@ def test_corpus_index_matches_the_files() -> None:
     assert len(BAD_INDEX) >= 40
 
 
+def key_like_tokens(text: str) -> List[str]:
+    """The tokens of a corpus file that may be keys in any spelling: 16 characters or more,
+    not an algorithm name, with a run of 8 hex digits or a character of base64 but not of
+    hex and algorithm names (an uppercase letter beyond A-F, '/', '=') or longer than 20."""
+    return [token for token in re.split(r"[ \n]", text)
+            if len(token) >= 16 and token not in KNOWN_NAMES
+            and (HEX_RUN.search(token) or re.search(r"[G-Z/=]", token) or len(token) > 20)]
+
+
+def assert_no_token_of(message: str, text: str) -> None:
+    """No key-like token of ``text``, nor any 8 characters of one, is in ``message``."""
+    for token in key_like_tokens(text):
+        for start in range(len(token) - 7):
+            assert token[start:start + 8] not in message, "key-like token echoed: %r" % message
+
+
 @pytest.mark.parametrize("name", sorted(BAD_INDEX))
 def test_bad_corpus_file_is_rejected_with_its_reason(name: str, tmp_path: Path) -> None:
     path = corpus_file("bad", name, tmp_path)
@@ -192,7 +210,29 @@ def test_bad_corpus_file_is_rejected_with_its_reason(name: str, tmp_path: Path) 
     if expected["line"] is not None:
         assert "%s, line %d: " % (path, expected["line"]) in message
     assert message.startswith(str(path))
-    assert_no_key_material(message, path.read_bytes().decode("latin-1"))
+    raw = path.read_bytes().decode("latin-1")
+    assert_no_key_material(message, raw)
+    assert_no_token_of(message, raw)
+
+
+INSECURE_BUT_WELL_FORMED = sorted(name for name, entry in BAD_INDEX.items() if "allowed_with_insecure_suites" in entry)
+
+
+def test_the_bad_corpus_holds_every_kind_of_key_that_protects_nothing() -> None:
+    texts = [corpus_bytes("bad", name).decode() for name in INSECURE_BUT_WELL_FORMED]
+    for name in ("digest_null", "cipher_null", "rfc4543(gcm(aes))"):
+        assert any(name in text for text in texts), name
+
+
+@pytest.mark.parametrize("name", INSECURE_BUT_WELL_FORMED)
+def test_keys_that_protect_nothing_parse_only_for_a_test_rig(name: str) -> None:
+    """Moved from the good corpus (or added): well-formed, so ``xfrm_keys`` with
+    ``allow_insecure_suites`` takes them, with a warning saying why they protect nothing."""
+    keys_file = load_keys_file(DATA / "bad" / name, allow_insecure_suites=True)
+    assert [key.spi for key in keys_file.keys] == BAD_INDEX[name]["allowed_with_insecure_suites"]
+    insecure = [warning for warning in keys_file.warnings if "accepted because allow_insecure_suites is true" in warning]
+    assert len(insecure) == len(keys_file.keys)
+    assert all(BAD_INDEX[name]["fragment"].split(": ")[-1].split(";")[0] in warning for warning in insecure)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_INDEX))
@@ -221,7 +261,9 @@ def test_good_corpus_round_trips_through_render(name: str) -> None:
     rendered = render_keys_file(keys_file)
     again = parse_keys_text(rendered, "rendered")
     assert again == keys_file
-    assert again.warnings == tuple(w for w in again.warnings if "kernel" in w)
+    # Rendering writes the key ID: only the 2019 form's warning goes away.
+    assert len(again.warnings) == len([w for w in keys_file.warnings if "2019 form" not in w])
+    assert not [w for w in again.warnings if "2019 form" in w]
     assert render_keys_file(again) == rendered
 
 
@@ -252,7 +294,6 @@ def test_good_corpus_round_trips_through_render(name: str) -> None:
     ("1 %s %s 128\n1 %s %s 128" % (GCM, KEY20, GCM, KEY20_B), 2, "same as the key before it"),
     ("1 %s %s 64" % (GCM, KEY20), 1, "got 64"),
     ("1 gcm(aes) %s 128" % KEY20, 1, "ESP AEAD names start with 'rfc'"),
-    ("1 %s %s 128\n2 %s %s 128" % (GCM, KEY20, GCM, KEY36), 2, "key length must not change"),
     ("1 %s %s 128 10.1.2.3" % (GCM, KEY20), 1, "per-IP key scope"),
     ("1 %s %s 128\n# old\n" % (GCM, KEY20), 2, "comments are not supported"),
 ])
@@ -337,11 +378,25 @@ _ENC_SPECS = [spec for spec in ALGORITHMS if spec.role == ROLE_ENC]
 
 
 def _lengths(spec: Any) -> Any:
-    return st.sampled_from(spec.key_bytes) if spec.key_bytes else st.integers(1, 64)
+    return st.sampled_from(spec.key_bytes) if spec.key_bytes else st.integers(MIN_HMAC_KEY_BYTES, 64)
+
+
+def _is_secret(spec: Any, material: bytes) -> bool:
+    try:
+        check_key_material(spec, material)
+    except Invalid:
+        return False
+    return True
+
+
+def _key_material(spec: Any, length: int) -> Any:
+    return st.binary(min_size=length, max_size=length).filter(lambda material: _is_secret(spec, material))
 
 
 @st.composite
 def valid_keys_files(draw: Any) -> KeysFile:
+    """Keys files of every algorithm, those that protect nothing included (they parse with
+    ``allow_insecure_suites``)."""
     count = draw(st.integers(1, 5))
     spis = draw(st.lists(st.integers(1, 15), min_size=count, max_size=count, unique=True))
     if draw(st.booleans()):
@@ -349,8 +404,7 @@ def valid_keys_files(draw: Any) -> KeysFile:
         length = draw(_lengths(spec))
         icv = draw(st.sampled_from(ICV_BITS_ACCEPTED))
         keys = [Key(spi=spi, form=FORM_AEAD, plus_marker=draw(st.booleans()),
-                    aead_name=spec.name, aead_key=draw(st.binary(min_size=length,
-                                                                 max_size=length)),
+                    aead_name=spec.name, aead_key=draw(_key_material(spec, length)),
                     icv_bits=icv, line=number)
                 for number, spi in enumerate(spis, 1)]
     else:
@@ -359,9 +413,9 @@ def valid_keys_files(draw: Any) -> KeysFile:
         auth_length, enc_length = draw(_lengths(auth)), draw(_lengths(enc))
         keys = [Key(spi=spi, form=FORM_AUTH_ENC, plus_marker=draw(st.booleans()),
                     auth_name=auth.name,
-                    auth_key=draw(st.binary(min_size=auth_length, max_size=auth_length)),
+                    auth_key=draw(_key_material(auth, auth_length)),
                     enc_name=enc.name,
-                    enc_key=draw(st.binary(min_size=enc_length, max_size=enc_length)),
+                    enc_key=draw(_key_material(enc, enc_length)),
                     line=number)
                 for number, spi in enumerate(spis, 1)]
     return KeysFile(tuple(keys), "generated")
@@ -370,7 +424,7 @@ def valid_keys_files(draw: Any) -> KeysFile:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_keys_files())
 def test_render_then_parse_is_identity(keys_file: KeysFile) -> None:
-    parsed = parse_keys_text(render_keys_file(keys_file), "rendered")
+    parsed = parse_keys_text(render_keys_file(keys_file), "rendered", allow_insecure_suites=True)
     assert parsed == keys_file
     assert [key.line for key in parsed.keys] == [key.line for key in keys_file.keys]
     assert [key.plus_marker for key in parsed.keys] == [k.plus_marker for k in keys_file.keys]
@@ -384,10 +438,11 @@ def test_mutated_files_never_leak_key_material(keys_file: KeysFile, data: Any) -
     insert = data.draw(st.sampled_from(["", " ", "\t", "g", "\n", "\r", "\x00", "#", "é"]))
     cut = data.draw(st.integers(0, 3))
     mutated = text[:position] + insert + text[position + cut:]
-    try:
-        result = parse_keys_text(mutated, "m")
-    except KeysFileError as error:
-        assert_no_key_material(str(error), text)
-        return
-    for warning in result.warnings:
-        assert_no_key_material(warning, text)
+    for allow_insecure_suites in (False, True):
+        try:
+            result = parse_keys_text(mutated, "m", allow_insecure_suites)
+        except KeysFileError as error:
+            assert_no_key_material(str(error), text)
+            continue
+        for warning in result.warnings:
+            assert_no_key_material(warning, text)

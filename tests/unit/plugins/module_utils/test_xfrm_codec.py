@@ -876,7 +876,8 @@ def _dump_like_newsa(state: XfrmState, counters: StateCounters, with_esn: bool) 
         )
     else:
         attrs.append(("XFRMA_REPLAY_VAL", {"oseq": counters.oseq, "seq": counters.seq, "bitmap": 0xF0F0}))
-    attrs += [("XFRMA_SA_EXTRA_FLAGS", 1), ("XFRMA_LASTUSED", 1234567)]
+    # Extra flags 0 are no flags (the kernel reports only non-zero ones; see the unmodelled tests).
+    attrs += [("XFRMA_SA_EXTRA_FLAGS", 0), ("XFRMA_LASTUSED", 1234567)]
     msg["attrs"] = attrs
     return _pyroute2_encode(msg, S.XFRM_MSG_NEWSA, 99)
 

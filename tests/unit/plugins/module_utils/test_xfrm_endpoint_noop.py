@@ -16,62 +16,27 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import FORM_AEAD, Key
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import all_secrets
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import load_keys_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
-from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import derive as _derive
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import build_desired
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID, PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
-    ALGO_AEAD, DIR_IN, Algorithm, Operation, XfrmPolicy, XfrmState,
+    ALGO_AEAD, DIR_IN, Algorithm, XfrmState,
 )
-from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
-    FakeModule,
-    decoded_policy,
-    decoded_state,
-)
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import FakeKernel, FakeModule
 
 BOOT_ID = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa"
 GCM_KEY = "3+ rfc4106(gcm(aes)) 0x%s 128\n" % bytes(range(40, 60)).hex()
-
-
-class FakeKernel:
-    """The adapter's dump and apply, on messages the codec builds as the kernel would."""
-
-    states: List[XfrmState] = []
-    policies: List[XfrmPolicy] = []
-    applied: List[Operation] = []
-
-    def __init__(self, netns: Any = None) -> None:
-        pass
-
-    def __enter__(self) -> "FakeKernel":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        pass
-
-    def dump_states(self) -> List[XfrmState]:
-        return [decoded_state(state) for state in self.states]
-
-    def dump_policies(self) -> List[XfrmPolicy]:
-        return [decoded_policy(policy) for policy in self.policies]
-
-    def apply(self, operations: Sequence[Operation]) -> ApplyResult:
-        for operation in operations:
-            C.encode_operation(operation)
-        FakeKernel.applied.extend(operations)
-        return ApplyResult(applied=tuple(operations))
 
 
 @pytest.fixture

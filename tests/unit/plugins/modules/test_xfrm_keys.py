@@ -17,10 +17,13 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.netsec.ipsec.plugins.modules import xfrm_keys
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import warning_texts
 
 GCM = "rfc4106(gcm(aes))"
 KEY_A = "3db536c1f0e7a9b2c4d5e6f708192a3b4c5d6e7f"
 KEY_B = "0cd31990a1b2c3d4e5f60718293a4b5c6d7e8f90"
+HMAC_KEY = "4a18f285c49b0bc6e17ad1ed8a4d4ac7981d277df814775f81a8fb77dfa39cd1"
+CBC_KEY = "0b0459a00ef7bd52c806608a1d3e7c52"
 
 
 def run(capsys: pytest.CaptureFixture, check: bool = False, diff: bool = True, **args: Any) -> Dict[str, Any]:
@@ -176,16 +179,43 @@ def test_retain_previous_keeps_the_current_key_then_settles(tmp_path: Path, caps
     assert path.read_text() == new_line
 
 
-def test_retain_previous_refuses_a_reused_spi_or_a_new_length(tmp_path: Path, capsys) -> None:
+def test_retain_previous_refuses_a_reused_spi_or_a_larger_overhead(tmp_path: Path, capsys) -> None:
     path = tmp_path / "keys"
     path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
     before = path.read_bytes()
     result = run(capsys, path=str(path), content="3+ %s 0x%s 128\n" % (GCM, KEY_B), retain_previous=True)
     assert result["failed"] is True and "key ID (SPI) 3" in result["msg"]
-    result = run(capsys, path=str(path), content="4+ %s 0x%s 128\n" % (GCM, KEY_B + "00112233" * 2), retain_previous=True)
-    assert result["failed"] is True and "key length must not change" in result["msg"]
-    assert path.read_bytes() == before
-    assert_no_secret(result, KEY_A, KEY_B)
+    cbc_line = "4+ hmac(sha256) 0x%s cbc(aes) 0x%s\n" % (HMAC_KEY, CBC_KEY)
+    for retain in (True, False):
+        result = run(capsys, path=str(path), content=cbc_line, retain_previous=retain)
+        assert result["failed"] is True and "adds up to 57 bytes of ESP overhead" in result["msg"], result
+        assert "more than the 37 of key ID 3" in result["msg"] and "allow_larger_overhead" in result["msg"]
+        assert path.read_bytes() == before
+        assert_no_secret(result, KEY_A, KEY_B, HMAC_KEY, CBC_KEY)
+
+
+def test_a_rotation_to_a_longer_key_of_the_same_overhead_needs_no_flag(tmp_path: Path, capsys) -> None:
+    """AES-128-GCM to AES-256-GCM (issue 16): the first step keeps the old key, the last drops it."""
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    path.chmod(0o600)
+    new_line = "4+ %s 0x%s 128\n" % (GCM, KEY_B + "00112233" * 4)
+    first = run(capsys, path=str(path), content=new_line, retain_previous=True)
+    assert first["changed"] is True and [key["spi"] for key in first["keys_info"]] == [3, 4]
+    assert first["esp_overhead"] == 37 and first["keys_info"][1]["key_bits"] == 288
+    last = run(capsys, path=str(path), content=new_line)
+    assert last["changed"] is True and last["spi"] == 4 and path.read_text() == new_line
+    assert run(capsys, path=str(path), content=new_line)["changed"] is False
+
+
+def test_a_larger_overhead_is_allowed_when_the_operator_says_so(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    path.chmod(0o600)
+    cbc_line = "4+ hmac(sha256) 0x%s cbc(aes) 0x%s\n" % (HMAC_KEY, CBC_KEY)
+    result = run(capsys, path=str(path), content=cbc_line, retain_previous=True, allow_larger_overhead=True)
+    assert result["changed"] is True and result["esp_overhead"] == 57
+    assert [key["esp_overhead"] for key in result["keys_info"]] == [37, 57]
 
 
 def test_allow_rotation_false_refuses_a_new_current_key(tmp_path: Path, capsys) -> None:
@@ -285,3 +315,110 @@ def test_owner_group_and_the_other_common_file_options(tmp_path: Path, capsys) -
     assert run(capsys, path=str(path), content=content, owner=user, group=group, mode="0640")["changed"] is False
     assert run(capsys, path=str(path), content=content)["changed"] is True  # back to the default 0600
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# --- keys that protect nothing, weak keys, legacy algorithms (issue 13) --------------
+
+NULL_LINE = '3 digest_null "" cipher_null ""\n'  # Cilium's own null test vector
+GMAC_LINE = "3+ rfc4543(gcm(aes)) 0x%s 128\n" % KEY_A
+HMAC_KEY = "5e1d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100ff"
+CBC_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (NULL_LINE, "field 2 (authentication algorithm): digest_null authenticates nothing"),
+    (GMAC_LINE, "field 2 (AEAD algorithm): rfc4543(gcm(aes)) is GMAC"),
+    ('3 hmac(sha256) %s cipher_null ""\n' % HMAC_KEY, "field 4 (encryption algorithm): cipher_null encrypts nothing"),
+])
+def test_a_suite_that_protects_nothing_is_refused_naming_line_and_option(
+        tmp_path: Path, capsys, content: str, fragment: str) -> None:
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_B))
+    before = path.read_bytes()
+    result = run(capsys, path=str(path), content=content)
+    assert result["failed"] is True
+    assert result["msg"].startswith("option content, line 1: " + fragment)
+    assert "allow_insecure_suites=true" in result["msg"]
+    assert path.read_bytes() == before
+    assert_no_secret(result, KEY_A, KEY_B, HMAC_KEY)
+
+
+def test_the_list_form_names_the_item_and_field(tmp_path: Path, capsys) -> None:
+    keys = [dict(spi=1, aead="rfc4543(gcm(aes))", aead_key=KEY_A, icv_bits=128)]
+    result = run(capsys, path=str(tmp_path / "keys"), keys=keys)
+    assert result["failed"] is True
+    assert result["msg"].startswith("option keys[0].aead: rfc4543(gcm(aes)) is GMAC")
+    keys = [dict(spi=1, auth="hmac(sha256)", auth_key=HMAC_KEY, enc="cipher_null", enc_key="")]
+    result = run(capsys, path=str(tmp_path / "keys"), keys=keys)
+    assert result["msg"].startswith("option keys[0].enc: cipher_null encrypts nothing")
+    assert not (tmp_path / "keys").exists()
+
+
+def test_a_test_rig_may_write_and_report_such_a_file_with_the_option(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    result = run(capsys, path=str(path), content=NULL_LINE, allow_insecure_suites=True)
+    assert result["changed"] is True and path.read_text() == NULL_LINE
+    assert any("accepted because allow_insecure_suites is true" in warning for warning in warning_texts(result))
+    # Re-validating it (no content) needs the option as well; without it the file is refused.
+    again = run(capsys, path=str(path), allow_insecure_suites=True)
+    assert again["changed"] is False and again["spi"] == 3
+    refused = run(capsys, path=str(path))
+    assert refused["failed"] is True and "%s, line 1: " % path in refused["msg"]
+    assert "allow_insecure_suites=true" in refused["msg"]
+    # A rotation away from it onto a key that protects is fine without the option.
+    rotated = run(capsys, path=str(path), content="4+ %s 0x%s 128\n" % (GCM, KEY_A))
+    assert rotated["changed"] is True and rotated["spi"] == 4
+
+
+def test_gmac_rotation_with_retain_previous_keeps_the_option_in_force(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keys"
+    run(capsys, path=str(path), content=GMAC_LINE, allow_insecure_suites=True)
+    new = "4+ rfc4543(gcm(aes)) 0x%s 128\n" % KEY_B
+    refused = run(capsys, path=str(path), content=new, retain_previous=True)
+    assert refused["failed"] is True and "allow_insecure_suites" in refused["msg"]
+    result = run(capsys, path=str(path), content=new, retain_previous=True, allow_insecure_suites=True)
+    assert result["changed"] is True and [info["spi"] for info in result["keys_info"]] == [3, 4]
+    assert_no_secret(result, KEY_A, KEY_B)
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("1 hmac(sha256) 01 cbc(aes) %s\n" % CBC_KEY, "key too short for hmac(sha256)"),
+    ("1 hmac(sha256) %s cbc(aes) %s\n" % (HMAC_KEY[:30], CBC_KEY), "this one is 15 bytes"),
+    ("1 %s 0x%s 128\n" % (GCM, "00" * 20), "all zero bytes"),
+    ("1 %s 0x%s 128\n" % (GCM, "00" * 16 + "1a2b3c4d"), "zero bytes except its 4-byte salt"),
+    ("1 hmac(sha256) %s cbc(aes) %s\n" % ("00" * 32, CBC_KEY), "all zero bytes"),
+])
+def test_weak_keys_are_refused_whatever_the_option(tmp_path: Path, capsys, content: str, fragment: str) -> None:
+    for allow in (False, True):
+        result = run(capsys, path=str(tmp_path / "keys"), content=content, allow_insecure_suites=allow)
+        assert result["failed"] is True and result["msg"].startswith("option content, line 1: field ")
+        assert fragment in result["msg"]
+        assert not (tmp_path / "keys").exists()
+
+
+def test_legacy_algorithms_are_written_with_a_warning(tmp_path: Path, capsys) -> None:
+    content = "1 hmac(md5) %s cbc(des3_ede) %s\n" % (CBC_KEY, HMAC_KEY[:48])
+    result = run(capsys, path=str(tmp_path / "keys"), content=content)
+    assert result["changed"] is True
+    warnings = warning_texts(result)
+    assert any("option content, line 1: hmac(md5) is a legacy algorithm" in warning for warning in warnings)
+    assert any("cbc(des3_ede) is a legacy algorithm" in warning for warning in warnings)
+    assert_no_secret(result, CBC_KEY, HMAC_KEY[:48])
+
+
+def test_a_node_locked_by_another_run_is_left_alone(private_node_lock: str, tmp_path: Path, capsys) -> None:
+    """Issue 16: while another run holds the node lock, the task fails after its bounded wait
+    naming that run, and the keys file is as it was."""
+    import fcntl
+    path = tmp_path / "keys"
+    path.write_text("3+ %s 0x%s 128\n" % (GCM, KEY_A))
+    before = path.read_bytes()
+    with open(private_node_lock, "w") as holder:
+        holder.write("pid=4242 module=netsec.ipsec.xfrm_endpoint since=2026-12-06T07:00:00Z\n")
+        holder.flush()
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        result = run(capsys, path=str(path), content="4+ %s 0x%s 128\n" % (GCM, KEY_B), retain_previous=True,
+                     lock_timeout=0.2)
+    assert result["failed"] is True and "pid=4242" in result["msg"] and "nothing was changed" in result["msg"]
+    assert path.read_bytes() == before
+    assert_no_secret(result, KEY_A, KEY_B)

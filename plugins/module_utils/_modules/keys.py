@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.catalogue import esp_overhead
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.grammar import parse_keys_text
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import (
     KEYS_FILE_MODE,
     KeysFile,
     KeysFileError,
 )
-from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor
+from ansible_collections.netsec.ipsec.plugins.module_utils._keys.rotation import check_successor, overhead_problem
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import (
     all_secrets,
     describe,
@@ -33,8 +34,11 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import 
     desired_keys,
     read_keys_bytes,
 )
+from ansible_collections.netsec.ipsec.plugins.module_utils._lock import NodeLockError, node_lock
 
 KEYS_DIRECTORY_MODE = 0o700
+
+MODULE_NAME = "netsec.ipsec.xfrm_keys"
 
 
 class _Outcome:
@@ -56,6 +60,7 @@ class _Outcome:
             spi=current.spi if current else None,
             previous_spi=self.previous_spi,
             overhead=overhead(current) if current else None,
+            esp_overhead=esp_overhead(current) if current else None,
             keys_info=[describe(key) for key in self.keys_file.keys] if self.keys_file else [],
         )
         if with_diff:
@@ -73,15 +78,17 @@ def run_module(module: Any) -> None:
     params = module.params
     outcome = _Outcome(params["path"])
     try:
-        _run(module, params, outcome)
-    except (KeysFileError, FileError) as error:
+        with node_lock(MODULE_NAME, timeout=params["lock_timeout"], shared=module.check_mode):
+            _run(module, params, outcome)
+    except (KeysFileError, FileError, NodeLockError) as error:
         module.fail_json(msg=str(error), **outcome.result(False))
     module.exit_json(**outcome.result(module._diff))  # pylint: disable=protected-access
 
 
 def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
     path = params["path"]
-    existing_bytes, existing_file = _read_existing(module, path)
+    allow_insecure = params["allow_insecure_suites"]
+    existing_bytes, existing_file = _read_existing(module, path, allow_insecure)
     outcome.before_text = _masked_text(existing_bytes, existing_file, path)
     outcome.previous_spi = existing_file.current.spi if existing_file else None
 
@@ -90,13 +97,13 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
         outcome.changed = remove_file(module, path)
         return
 
-    desired = desired_keys(params["content"], params["keys"])  # None: only report
+    desired = desired_keys(params["content"], params["keys"], allow_insecure)  # None: only report
     if desired is None:
         # Neither content nor keys: report on the file that is there, change nothing.
         if existing_bytes is None:
             raise KeysFileError(path, MISSING_FILE_REASON)
         if existing_file is None:
-            parse_keys_text(existing_bytes, path)  # raises the error that names the line
+            parse_keys_text(existing_bytes, path, allow_insecure)  # raises the error that names the line
         outcome.keys_file = existing_file
         outcome.after_text = outcome.before_text
         _warn_all(module, existing_file)
@@ -105,7 +112,8 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
     desired_file, desired_bytes = desired
     module.no_log_values.update(all_secrets(desired_file))
     if params["retain_previous"] and existing_file is not None:
-        desired_file, desired_bytes = _retaining_previous(existing_file, existing_bytes, desired_file, desired_bytes)
+        desired_file, desired_bytes = _retaining_previous(existing_file, existing_bytes, desired_file, desired_bytes,
+                                                          allow_insecure)
     if not params["allow_rotation"] and existing_file is not None and existing_file.current.spi != desired_file.current.spi:
         raise KeysFileError(path, "the new content changes the current key ID from %d to %d, which is a key "
                             "rotation: run the netsec.ipsec.rotate playbook, which switches every node "
@@ -118,6 +126,11 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
         raise KeysFileError(path, "the new content changes the algorithms or the key of key ID %d without a new "
                             "key ID: give the new key another key ID and run the netsec.ipsec.rotate playbook, "
                             "which switches every node without dropping or leaking traffic" % existing_file.current.spi)
+    if existing_file is not None and existing_file.current.spi != desired_file.current.spi \
+            and not params["allow_larger_overhead"]:
+        problem = overhead_problem(existing_file.current, desired_file.current)
+        if problem:
+            raise KeysFileError(path, problem)
     _warn_all(module, desired_file)
     outcome.keys_file = desired_file
     outcome.after_text = render_masked_keys_file(desired_file)
@@ -125,7 +138,7 @@ def _run(module: Any, params: Dict[str, Any], outcome: _Outcome) -> None:
     outcome.changed = write_file(module, path, desired_bytes, KEYS_FILE_MODE, KEYS_DIRECTORY_MODE)
 
 
-def _read_existing(module: Any, path: str) -> Tuple[Optional[bytes], Optional[KeysFile]]:
+def _read_existing(module: Any, path: str, allow_insecure: bool) -> Tuple[Optional[bytes], Optional[KeysFile]]:
     """The file's bytes and, when they parse, its keys; (None, None) when there is no file."""
     try:
         existing_bytes = read_keys_bytes(path)
@@ -134,7 +147,7 @@ def _read_existing(module: Any, path: str) -> Tuple[Optional[bytes], Optional[Ke
             return None, None
         raise
     try:
-        existing_file = parse_keys_text(existing_bytes, path)
+        existing_file = parse_keys_text(existing_bytes, path, allow_insecure)
     except KeysFileError:
         return existing_bytes, None
     module.no_log_values.update(all_secrets(existing_file))
@@ -150,8 +163,8 @@ def _masked_text(existing_bytes: Optional[bytes], existing_file: Optional[KeysFi
     return render_masked_keys_file(existing_file)
 
 
-def _retaining_previous(existing_file: KeysFile, existing_bytes: Optional[bytes],
-                        desired_file: KeysFile, desired_bytes: bytes) -> Tuple[KeysFile, bytes]:
+def _retaining_previous(existing_file: KeysFile, existing_bytes: Optional[bytes], desired_file: KeysFile,
+                        desired_bytes: bytes, allow_insecure: bool) -> Tuple[KeysFile, bytes]:
     """The desired keys preceded by the file's current key: the first step of a rotation.
 
     When the file already ends with the desired keys (the rotation's first step is done, or
@@ -165,7 +178,8 @@ def _retaining_previous(existing_file: KeysFile, existing_bytes: Optional[bytes]
     except KeysFileError as error:
         raise KeysFileError("rotation from %s" % existing_file.source, error.reason) from None
     combined_text = render_key_line(existing_file.current) + "\n" + desired_bytes.decode("ascii")
-    return parse_keys_text(combined_text, "option content after the retained key"), combined_text.encode("ascii")
+    return (parse_keys_text(combined_text, "option content after the retained key", allow_insecure),
+            combined_text.encode("ascii"))
 
 
 def _warn_all(module: Any, keys_file: KeysFile) -> None:
