@@ -244,6 +244,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sizes", default="250,1000,5000")
     parser.add_argument("--out", required=True)
     parser.add_argument("--log-dir", default=None, help="playbook logs (default: controller-logs next to --out)")
+    parser.add_argument("--work-dir", default=None,
+                        help="keep the inventories, simulated nodes and stub logs here (default: a temporary directory)")
     parser.add_argument("--budget", type=float, default=float(os.environ.get("BENCH_CONTROLLER_BUDGET", "1200")),
                         help="seconds of wall time a mesh run may take; one projected to take longer is extrapolated")
     args = parser.parse_args(argv)
@@ -251,7 +253,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(args.log_dir, exist_ok=True)
     started = time.time()
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench-controller-") as directory:
+    with tempfile.TemporaryDirectory(prefix="bench-controller-") as temporary:
+        directory = args.work_dir or temporary
+        os.makedirs(directory, exist_ok=True)
         for size in [int(size) for size in args.sizes.split(",")]:
             results.append(bench_size(size, directory, args.log_dir, args.budget, results))
     report = {"controller": results, "forks": os.environ.get("ANSIBLE_FORKS", "20"), "cpus": os.cpu_count(),

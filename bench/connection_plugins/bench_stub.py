@@ -339,7 +339,7 @@ class Connection(ConnectionBase):
             user_args = {key: value for key, value in args.items() if not key.startswith("_ansible_")}
             line = json.dumps({"host": host, "module": module, "args_bytes": len(encoded),
                                "user_args_bytes": len(json.dumps(user_args)), "payload_bytes": len(payload),
-                               "result_bytes": len(answer), "phase": args.get("phase")}) + "\n"
+                               "result_bytes": len(answer), "phase": args.get("phase"), "dump": encoded if os.environ.get("BENCH_STUB_DUMP") else None}) + "\n"
             descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(descriptor, line.encode())
