@@ -23,9 +23,10 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.peer_table i
 )
 from ansible_collections.netsec.ipsec.plugins.modules import xfrm_endpoint
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.module_factory import file_module
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import FakeKernel
 # node is a fixture: pytest finds it by name.
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.test_xfrm_endpoint_noop import (  # noqa: F401 pylint: disable=unused-import
-    BOOT_ID, FakeKernel, node,
+    BOOT_ID, node,
 )
 
 

@@ -222,3 +222,18 @@ def test_a_run_over_the_whole_group_names_nobody():
     # What a later phase sends: the fingerprint and two empty lists, whatever the size.
     assert len(json.dumps(call)) < 150
 
+
+
+@pytest.mark.parametrize("phase", [phase for phase in PHASES if phase != PHASE_ALL])
+@pytest.mark.parametrize("ready", SUBSETS[:3])
+def test_phases_before_all_name_nobody_in_keep_inbound_level_and_plan_the_same(phase, ready):
+    """reconcile.yml passes an empty keep_inbound_level in the phases before "all" (they keep
+    every IN level whatever the call says), where it used to name every member outside
+    ipsec_encrypting_now, which phase 2 does not set: both plan the same, so phase 2's
+    arguments do not grow with the group."""
+    table = peer_table(MEMBERS, HOSTVARS, BOOT, OVERRIDES[2], UNMANAGED[2])
+    for local_host in MEMBERS:
+        before = mesh_peers(MEMBERS, HOSTVARS, local_host, BOOT, ready, [], OVERRIDES[2], UNMANAGED[2])
+        after = table_peers(parse_peer_table(table["peers"]), untrusted_members(MEMBERS, ready), [])
+        for final_check in (False, True):
+            assert _plan(local_host, after, phase, final_check) == _plan(local_host, before, phase, final_check)
