@@ -96,21 +96,22 @@ def main(directory):
 
 def controller_figures(controller):
     """The P5 figures of each size: per run (fresh and no-op, the worse of the two), the
-    controller's CPU per task per host over a trivial task's (``..._vs_baseline_N``) and over
-    one trivial task per host for the whole run (``..._vs_one_task_N``), the module-argument
-    bytes per host of the larger run, and how the endpoint's arguments add up over the phases
-    of a fresh run (sum over one phase's: 3 when each phase sends everything, near 1 when
-    the later phases send only what changed)."""
+    controller's CPU over the trivial baseline of the same number of tasks per host
+    (``..._vs_baseline_N``, see bench_controller.py) and over one trivial task per host
+    (``..._vs_one_task_N``), the module-argument bytes per host of the larger run, and how the
+    endpoint's arguments add up over the phases of a fresh run (their sum over the largest
+    phase's: 3 when each phase sends everything, near 1 when the later phases send only what
+    changed)."""
     figures = {"controller": controller}
     for entry in controller["controller"]:
         members = entry["members"]
         fresh, noop = entry["fresh"], entry["noop"]
         phases = fresh.get("endpoint_args_bytes_by_phase") or {}
         figures.update({
-            "p5_controller_cpu_vs_baseline_%d" % members: max(entry["fresh_cpu_per_task_vs_baseline"],
-                                                              entry["noop_cpu_per_task_vs_baseline"]),
-            "p5_controller_cpu_vs_one_task_%d" % members: max(entry["fresh_cpu_vs_baseline"],
+            "p5_controller_cpu_vs_baseline_%d" % members: max(entry["fresh_cpu_vs_baseline"],
                                                               entry["noop_cpu_vs_baseline"]),
+            "p5_controller_cpu_vs_one_task_%d" % members: max(entry["fresh_cpu_vs_one_task"],
+                                                              entry["noop_cpu_vs_one_task"]),
             "p5_args_bytes_per_host_%d" % members: max(fresh["args_bytes_per_host"], noop["args_bytes_per_host"]),
         })
         if phases:
@@ -157,22 +158,23 @@ def print_table(results):
 
 
 def print_controller(controller):
-    print("\ncontroller (forks %s, %s CPUs): CPU and wall in s; per task = CPU / (baseline CPU x tasks per host)"
+    print("\ncontroller (forks %s, %s CPUs): CPU and wall in s; base = the trivial baseline of the same tasks per host"
           % (controller["forks"], controller["cpus"]))
-    print("%7s %-9s %9s %8s %7s %9s %9s %12s %12s  %s" % ("members", "run", "cpu", "wall", "tasks", "cpu/base",
-                                                        "per task", "args B/host", "endpoint B", ""))
+    print("%7s %-9s %9s %8s %6s %9s %9s %9s %12s %18s  %s" % (
+        "members", "run", "cpu", "wall", "tasks", "base cpu", "cpu/base", "cpu/1task", "args B/host",
+        "endpoint B/phase", ""))
     for entry in controller["controller"]:
         base = entry["baseline"]
-        print("%7d %-9s %9.1f %8.1f %7s %9s %9s %12s %12s" % (entry["members"], "baseline", base["cpu"], base["wall"],
-                                                             1, "1.00", "", "", ""))
+        print("%7d %-9s %9.1f %8.1f %6s %9s %9s %9s" % (entry["members"], "baseline", base["cpu"], base["wall"], 1,
+                                                      "", "", ""))
         for label in ("fresh", "noop"):
             run = entry[label]
             phases = run.get("endpoint_args_bytes_by_phase") or {}
-            print("%7d %-9s %9.1f %8.1f %7s %9.2f %9.2f %12.0f %12s  %s" % (
+            print("%7d %-9s %9.1f %8.1f %6s %9.1f %9.2f %9.2f %12.0f %18s  %s" % (
                 entry["members"], label, run["cpu"], run["wall"], run.get("tasks_per_host"),
-                entry["%s_cpu_vs_baseline" % label], entry["%s_cpu_per_task_vs_baseline" % label],
-                run["args_bytes_per_host"], "/".join("%.0f" % phases[phase] for phase in ("inbound", "outbound", "all")
-                                                     if phase in phases),
+                entry["%s_baseline" % label]["cpu"], entry["%s_cpu_vs_baseline" % label],
+                entry["%s_cpu_vs_one_task" % label], run["args_bytes_per_host"],
+                "/".join("%.0f" % phases[phase] for phase in ("inbound", "outbound", "all") if phase in phases),
                 "extrapolated from %s" % run["extrapolated"]["from_members"] if run.get("extrapolated") else ""))
 
 
