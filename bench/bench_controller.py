@@ -142,10 +142,11 @@ def run_playbook(label: str, size: int, playbook: str, nodes: str, paths: Dict[s
         result["tasks_per_host"] = statistics.median(entry["tasks"] + entry["skipped"] for entry in hosts.values())
         result["changed_per_host"] = max(entry["changed"] for entry in hosts.values())
         shutil.copy(tally, os.path.join(log_dir, os.path.basename(tally)))
-    print("  %-9s %5d members: wall %7.1f s, cpu %7.1f s%s" % (
-        label, size, wall, cpu, ", args %.0f B/host, %s executions/host" % (
-            result["args_bytes_per_host"], result["executions_per_host"]) if result.get("executions_per_host") else ""),
-        flush=True)
+    counts = ""
+    if result.get("executions_per_host"):
+        counts = ", args %.0f B/host, %s executions/host" % (result["args_bytes_per_host"],
+                                                             result["executions_per_host"])
+    print("  %-9s %5d members: wall %7.1f s, cpu %7.1f s%s" % (label, size, wall, cpu, counts), flush=True)
     return result
 
 

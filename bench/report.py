@@ -165,8 +165,7 @@ def print_controller(controller):
         "endpoint B/phase", ""))
     for entry in controller["controller"]:
         base = entry["baseline"]
-        print("%7d %-9s %9.1f %8.1f %6s %9s %9s %9s" % (entry["members"], "baseline", base["cpu"], base["wall"], 1,
-                                                      "", "", ""))
+        print("%7d %-9s %9.1f %8.1f %6s" % (entry["members"], "baseline", base["cpu"], base["wall"], 1))
         for label in ("fresh", "noop"):
             run = entry[label]
             phases = run.get("endpoint_args_bytes_by_phase") or {}

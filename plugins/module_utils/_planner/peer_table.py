@@ -104,8 +104,8 @@ def parse_peer_table(text: str) -> List[Dict[str, Any]]:
     seen: Dict[str, int] = {}
     for position, entry in enumerate(entries):
         if entry["name"] in seen:
-            raise PlanError("%s.peers[%d] and [%d] are both named %s" % (OPTION, seen[entry["name"]], position,
-                                                                           entry["name"]))
+            raise PlanError("%s.peers[%d] and [%d] are both named %s"
+                            % (OPTION, seen[entry["name"]], position, entry["name"]))
         seen[entry["name"]] = position
     return entries
 

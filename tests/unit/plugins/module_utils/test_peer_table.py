@@ -138,9 +138,9 @@ def _plan(local_host: str, peers: Sequence[Dict[str, Any]], phase: str, final_ch
     in an order that does not depend on the peers' (the table lists them by name, the group
     in its own order; the reconcile sorts what it applies)."""
     variables = HOSTVARS[local_host]
-    local = LocalNode(local_host, tuple(str(a) for a in ([variables["ipsec_addresses"]]
-                                                        if isinstance(variables["ipsec_addresses"], str)
-                                                        else variables["ipsec_addresses"])),
+    addresses = variables["ipsec_addresses"]
+    addresses = [addresses] if isinstance(addresses, str) else addresses
+    local = LocalNode(local_host, tuple(str(address) for address in addresses),
                       tuple(variables.get("ipsec_subnets") or ()), BOOT[local_host])
     params = {"peers": peers}
     objects = endpoint.peers_of(params)
@@ -221,7 +221,6 @@ def test_a_run_over_the_whole_group_names_nobody():
     assert call["keep_outbound"] == [] and call["keep_inbound_level"] == []
     # What a later phase sends: the fingerprint and two empty lists, whatever the size.
     assert len(json.dumps(call)) < 150
-
 
 
 @pytest.mark.parametrize("phase", [phase for phase in PHASES if phase != PHASE_ALL])
