@@ -9,8 +9,8 @@ directory and transfer included), the AnsiballZ payload with the module's argume
 This plugin stands where SSH would ship that payload to a node (``exec_command`` with the
 payload as standard input): it reads the module's name and arguments out of the payload,
 appends one line to the file named by ``BENCH_STUB_LOG`` (host, module, the bytes of the
-arguments' JSON and of the whole payload, the bytes of the result), and answers what the
-real module answers.
+arguments' JSON and of the whole payload, the bytes of the result; with ``BENCH_STUB_DUMP``
+set, the arguments' JSON itself), and answers what the real module answers.
 
 Each simulated node has a small state file in the directory ``BENCH_STUB_NODES`` (keys file
 installed, boot unit installed and enabled, how far the rollout got, the peer table it
@@ -339,7 +339,8 @@ class Connection(ConnectionBase):
             user_args = {key: value for key, value in args.items() if not key.startswith("_ansible_")}
             line = json.dumps({"host": host, "module": module, "args_bytes": len(encoded),
                                "user_args_bytes": len(json.dumps(user_args)), "payload_bytes": len(payload),
-                               "result_bytes": len(answer), "phase": args.get("phase"), "dump": encoded if os.environ.get("BENCH_STUB_DUMP") else None}) + "\n"
+                               "result_bytes": len(answer), "phase": args.get("phase"),
+                               "dump": encoded if os.environ.get("BENCH_STUB_DUMP") else None}) + "\n"
             descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(descriptor, line.encode())
