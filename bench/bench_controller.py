@@ -268,6 +268,16 @@ def extrapolate(label: str, size: int, measured: Sequence[Dict[str, Any]]) -> Op
     return projected
 
 
+def write_report(path: str, results: List[Dict[str, Any]], started: float) -> None:
+    report = {"controller": results, "forks": os.environ.get("ANSIBLE_FORKS", "20"), "cpus": os.cpu_count(),
+              "wall_seconds": round(time.time() - started, 1)}
+    temporary = path + ".tmp"
+    with open(temporary, "w") as out:
+        json.dump(report, out, indent=1, sort_keys=True)
+        out.write("\n")
+    os.replace(temporary, path)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--sizes", default="250,1000,5000")
@@ -281,17 +291,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args.log_dir = args.log_dir or os.path.join(os.path.dirname(os.path.abspath(args.out)), "controller-logs")
     os.makedirs(args.log_dir, exist_ok=True)
     started = time.time()
-    results = []
+    results: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-controller-") as temporary:
         directory = args.work_dir or temporary
         os.makedirs(directory, exist_ok=True)
         for size in [int(size) for size in args.sizes.split(",")]:
             results.append(bench_size(size, directory, args.log_dir, args.budget, results))
-    report = {"controller": results, "forks": os.environ.get("ANSIBLE_FORKS", "20"), "cpus": os.cpu_count(),
-              "wall_seconds": round(time.time() - started, 1)}
-    with open(args.out, "w") as out:
-        json.dump(report, out, indent=1, sort_keys=True)
-        out.write("\n")
+            # Written after each size, so that an interrupted run keeps the sizes it measured.
+            write_report(args.out, results, started)
     print("wrote %s" % args.out)
     return 0
 
