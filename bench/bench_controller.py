@@ -39,7 +39,8 @@ callback counts tasks per host and changes.
 
 A run whose projected time (from the previous size, growing as N squared, the role's worst
 case) exceeds ``--budget`` seconds is not run at that size: its figures are extrapolated from
-the two smaller sizes and marked ``"extrapolated": true`` with how.
+the two smaller sizes and marked ``"extrapolated"`` with how; a size where both mesh runs are
+extrapolated runs nothing: its baselines are projected the same way.
 
 Writes JSON (``--out``) and prints a table; ``bench/report.py`` merges it into results.json.
 """
@@ -194,12 +195,20 @@ def bench_size(size: int, directory: str, log_dir: str, budget: float,
     paths = write_fleet(size, directory)
     nodes = os.path.join(directory, "nodes-%d" % size)
     os.makedirs(nodes)
-    first = run_playbook("baseline", size, BASELINE, nodes, paths, directory, log_dir)
-    two = run_playbook("baseline2", size, two_task_baseline(directory), nodes, paths, directory, log_dir)
+    projections = {label: extrapolate(label, size, measured) for label in ("fresh", "noop")}
+    over = [label for label, projected in projections.items()
+            if projected is not None and projected["wall"] > budget]
+    if len(over) == len(projections):
+        # Nothing of the role runs at this size: its baselines are projected too, rather than
+        # spending the budget on the trivial plays alone (at 5000 members they take minutes).
+        first, two, second = (projected_baseline(key, size, measured) for key in ("first", "two", "second"))
+    else:
+        first = run_playbook("baseline", size, BASELINE, nodes, paths, directory, log_dir)
+        two = run_playbook("baseline2", size, two_task_baseline(directory), nodes, paths, directory, log_dir)
     runs: Dict[str, Dict[str, Any]] = {}
     for label in ("fresh", "noop"):
-        projected = extrapolate(label, size, measured)
-        if projected is not None and projected["wall"] > budget:
+        projected = projections[label]
+        if label in over:
             print("  %-9s %5d members: projected %.0f s of wall time, over the budget of %.0f s: extrapolated"
                   % (label, size, projected["wall"], budget), flush=True)
             runs[label] = projected
@@ -207,7 +216,8 @@ def bench_size(size: int, directory: str, log_dir: str, budget: float,
         if label == "noop" and runs["fresh"].get("extrapolated"):
             raise SystemExit("the no-op run at %d members needs the fresh run before it (raise --budget)" % size)
         runs[label] = run_playbook(label, size, MESH, nodes, paths, directory, log_dir)
-    second = run_playbook("baseline", size, BASELINE, nodes, paths, directory, log_dir)
+    if len(over) != len(projections):
+        second = run_playbook("baseline", size, BASELINE, nodes, paths, directory, log_dir)
     if runs["noop"].get("changed_per_host"):
         raise SystemExit("the no-op run changed something at %d members" % size)
     unit = {"cpu": (first["cpu"] + second["cpu"]) / 2, "wall": (first["wall"] + second["wall"]) / 2}
@@ -265,6 +275,24 @@ def extrapolate(label: str, size: int, measured: Sequence[Dict[str, Any]]) -> Op
         projected[key] = round(large[label][key] + slope * (size - large["members"]), 1)
     projected["extrapolated"] = {"from_members": [small["members"], large["members"]], "exponents": exponents,
                                  "method": "cpu, wall: power of the members through the two sizes; bytes: linear"}
+    return projected
+
+
+def projected_baseline(which: str, size: int, measured: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """A baseline run (``first``, ``two`` or ``second``) at ``size`` members projected as in
+    ``extrapolate`` from the two largest sizes measured before, exponent between 1 and 2."""
+    (small, large) = [entry["baseline"] for entry in measured][-2:]
+    sizes = [entry["members"] for entry in measured][-2:]
+    pick = {"first": lambda base: base["runs"][0], "two": lambda base: base["two_tasks"],
+            "second": lambda base: base["runs"][1]}[which]
+    projected: Dict[str, Any] = {}
+    exponents = {}
+    for key in ("cpu", "wall"):
+        exponent = math.log(pick(large)[key] / pick(small)[key]) / math.log(sizes[1] / float(sizes[0]))
+        exponents[key] = round(min(2.0, max(1.0, exponent)), 3)
+        projected[key] = round(pick(large)[key] * (size / float(sizes[1])) ** exponents[key], 1)
+    projected["extrapolated"] = {"from_members": sizes, "exponents": exponents,
+                                 "method": "power of the members through the two sizes"}
     return projected
 
 
