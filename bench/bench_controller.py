@@ -37,8 +37,8 @@ Ansible sends it (all of a host's calls in the run added up; the mean and the la
 are reported), the whole payloads' bytes and the results' bytes. The ``bench_tally``
 callback counts tasks per host and changes.
 
-A run whose projected time (from the previous size, growing as N squared, the role's worst
-case) exceeds ``--budget`` seconds is not run at that size: its figures are extrapolated from
+A run whose projected time (from the two sizes below, as a power of N between 1 and 2; see
+``extrapolate``) exceeds ``--budget`` seconds is not run at that size: its figures are extrapolated from
 the two smaller sizes and marked ``"extrapolated"`` with how; a size where both mesh runs are
 extrapolated runs nothing: its baselines are projected the same way.
 
