@@ -24,7 +24,8 @@ no keys file, no boot unit) and leaves them so.
      none), while a plaintext TCP connection to node2's port 22 is served.
   6. status.yml: rc 0 and every pair ok on the converged mesh (JSON on the controller, textfile
      on the nodes parsed by prometheus_client); a deleted SA makes it exit non-zero naming the
-     pair, ipsec_status_fail_on_problems=false reports it with rc 0; mesh.yml repairs it.
+     pair, ipsec_status_fail_on_problems=false reports it with rc 0; mesh.yml repairs it (7 then
+     finds a converged mesh).
   7. The node lock: two mesh.yml at once both succeed and leave a converged mesh; mesh.yml
      started during rotate.yml (key 1 -> 2) under pings and UDP: 0 plaintext, nothing lost,
      and what the mesh run did is reported.
@@ -39,6 +40,7 @@ let a member out to port 22 of another in plaintext.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import time
@@ -206,7 +208,8 @@ def mac_of(lab_exec, node: str) -> str:
 
 
 def owned_policies(node_dump):
-    return sorted(node_dump.owned_policies())
+    """The owned policies, sorted, without the kernel's index (a restored policy gets a new one)."""
+    return sorted(re.sub(r" index \d+", "", block) for block in node_dump.owned_policies())
 
 
 def server_bypass(policies):
@@ -215,6 +218,11 @@ def server_bypass(policies):
         return [p for p in policies if "dir %s " % direction in p + " " and "proto tcp" in p and port_word in p
                 and "tmpl" not in p]
     return matching("in", "dport 22 "), matching("out", "sport 22 "), matching("out", "dport 22 ")
+
+
+def flows(addresses):
+    """Each pair of member addresses once (assert_esp_everywhere checks both directions)."""
+    return [(addresses[a], addresses[b]) for i, a in enumerate(NODES) for b in NODES[i + 1:]]
 
 
 def pairs_of(addresses):
@@ -342,7 +350,7 @@ def test_one_run_over_the_group_recovers(mesh, lab_exec):
     assert figures["lost"] == 0, wire_figures(figures)
     for pair, wire in wire_figures(figures).items():
         assert wire["esp"] >= wire["sent"] > 0 and wire["plaintext"] == 0, (pair, wire)
-    assert_esp_everywhere(pings, failures, [("node1", "node2"), ("node1", "node3"), ("node2", "node3")], 1)
+    assert_esp_everywhere(pings, failures, flows(addresses), 1)
     assert set(changed_per_host(again)) == set(NODES) and set(changed_per_host(again).values()) == {0}, again.recap()
     assert dump(lab_exec, "node2").owned_states(), "node2 has no SA after the recovery run"
 
@@ -372,7 +380,7 @@ def test_two_members_rebooted_at_once(mesh, lab_reboot, lab_boot_id, under_traff
         assert "%s %s ok" % (node, RESTORE_UNIT) in rebooted.stdout, rebooted.stdout
     assert capture.plaintext_between(addresses.values()) == 0, capture.plaintext
     assert run.returncode == 0, run.explain()
-    assert_esp_everywhere(pings, failures, [("node1", "node2"), ("node1", "node3"), ("node2", "node3")], 1)
+    assert_esp_everywhere(pings, failures, flows(addresses), 1)
 
 
 # --------------------------------------------------------------------------- 5. bypass spoofing
@@ -463,14 +471,12 @@ def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
     broken, broken_json = _status(ansible, work, "status-broken")
     reported, reported_json = _status(ansible, work, "status-report-only", {"ipsec_status_fail_on_problems": False})
     repair = ansible.playbook("playbooks/mesh.yml", extra_vars=KEY)
-    repaired, repaired_json = _status(ansible, work, "status-repaired")
     report("edges 6: status.yml", {
         "healthy_rc": healthy.returncode, "healthy_summary": healthy_json and healthy_json["summary"],
         "textfile_pair_ok": pair_ok, "deleted": "node1 OUT SA to node2 spi 0x%08x" % spi,
         "broken_rc": broken.returncode, "broken_problems": broken_json and broken_json["problems"],
         "report_only_rc": reported.returncode, "report_only_problems": reported_json and reported_json["problems"],
-        "repair_rc": repair.returncode, "repair_changed": changed_per_host(repair),
-        "repaired_rc": repaired.returncode, "repaired_summary": repaired_json and repaired_json["summary"]})
+        "repair_rc": repair.returncode, "repair_changed": changed_per_host(repair)})
     assert healthy.returncode == 0, healthy.explain()
     verdicts = _verdicts(healthy_json)
     assert set(verdicts.values()) == {"ok"} and len(verdicts) == 6, healthy_json["summary"]
@@ -484,7 +490,6 @@ def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
     assert reported.returncode == 0, reported.explain()
     assert reported_json["problems"] == broken_json["problems"], reported_json["problems"]
     assert repair.returncode == 0 and changed_per_host(repair)["node1"] > 0, repair.recap()
-    assert repaired.returncode == 0 and repaired_json["problems"] == [], repaired_json
 
 
 # --------------------------------------------------------------------------- 7. node lock
@@ -535,7 +540,7 @@ def test_concurrent_mesh_runs_are_serialised(mesh, lab_exec, inventory_path):
     for run in runs:
         assert run.returncode == 0, run.explain()
     assert third.returncode == 0 and set(changed_per_host(third).values()) == {0}, third.recap()
-    assert_esp_everywhere(pings, failures, [("node1", "node2"), ("node1", "node3"), ("node2", "node3")], 1)
+    assert_esp_everywhere(pings, failures, flows(addresses), 1)
 
 
 def _key_lines(lab_exec, node):
