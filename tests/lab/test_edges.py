@@ -321,7 +321,7 @@ def test_limit_to_rebooted_node_refuses_and_changes_nothing(mesh, lab_exec):
     before = comparable(dumps(lab_exec, NODES))
     run = mesh["ansible"].playbook("playbooks/mesh.yml", extra_vars=KEY, args=("--limit", "node2"), expect_rc=None)
     after = comparable(dumps(lab_exec, NODES))
-    messages = " | ".join(run.failures().values()) or run.stdout
+    messages = " | ".join(map(str, run.failures().values())) or run.stdout
     report("edges 2: mesh.yml --limit node2 after its reboot", {
         "rc": run.returncode, "seconds": round(run.seconds, 1), "failures": run.failures(),
         "changed": changed_per_host(run), "dumps_equal": {node: after[node] == before[node] for node in NODES}})
@@ -486,7 +486,7 @@ def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
     assert _verdicts(broken_json)["node1->node2"] == "missing SA", broken_json["summary"]
     assert [line for line in broken_json["problems"] if line.startswith("node1 -> node2 ")], broken_json["problems"]
     assert all("node1 -> node2" in line for line in broken_json["problems"]), broken_json["problems"]
-    assert "node1 -> node2" in " ".join(broken.failures().values()), broken.failures()
+    assert "node1 -> node2" in " ".join(map(str, broken.failures().values())), broken.failures()
     assert reported.returncode == 0, reported.explain()
     assert reported_json["problems"] == broken_json["problems"], reported_json["problems"]
     assert repair.returncode == 0 and changed_per_host(repair)["node1"] > 0, repair.recap()
@@ -586,7 +586,7 @@ def test_mesh_run_during_rotation(mesh, lab_exec, inventory_path):
     keys = {node: _key_lines(lab_exec, node) for node in NODES}
     key_ids = {node: sorted({int(block.split("spi ")[1].split()[0], 16) >> 28
                              for block in dump(lab_exec, node).owned_states()}) for node in NODES}
-    lock_or_rotation = [message for message in mesh_run.failures().values()
+    lock_or_rotation = [message for message in map(str, mesh_run.failures().values())
                         if "another run holds this node" in message or "key rotation" in message]
     report("edges 7b: mesh.yml started during rotate.yml", {
         "key_lines_on_node1_when_mesh_started": lines_at_start, "rotate_rc": rotate_run.returncode,
