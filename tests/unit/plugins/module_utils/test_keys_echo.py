@@ -28,9 +28,6 @@ from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.keys_sampl
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import key_spellings
 
 
-
-
-
 def assert_not_echoed(message: str, token: str) -> None:
     for start in range(len(token) - 7):
         assert token[start:start + 8] not in message, "token echoed: %r" % message

@@ -62,9 +62,6 @@ FOREIGN = key_bytes("foreign sa", 20)
 ALL_KEYS = (AEAD_1, AEAD_2, AEAD_3, CHACHA, HMAC_MD5, DES3, CBC, FOREIGN)
 
 
-
-
-
 def pieces(key_material: bytes, size: int = 12) -> Iterator[str]:
     """Every spelling of a key and every ``size`` characters of one."""
     for text in key_spellings(key_material):
