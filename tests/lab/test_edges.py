@@ -478,15 +478,18 @@ def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
                     text_string_to_metric_families(lab_exec(node, "cat", STATUS_TEXTFILE).stdout)}
         pair_ok[node] = sorted(sample.value for sample in families["netsec_ipsec_pair_ok"].samples)
 
+    # node2 loses its IN SA from node1 (an IN SA, not an OUT one: a re-added OUT SA restarts
+    # its sequence numbers under the same SPI and key, and the peer's IN SA, which keeps its
+    # replay window, drops them; see the closing note of issue 12).
     spi = wire_spi(1, addresses["node1"])
-    lab_exec("node1", "ip", "xfrm", "state", "delete", "src", addresses["node1"], "dst", addresses["node2"],
+    lab_exec("node2", "ip", "xfrm", "state", "delete", "src", addresses["node1"], "dst", addresses["node2"],
              "proto", "esp", "spi", "0x%08x" % spi)
     broken, broken_json = _status(ansible, work, "status-broken")
     reported, reported_json = _status(ansible, work, "status-report-only", {"ipsec_status_fail_on_problems": False})
     repair = ansible.playbook("playbooks/mesh.yml", extra_vars=KEY)
     report("edges 6: status.yml", {
         "healthy_rc": healthy.returncode, "healthy_summary": healthy_json and healthy_json["summary"],
-        "textfile_pair_ok": pair_ok, "deleted": "node1 OUT SA to node2 spi 0x%08x" % spi,
+        "textfile_pair_ok": pair_ok, "deleted": "node2 IN SA from node1 spi 0x%08x" % spi,
         "broken_rc": broken.returncode, "broken_problems": broken_json and broken_json["problems"],
         "report_only_rc": reported.returncode, "report_only_problems": reported_json and reported_json["problems"],
         "repair_rc": repair.returncode, "repair_changed": changed_per_host(repair)})
@@ -495,14 +498,14 @@ def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
     assert set(verdicts.values()) == {"ok"} and len(verdicts) == 6, healthy_json["summary"]
     assert healthy_json["problems"] == []
     assert pair_ok == {node: [1.0, 1.0] for node in NODES}, pair_ok
-    assert broken.returncode != 0, "status.yml exited 0 with node1's SA to node2 deleted"
+    assert broken.returncode != 0, "status.yml exited 0 with node2's SA from node1 deleted"
     assert _verdicts(broken_json)["node1->node2"] == "missing SA", broken_json["summary"]
     assert [line for line in broken_json["problems"] if line.startswith("node1 -> node2 ")], broken_json["problems"]
     assert all("node1 -> node2" in line for line in broken_json["problems"]), broken_json["problems"]
     assert "node1 -> node2" in " ".join(map(str, broken.failures().values())), broken.failures()
     assert reported.returncode == 0, reported.explain()
     assert reported_json["problems"] == broken_json["problems"], reported_json["problems"]
-    assert repair.returncode == 0 and changed_per_host(repair)["node1"] > 0, repair.recap()
+    assert repair.returncode == 0 and changed_per_host(repair)["node2"] > 0, repair.recap()
 
 
 # --------------------------------------------------------------------------- 7. node lock
@@ -530,11 +533,14 @@ def _joined(thread, outcome, timeout=900):
 
 def test_concurrent_mesh_runs_are_serialised(mesh, lab_exec, inventory_path):
     addresses, work = mesh["addresses"], mesh["work"]
-    # Work for both runs: node2 loses every owned SA (its pairs drop, never plaintext).
+    # Work for both runs: node2 loses its owned IN SAs (its peers' traffic to it drops, never
+    # plaintext). IN SAs only: see test_status_reports_and_fails_on_a_broken_pair.
     node2 = dump(lab_exec, "node2")
     removed = 0
     for block in node2.owned_states():
         head = block.splitlines()[0].split()
+        if head[3] != addresses["node2"]:
+            continue
         spi = block.split("spi ")[1].split()[0]
         lab_exec("node2", "ip", "xfrm", "state", "delete", "src", head[1], "dst", head[3], "proto", "esp", "spi", spi)
         removed += 1
@@ -549,7 +555,7 @@ def test_concurrent_mesh_runs_are_serialised(mesh, lab_exec, inventory_path):
         "failures": [run.failures() for run in runs], "third_rc": third.returncode,
         "third_changed": changed_per_host(third), "ping_failures": failures,
         "ping_plaintext": sum(p["packets"] for p in pings.plaintext)})
-    assert removed == 4, node2.state
+    assert removed == 2, node2.state
     for run in runs:
         assert run.returncode == 0, run.explain()
     assert third.returncode == 0 and set(changed_per_host(third).values()) == {0}, third.recap()
