@@ -12,23 +12,20 @@ ENOBUFS on the receive side), and it can refuse the rollback's operations.
 from __future__ import annotations
 
 import errno
-import uuid
 from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult, XfrmKernelError
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     Operation, Verb, XfrmState, canonical_policy, canonical_state,
 )
 from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
-    FakeKernel, FakeModule, ModuleFailed,
+    ENDPOINT_BOOT_ID, ENDPOINT_KEY_LINE, FakeKernel, FakeModule, ModuleFailed, endpoint_params,
 )
 
-BOOT_ID = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa"
-GCM_KEY = "3+ rfc4106(gcm(aes)) 0x%s 128\n" % bytes(range(40, 60)).hex()
+BOOT_ID = ENDPOINT_BOOT_ID
 
 
 def _identity(entry: Any) -> Any:
@@ -71,16 +68,8 @@ class StatefulKernel(FakeKernel):
 @pytest.fixture
 def node(tmp_path: Any, monkeypatch: Any) -> Dict[str, Any]:
     keys_file = tmp_path / "keys"
-    keys_file.write_text(GCM_KEY)
-    params = dict(
-        keys_file=str(keys_file), local=dict(addresses=["10.99.0.1"], subnets=None),
-        peers=[dict(name="peer%d" % index, addresses=["10.98.0.%d" % (index + 2)], subnets=None,
-                    boot_id=str(uuid.UUID(int=index + 1, version=4)), inbound_level=None, outbound="enable")
-               for index in range(2)],
-        per_pair_keys=True, out_spi=None, outbound=True, phase="all", inbound_level="required",
-        bypass=[dict(proto="tcp", port=22, side="server", networks=[])], marks="none", reqid=DEFAULT_REQID,
-        state="present", purge=True, state_dir=None,
-    )
+    keys_file.write_text(ENDPOINT_KEY_LINE)
+    params = endpoint_params(str(keys_file), peer_count=2)
     monkeypatch.setattr(endpoint, "XfrmKernel", StatefulKernel)
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
     FakeKernel.states, FakeKernel.policies, FakeKernel.applied = [], [], []
