@@ -225,17 +225,6 @@ def flows(addresses):
     return [(addresses[a], addresses[b]) for i, a in enumerate(NODES) for b in NODES[i + 1:]]
 
 
-def forget_macs(lab_exec, rebooted, addresses):
-    """lab-reboot gives a node's eth1 a new random MAC (lab/lib/lab.sh creates a new veth); a
-    real reboot keeps the NIC's. The other members' neighbour entries for the rebooted nodes
-    would point at the old MAC until they expire, losing packets that a real fleet would not
-    lose: they are flushed, as if the MAC had stayed."""
-    for node in NODES:
-        for other in rebooted:
-            if node not in rebooted:
-                lab_exec(node, "ip", "neigh", "flush", "to", addresses[other], "dev", "eth1")
-
-
 def pairs_of(addresses):
     return [(node, addresses[peer]) for node in addresses for peer in addresses if peer != node]
 
@@ -281,7 +270,6 @@ def test_reboot_fails_closed_under_traffic(mesh, lab_exec, lab_reboot, lab_boot_
 
     with under_traffic(addresses, capture=mesh["work"] / "reboot-node2.pcap", lead=2.0, tail=0.5) as window:
         rebooted = lab_reboot("node2", keep_disk=True)
-        forget_macs(lab_exec, ["node2"], addresses)
         window.traffic.restart("node2")
         time.sleep(3.0)
     figures, capture = window.figures, window.capture
@@ -374,7 +362,6 @@ def test_two_members_rebooted_at_once(mesh, lab_exec, lab_reboot, lab_boot_id, u
     boots = {node: lab_boot_id(node) for node in ("node1", "node3")}
     with under_traffic(addresses, capture=mesh["work"] / "reboot-node1-node3.pcap", lead=2.0, tail=2.0) as window:
         rebooted = lab_reboot("node1", "node3", keep_disk=True)
-        forget_macs(lab_exec, ["node1", "node3"], addresses)
         window.traffic.restart("node1")
         window.traffic.restart("node3")
         time.sleep(2.0)
