@@ -28,10 +28,6 @@ from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins 
 BOOT_ID = ENDPOINT_BOOT_ID
 
 
-def _identity(entry: Any) -> Any:
-    return entry.key()
-
-
 class StatefulKernel(FakeKernel):
     """Applies what it is sent to ``states``/``policies``. ``lose_reply_at``: the index (in
     the first apply) of the operation whose answer is lost after it was applied;
@@ -59,7 +55,7 @@ class StatefulKernel(FakeKernel):
     def _change(operation: Operation) -> None:
         entry = operation.entry
         table: List[Any] = FakeKernel.states if isinstance(entry, XfrmState) else FakeKernel.policies
-        kept = [other for other in table if _identity(other) != _identity(entry)]
+        kept = [other for other in table if other.key() != entry.key()]
         if operation.verb is not Verb.DELETE:
             kept.append(entry)
         table[:] = kept
