@@ -32,7 +32,7 @@ lab_node_pid() {
 # --boot: the node's eth1 is left down without addresses and sshd is not started; the node's
 # boot (lab_nodes_boot) brings them up (net-up.batch, node_sshd) among its own units.
 lab_nodes_up() {
-    local i n d dirs=() uuid line ok=0 want fifo pid batch= boot= up
+    local i n d dirs=() uuid line ok=0 want fifo pid batch= boot= up mac
     [ "$1" = --boot ] && { boot=boot; shift; }
     want=$#
     for i; do
@@ -64,7 +64,10 @@ lab_nodes_up() {
             printf '%s' "$up" >"$d/net-up.batch"
             up=
         fi
-        printf '%s' "link set lo up"$'\n'"link add eth1 type veth peer name d$i netns 1"$'\n'"$up" >"$d/net.batch"
+        # A fixed MAC per node, as a real NIC keeps across reboots: after lab-reboot the peers'
+        # neighbour entries (and the node's IPv6 link-local address) still hold.
+        mac=$(printf '02:4c:61:62:%02x:%02x' $((i / 256)) $((i % 256)))
+        printf '%s' "link set lo up"$'\n'"link add eth1 address $mac type veth peer name d$i netns 1"$'\n'"$up" >"$d/net.batch"
         setsid unshare --net --mount --uts --propagation private \
             "$LAB_HOME/guest/node-holder" "$i" "$fifo" $boot </dev/null >"$d/holder.log" 2>&1 &
         echo $! >"$d/pid"

@@ -1,13 +1,15 @@
 """Summarise a pcap from the lab's data segment as one JSON line.
 
-    python pcap_summary.py CAPTURE.pcap ADDRESSES_FILE
+    python pcap_summary.py CAPTURE.pcap ADDRESSES_FILE [DROPPED]
 
 Counts only IPv4/IPv6 packets whose source and destination are both node data
 addresses (one address per line in ADDRESSES_FILE): ESP per (src, dst, spi),
 everything else per (src, dst, proto). Neighbour discovery and router
 messages are ignored. Non-first IPv4 fragments are not counted separately.
 Reads classic pcap (any byte order, micro- or nanosecond) and pcapng, with
-Ethernet, Linux cooked (SLL, SLL2) or raw IP link types.
+Ethernet, Linux cooked (SLL, SLL2) or raw IP link types. DROPPED, what the
+capturing tcpdump said the kernel dropped, is passed on as "dropped" (null when
+not a number).
 """
 
 import ipaddress
@@ -142,13 +144,15 @@ def summarise(data, nodes):
 
 
 def main(argv):
-    if len(argv) != 3:
-        sys.exit("usage: pcap_summary.py CAPTURE ADDRESSES_FILE")
+    if len(argv) not in (3, 4):
+        sys.exit("usage: pcap_summary.py CAPTURE ADDRESSES_FILE [DROPPED]")
     with open(argv[2]) as f:
         nodes = {ipaddress.ip_address(line.strip()) for line in f if line.strip()}
     with open(argv[1], "rb") as f:
         data = f.read()
-    print(json.dumps(summarise(data, nodes), sort_keys=True))
+    summary = summarise(data, nodes)
+    summary["dropped"] = int(argv[3]) if len(argv) == 4 and argv[3].isdigit() else None
+    print(json.dumps(summary, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -20,10 +20,12 @@ attributes:
     support: N/A
 """
 
-    # Modules that write files through a temporary file and an atomic rename.
+    # Modules that write files, all through module_utils/_files.py (a temporary file in the
+    # target's directory, then an atomic rename): the support level is stated here, once.
     FILES = r"""
 options: {}
 attributes:
   safe_file_operations:
     description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid data corruption.
+    support: full
 """

@@ -37,8 +37,6 @@ attributes:
       - The diff shows the textfile before and after.
   platform:
     platforms: posix
-  safe_file_operations:
-    support: full
 options:
   path:
     description:

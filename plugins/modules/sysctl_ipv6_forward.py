@@ -51,8 +51,6 @@ attributes:
         order they are written), and the text of O(sysctl_file) before and after.
   platform:
     platforms: linux
-  safe_file_operations:
-    support: full
 options:
   enabled:
     description:

@@ -55,8 +55,6 @@ attributes:
       - The diff shows the file with every key replaced by its fingerprint.
   platform:
     platforms: posix
-  safe_file_operations:
-    support: full
 options:
   path:
     description:

@@ -169,6 +169,11 @@ def _parse_capture(returncode: int, stdout: str, stderr: str, pcap: Optional[Pat
     except (ValueError, IndexError):
         raise AssertionError("lab-capture printed no summary (exit %d)\nstdout:\n%s\nstderr:\n%s"
                              % (returncode, stdout, stderr)) from None
+    # Every count of a capture is a claim about all that crossed the segment ("0 plaintext"):
+    # a capture that missed packets cannot make it.
+    if summary.get("dropped") != 0:
+        raise AssertionError("the capture on the data segment is incomplete: tcpdump reports %s packets dropped by "
+                             "the kernel\nstderr:\n%s" % (summary.get("dropped", "unknown"), stderr))
     return Capture(returncode, "\n".join(lines[:-1]), stderr, summary["esp"], summary["plaintext"], pcap)
 
 

@@ -298,7 +298,12 @@ def test_check_mode_reports_the_delta_and_leaves_kernels_byte_identical(checked)
         assert endpoint["policies"] == counts(added=2, unchanged=6)
         assert sorted(line.split(" priority")[0] for line in endpoint["added"]) == [
             "policy in 10.244.3.0/24 -> 0.0.0.0/0", "policy out 0.0.0.0/0 -> 10.244.3.0/24"]
-        assert "10.244.3.0/24" in endpoint["diff"]["after"] and "10.244.3.0/24" not in endpoint["diff"]["before"]
+        # The diff of the owned entries, then of the boot restore file that would follow them.
+        xfrm_diff, boot_diff = endpoint["diff"]
+        assert xfrm_diff["before_header"] == "xfrm (entries owned by netsec.ipsec)", xfrm_diff
+        assert "10.244.3.0/24" in xfrm_diff["after"] and "10.244.3.0/24" not in xfrm_diff["before"]
+        assert boot_diff["before_header"] == "/var/lib/netsec-ipsec/boot-policies", boot_diff
+        assert "10.244.3.0/24" in boot_diff["after"] and "10.244.3.0/24" not in boot_diff["before"]
     # node3 now routes a subnet: FWD policies from both peers
     endpoint = checked["results"]["node3"]["endpoint"]
     assert endpoint["policies"] == counts(added=2, unchanged=6)

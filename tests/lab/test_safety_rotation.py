@@ -6,7 +6,8 @@
     lab/run --nodes 4 -- pytest -q tests/lab/test_safety_rotation.py
 
 The mesh starts with key id 15; rotate.yml then rotates 15 -> 1 (the wrap) and 1 -> 2 while
-every node sends 50 UDP datagrams/s to every other node. Per rotation: 0 datagrams lost,
+every node sends 50 UDP datagrams/s to every other node. Key 2 is an upgrade (issue 16):
+AES-256-GCM after AES-128-GCM, allowed because its ESP overhead is the same (37 bytes). Per rotation: 0 datagrams lost,
 0 plaintext between mesh addresses on the wire, no increase of the XFRM error counters, and
 afterwards only the new key's SAs. A --check run of rotate.yml (before the first rotation,
 and once more at the end, where it must also succeed) and of mesh.yml (after the last
@@ -16,6 +17,7 @@ rotation: nothing to change) leaves the SAD/SPD as they were.
 from __future__ import annotations
 
 import re
+import secrets
 import time
 
 import pytest
@@ -24,6 +26,12 @@ from harness import BAD_COUNTERS, assert_check_mode_unchanged, comparable, dumps
 from traffic import losses_in_context
 
 GRACE = 3
+# Key id 2: 32 bytes of AES-256 key and the 4-byte salt.
+AES256_KEY = "0x" + secrets.token_hex(36)
+
+
+def _line(spi: int) -> str:
+    return key_line(spi, AES256_KEY) if spi == 2 else key_line(spi)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +54,7 @@ def test_rotation_under_traffic(mesh, new_spi, lab_exec, under_traffic):
     ansible, nodes = mesh["ansible"], mesh["nodes"]
     old_spi = mesh["spi"]
     assert old_spi == {1: 15, 2: 1}[new_spi], "the rotations run in order: 15 -> 1 -> 2"
-    new_vars = {"ipsec_keys_content": key_line(new_spi), "ipsec_rotate_grace": GRACE}
+    new_vars = {"ipsec_keys_content": _line(new_spi), "ipsec_rotate_grace": GRACE}
 
     # Item 8: a --check rotation runs to the end and changes nothing in any node (once: each
     # run costs minutes in a loaded lab).
@@ -84,14 +92,16 @@ def test_rotation_under_traffic(mesh, new_spi, lab_exec, under_traffic):
     for node in nodes:
         assert _owned_key_ids(node_dumps[node].state) == [new_spi], (node, node_dumps[node].state)
         keys_file = lab_exec(node, "cat", "/etc/ipsec/keys").stdout
-        assert keys_file.strip().splitlines() == [key_line(new_spi)], node
+        assert keys_file.strip().splitlines() == [_line(new_spi)], node
+        aead_keys = re.findall(r"aead rfc4106\(gcm\(aes\)\) 0x([0-9a-f]+) 128", node_dumps[node].state)
+        assert aead_keys and {len(key) // 2 for key in aead_keys} == {36 if new_spi == 2 else 20}, (node, node_dumps[node].state)
 
     # After the last rotation mesh.yml with the new key changes nothing (and --check leaves the tables alone).
     if new_spi != 2:
         return
     settled = comparable(node_dumps)
     check_mesh = assert_check_mode_unchanged(ansible, lab_exec, nodes, "playbooks/mesh.yml",
-                                             extra_vars={"ipsec_keys_content": key_line(new_spi)})
+                                             extra_vars={"ipsec_keys_content": _line(new_spi)})
     changed = [(r["host"], r["task"]) for r in check_mesh.results if r["result"].get("changed")]
     assert changed == [], changed
     assert comparable(dumps(lab_exec, nodes)) == settled

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import base64
 import struct
+import uuid
 from typing import Any, Dict, List, Sequence, Tuple
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._kernel.xfrm import ApplyResult
 
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_codec as C
 from ansible_collections.netsec.ipsec.plugins.module_utils._nl import xfrm_structs as S
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import Operation, XfrmPolicy, XfrmState
 
 
@@ -82,6 +84,24 @@ class FakeKernel:
             C.encode_operation(operation)
         FakeKernel.applied.extend(operations)
         return ApplyResult(applied=tuple(operations))
+
+
+# A node of xfrm_endpoint's logic tests: its boot id, its keys file line, its parameters.
+ENDPOINT_BOOT_ID = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa"
+ENDPOINT_KEY_LINE = "3+ rfc4106(gcm(aes)) 0x%s 128\n" % bytes(range(40, 60)).hex()
+
+
+def endpoint_params(keys_file: str, peer_count: int) -> Dict[str, Any]:
+    """xfrm_endpoint's parameters for node 10.99.0.1 with peers peer0.. at 10.98.0.2.., every
+    phase at once, purge on, the default bypass, the keys file at ``keys_file``."""
+    return dict(
+        keys_file=keys_file, local=dict(addresses=["10.99.0.1"], subnets=None),
+        peers=[dict(name="peer%d" % index, addresses=["10.98.0.%d" % (index + 2)], subnets=None,
+                    boot_id=str(uuid.UUID(int=index + 1, version=4)), inbound_level=None, outbound="enable")
+               for index in range(peer_count)],
+        per_pair_keys=True, out_spi=None, outbound=True, phase="all", inbound_level="required",
+        bypass=[dict(proto="tcp", port=22)], marks="none", reqid=DEFAULT_REQID, state="present", purge=True,
+    )
 
 
 def key_spellings(key_material: bytes) -> List[str]:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from typing import Any, Dict
 
 import pytest
@@ -28,29 +27,23 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import 
 from ansible_collections.netsec.ipsec.plugins.module_utils._modules import endpoint
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import derive as _derive
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import build_desired
-from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import DEFAULT_REQID, PlanError
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import PlanError
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
     ALGO_AEAD, DIR_IN, Algorithm, XfrmState,
 )
-from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import FakeKernel, FakeModule
+from ansible_collections.netsec.ipsec.tests.unit.plugins.module_utils.stand_ins import (
+    ENDPOINT_BOOT_ID, ENDPOINT_KEY_LINE, FakeKernel, FakeModule, endpoint_params,
+)
 
-BOOT_ID = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa"
-GCM_KEY = "3+ rfc4106(gcm(aes)) 0x%s 128\n" % bytes(range(40, 60)).hex()
+BOOT_ID = ENDPOINT_BOOT_ID
 
 
 @pytest.fixture
 def node(tmp_path: Any, monkeypatch: Any) -> Dict[str, Any]:
     keys_file = tmp_path / "keys"
-    keys_file.write_text(GCM_KEY)
-    params = dict(
-        keys_file=str(keys_file), local=dict(addresses=["10.99.0.1"], subnets=None),
-        peers=[dict(name="peer%d" % index, addresses=["10.98.0.%d" % (index + 2)], subnets=None,
-                    boot_id=str(uuid.UUID(int=index + 1, version=4)), inbound_level=None, outbound="enable")
-               for index in range(5)],
-        per_pair_keys=True, out_spi=None, outbound=True, phase="all", inbound_level="required",
-        bypass=[dict(proto="tcp", port=22)], marks="none", reqid=DEFAULT_REQID, state="present", purge=True,
-    )
+    keys_file.write_text(ENDPOINT_KEY_LINE)
+    params = endpoint_params(str(keys_file), peer_count=5)
     desired = build_desired(endpoint.local_node(params, BOOT_ID), endpoint.peers_of(params),
                             load_keys_file(str(keys_file)), endpoint.plan_options(params))
     monkeypatch.setattr(endpoint, "XfrmKernel", FakeKernel)
