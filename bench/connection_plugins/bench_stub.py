@@ -22,9 +22,10 @@ meets the nodes the first left behind. The node's answers follow the real module
   and current key (masked) as ``BENCH_STUB_FACTS`` gives them for the installed content, the
   boot unit's fingerprint, the keying record's boot id, the stored peer table's fingerprint;
 * ``xfrm_keys``: changed when the content differs from the installed one;
-* ``xfrm_endpoint``: the phase's ``added`` and ``updated`` lines, one per SA and per policy as
-  the real module renders them (their size is controller work: the controller reads every
-  result back), ``converged`` where the node holds the end state and the call asks; a call
+* ``xfrm_endpoint``: the phase's counts and, with ``--diff`` or ``-v`` as the real module, its
+  ``added`` and ``updated`` lines, one per SA and per policy as the module renders them (their
+  size is controller work: the controller reads every result back), ``converged`` where the
+  node holds the end state and the call asks; a call
   that refers to a stored peer table the node does not hold fails as the module does;
 * ``stat``, ``copy``, ``file``, ``systemd_service``: what the set-up steps of the role see.
 
@@ -204,6 +205,10 @@ class _Answers:
             state_files = True
             self.change(table=table, table_peers=len(peers))
         result.update(changed=state_files, state_files_changed=state_files, sas=sas, policies=policies)
+        if not (args.get("_ansible_diff") or (args.get("_ansible_verbosity") or 0) >= 1):
+            # As the module: the lines only with --diff or -v, the counts always.
+            for key in ("added", "updated", "removed"):
+                del result[key]
         if isinstance(args.get("peer_table"), dict):
             result["stored_peer_table"] = self.state["table"]
         return result

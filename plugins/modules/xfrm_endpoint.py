@@ -433,20 +433,24 @@ policies:
       description: Owned policies that are not desired but stay as they are, in the cases RV(sas.kept) lists for SAs.
       type: int
 added:
-  description: Entries added, as C(ip xfrm)-like lines with keys replaced by fingerprints.
-  returned: always
+  description:
+    - Entries added, as C(ip xfrm)-like lines with keys replaced by fingerprints.
+    - Only with C(--diff) or C(-v) (any verbosity), like RV(updated) and RV(removed). A line per
+      SA and policy grows with the peers, and the controller reads and keeps every result;
+      without them RV(sas) and RV(policies) give the counts.
+  returned: with C(--diff) or C(-v)
   type: list
   elements: str
   sample: ["state 10.77.0.1 -> 10.77.0.2 esp spi 0x1a2b3c4d reqid 0x6e736563 tunnel aead rfc4106(gcm(aes)) key sha256:3f1c9a0b7e2d icv 128"]
 updated:
   description: Entries replaced in place, as lines in their new form.
-  returned: always
+  returned: with C(--diff) or C(-v)
   type: list
   elements: str
   sample: []
 removed:
   description: Entries removed, as lines.
-  returned: always
+  returned: with C(--diff) or C(-v)
   type: list
   elements: str
   sample: []

@@ -335,6 +335,15 @@ def _owned_difference(before: Sequence[XfrmEntry], states: Sequence[XfrmState], 
     return [entry for entry in before if entry not in now_set], [entry for entry in now if entry not in before_set]
 
 
+def reports_lines(module: Any) -> bool:
+    """Whether the result lists each changed entry (``added``, ``updated``, ``removed``): with
+    ``--diff`` or ``-v`` only. A line per SA and policy grows with the peers, and the controller
+    reads, queues and registers every result (at a thousand members, about 240 KB per node per
+    phase of a fresh mesh); the counts in ``sas`` and ``policies`` are always there."""
+    # pylint: disable-next=protected-access
+    return bool(module._diff) or getattr(module, "_verbosity", 0) >= 1
+
+
 def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
             files: Optional[_StateFiles] = None, changed: Optional[bool] = None,
             converged: bool = False) -> Dict[str, Any]:
@@ -348,7 +357,8 @@ def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
         frozen_peers=list(frozen_peers),
         converged=converged,
     )
-    result.update(changed_lines(plan))
+    if reports_lines(module):
+        result.update(changed_lines(plan))
     result["state_files_changed"] = files.changed
     result["stored_peer_table"] = files.stored_peer_table
     if module._diff:  # pylint: disable=protected-access

@@ -40,9 +40,10 @@ def _table(node_fixture: Dict[str, Any]) -> Dict[str, str]:
 
 
 def _run(node_fixture: Dict[str, Any], state_dir: str, table: Dict[str, Any], check_mode: bool = False,
-         **changes: Any) -> Dict[str, Any]:
+         diff: bool = True, verbosity: int = 0, **changes: Any) -> Dict[str, Any]:
     module = file_module(check_mode=check_mode)
-    module._diff = True  # pylint: disable=protected-access
+    module._diff = diff  # pylint: disable=protected-access
+    module._verbosity = verbosity  # pylint: disable=protected-access
     params = dict(node_fixture["params"], state_dir=state_dir, peers=[],
                   peer_table=dict(dict(keep_outbound=[], keep_inbound_level=[]), **table), **changes)
     params["local"] = dict(params["local"], name="node1")
@@ -139,3 +140,19 @@ def test_peers_and_peer_table_are_mutually_exclusive(capsys):
     assert result["failed"] and "mutually exclusive: peers|peer_table" in result["msg"]
     result = _module_result(capsys, {"local": {"addresses": ["10.0.0.1"]}, "peer_table": {"peers": "[]"}})
     assert result["failed"] and "missing required arguments: fingerprint found in peer_table" in result["msg"]
+
+
+def test_the_lines_of_each_change_come_with_diff_or_verbosity_the_counts_always(node, tmp_path):  # noqa: F811
+    """Outside --diff and -v the result has the counts, not a line per entry (issue 17: the
+    controller reads and registers every result, and the lines grow with the peers)."""
+    del FakeKernel.states[:]
+    table = _table(node)
+    quiet = _run(node, str(tmp_path / "quiet"), table, check_mode=True, diff=False)
+    verbose = _run(node, str(tmp_path / "verbose"), table, check_mode=True, diff=False, verbosity=1)
+    with_diff = _run(node, str(tmp_path / "diff"), table, check_mode=True)
+    assert quiet["changed"] and quiet["sas"]["added"] == 10 and quiet["sas"] == verbose["sas"] == with_diff["sas"]
+    assert quiet["policies"] == verbose["policies"] == with_diff["policies"]
+    assert not {"added", "updated", "removed", "diff"} & set(quiet)
+    assert "diff" not in verbose and "diff" in with_diff
+    assert len(verbose["added"]) == 10 + quiet["policies"]["added"] and verbose["added"] == with_diff["added"]
+    assert verbose["updated"] == verbose["removed"] == []
