@@ -78,7 +78,8 @@ def test_check_mode_reports_the_delta_and_changes_nothing(netns_name: str, tmp_p
 def test_the_lines_come_with_verbosity_or_diff_the_counts_always(netns_name: str, tmp_path: Path) -> None:
     """The module run as Ansible runs it: without --diff and -v its result counts the entries
     and lists none (issue 17); -v (verbosity 1) lists them."""
-    args = dict(endpoint_args(tmp_path), _ansible_diff=False)
+    args = endpoint_args(tmp_path)
+    args["_ansible_diff"] = False
     quiet = run_module(netns_name, tmp_path, _ansible_check_mode=True, **args)
     verbose = run_module(netns_name, tmp_path, _ansible_check_mode=True, _ansible_verbosity=1, **args)
     assert quiet["sas"] == verbose["sas"] and quiet["sas"]["added"] == 2 and quiet["policies"]["added"] == 4
