@@ -172,10 +172,14 @@ def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab
     assert all(changed[node] > 0 for node in lab_nodes[1:]), changed
     diffs = run.diffs(FINAL_PHASE)
     print("delta:", json.dumps(diffs, indent=1))
-    # Each node's diff has two parts: its owned entries, then the boot restore file (its lines
-    # are ip commands, "xfrm policy ...") that follows them.
-    entries = {node: [line for line in lines if not line[1:].startswith("xfrm ")] for node, lines in diffs.items()}
+    # Each node's diff has three parts: its owned entries ("policy ..." / "state ..."), the
+    # boot restore file (ip commands, "xfrm policy ...") and the peer table the endpoint reads
+    # (peer-table.json, a JSON line per member).
+    entries = {node: [line for line in lines if line[1:].startswith(("policy ", "state "))]
+               for node, lines in diffs.items()}
     restore = {node: [line for line in lines if line[1:].startswith("xfrm ")] for node, lines in diffs.items()}
+    tables = {node: [line for line in lines if not line[1:].startswith(("policy ", "state ", "xfrm "))]
+              for node, lines in diffs.items()}
     # node1 (converged alone under --limit, when its peers could not vouch for each other)
     # only raises its new FWD policies from "use" to "required".
     assert all(re.search(r"^[+-]policy fwd ", line) for line in entries.get("node1", [])), entries.get("node1")
@@ -184,8 +188,13 @@ def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab
         lines = entries[node]
         assert lines and all(line.startswith("+") and EXTRA_SUBNET in line for line in lines), lines
         assert len(lines) == 2 and {"out", "in"} == {re.search(r"^\+policy (\w+) ", line).group(1) for line in lines}, lines
-        # ...and so does the policy set they would restore at boot.
+        # ...and so does the policy set they would restore at boot...
         assert restore[node] and all(line.startswith("+") and EXTRA_SUBNET in line for line in restore[node]), restore[node]
+        # ...and the peer table they are given: node1's entry, now with the subnet.
+        added = [line for line in tables[node] if line.startswith("+")]
+        removed = [line for line in tables[node] if line.startswith("-")]
+        assert len(added) == len(removed) == 1 and '"name":"node1"' in added[0] and EXTRA_SUBNET in added[0] \
+            and EXTRA_SUBNET not in removed[0], tables[node]
     for node in lab_nodes:
         assert dump(lab_exec, node) == before[node], "check mode changed %s" % node
 
