@@ -49,8 +49,8 @@ from pathlib import Path
 import pytest
 
 from harness import (
-    PYTHON, Ansible, WindowCapture, assert_esp_everywhere, comparable, dump, dumps, ping_all, report, wire_spi,
-    xfrm_stat, key_line, udp_stats,
+    PYTHON, Ansible, WindowCapture, assert_esp_everywhere, comparable, dump, dumps, ping_all, port_bypasses, report,
+    textfile_samples, wire_spi, xfrm_stat, key_line, udp_stats,
 )
 from traffic import Pings, Traffic
 
@@ -212,14 +212,6 @@ def owned_policies(node_dump):
     return sorted(re.sub(r" index \d+", "", block) for block in node_dump.owned_policies())
 
 
-def server_bypass(policies):
-    """(IN policies for tcp dport 22, OUT policies for tcp sport 22, OUT policies for tcp dport 22)."""
-    def matching(direction, port_word):
-        return [p for p in policies if "dir %s " % direction in p + " " and "proto tcp" in p and port_word in p
-                and "tmpl" not in p]
-    return matching("in", "dport 22 "), matching("out", "sport 22 "), matching("out", "dport 22 ")
-
-
 def flows(addresses):
     """Each pair of member addresses once (assert_esp_everywhere checks both directions)."""
     return [(addresses[a], addresses[b]) for i, a in enumerate(NODES) for b in NODES[i + 1:]]
@@ -276,7 +268,7 @@ def test_reboot_fails_closed_under_traffic(mesh, lab_exec, lab_reboot, lab_boot_
     after = dump(lab_exec, "node2")
     boot_after = lab_boot_id("node2")
     mesh["node2_after_reboot"] = after
-    in_bypass, out_bypass, client_bypass = server_bypass(after.owned_policies())
+    bypass = port_bypasses(after.owned_policies())
     listener = Listener("node2", ["tcp/22"])
     try:
         ssh = bypass_connect(lab_exec, "node1", addresses["node2"])
@@ -291,8 +283,8 @@ def test_reboot_fails_closed_under_traffic(mesh, lab_exec, lab_reboot, lab_boot_
         "pairs": wire_figures(figures), "node2_incarnations": [i["ended"] for i in window.traffic.ended["node2"]],
         "node2_owned_policies_before": len(before.owned_policies()),
         "node2_owned_policies_after": len(after.owned_policies()), "node2_owned_sas_after": len(after.owned_states()),
-        "bypass_in_dport22": len(in_bypass), "bypass_out_sport22": len(out_bypass),
-        "bypass_out_dport22": len(client_bypass), "ssh_port_after_reboot": ssh, "served": served,
+        "bypass_in_dport22": len(bypass.server_in), "bypass_out_sport22": len(bypass.server_out),
+        "bypass_out_dport22": len(bypass.client_out), "bypass_in_sport22": len(bypass.client_in), "ssh_port_after_reboot": ssh, "served": served,
         "xfrm_stat_increase": window.xfrm_stat_increase})
     assert boot_after != boot_before
     assert "node2 %s ok" % RESTORE_UNIT in rebooted.stdout, (rebooted.stdout, rebooted.stderr, unit)
@@ -308,8 +300,10 @@ def test_reboot_fails_closed_under_traffic(mesh, lab_exec, lab_reboot, lab_boot_
     # The boot unit put back every owned policy (bypass included), and no SA.
     assert after.owned_states() == [], after.state
     assert owned_policies(after) == owned_policies(before), (before.policy, after.policy)
-    assert in_bypass and out_bypass, after.policy
-    assert client_bypass == [], "default bypass must not let node2 out to port 22 elsewhere: %s" % client_bypass
+    assert bypass.server_in and bypass.server_out, after.policy
+    assert bypass.client_out == bypass.client_in == [], (
+        "the default bypass must not let node2 reach port 22 elsewhere, nor take in what comes from port 22: %s"
+        % (bypass.client_out + bypass.client_in,))
     # ... and the management bypass reaches it in plaintext.
     assert ssh.get("connected") and ssh.get("answer"), ssh
     assert served["received"].get("tcp/22", 0) + len(served["busy"]) >= 1, served
@@ -388,8 +382,9 @@ def test_two_members_rebooted_at_once(mesh, lab_exec, lab_reboot, lab_boot_id, u
 def test_spoofed_bypass_traffic_is_dropped(mesh, lab_exec, lab_capture):
     addresses = mesh["addresses"]
     node1, node2, node3 = (addresses[node] for node in NODES)
-    in_bypass, out_bypass, client_bypass = server_bypass(dump(lab_exec, "node2").owned_policies())
-    assert in_bypass and out_bypass and not client_bypass, "not the default bypass on node2"
+    bypass = port_bypasses(dump(lab_exec, "node2").owned_policies())
+    assert bypass.server_in and bypass.server_out and not (bypass.client_out or bypass.client_in), \
+        "not the default bypass on node2"
     attacks = {
         "udp to port 22 from node1": dict(src=node1, proto="udp", sport=40022, dport=22),
         "udp to the service from node1": dict(src=node1, proto="udp", sport=40022, dport=SERVICE_PORT),
@@ -456,14 +451,12 @@ def _verdicts(status):
 
 
 def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
-    from prometheus_client.parser import text_string_to_metric_families  # pylint: disable=import-outside-toplevel
     ansible, work, addresses = mesh["ansible"], mesh["work"], mesh["addresses"]
     healthy, healthy_json = _status(ansible, work, "status-healthy")
     pair_ok = {}
     for node in NODES:
-        families = {family.name: family for family in
-                    text_string_to_metric_families(lab_exec(node, "cat", STATUS_TEXTFILE).stdout)}
-        pair_ok[node] = sorted(sample.value for sample in families["netsec_ipsec_pair_ok"].samples)
+        samples = textfile_samples(lab_exec(node, "cat", STATUS_TEXTFILE).stdout)
+        pair_ok[node] = sorted(value for _labels, value in samples["netsec_ipsec_pair_ok"])
 
     # node2 loses its IN SA from node1 (an IN SA, not an OUT one: a re-added OUT SA restarts
     # its sequence numbers under the same SPI and key, and the peer's IN SA, which keeps its
