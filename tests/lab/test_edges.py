@@ -24,8 +24,11 @@ no keys file, no boot unit) and leaves them so.
      none), while a plaintext TCP connection to node2's port 22 is served.
   6. status.yml: rc 0 and every pair ok on the converged mesh (JSON on the controller, textfile
      on the nodes parsed by prometheus_client); a deleted SA makes it exit non-zero naming the
-     pair, ipsec_status_fail_on_problems=false reports it with rc 0; mesh.yml repairs it (7 then
-     finds a converged mesh).
+     pair, ipsec_status_fail_on_problems=false reports it with rc 0; mesh.yml repairs it.
+     6b. node3's OUT SA to node1 deleted after 300 pings and re-added by mesh.yml: node1 drops
+     node3's packets as replays (XfrmInStateSeqError), status.yml exits non-zero with the pair
+     "sequence restarted"; the repair its reason gives (delete node1's IN SA, mesh.yml) makes
+     the pings pass and status.yml ok (7 then finds a converged mesh).
   7. The node lock: two mesh.yml at once both succeed and leave a converged mesh; mesh.yml
      started during rotate.yml (key 1 -> 2) under pings and UDP: 0 plaintext, nothing lost,
      and what the mesh run did is reported.
@@ -50,7 +53,7 @@ import pytest
 
 from harness import (
     PYTHON, Ansible, WindowCapture, assert_esp_everywhere, comparable, dump, dumps, ping_all, port_bypasses, report,
-    textfile_samples, wire_spi, xfrm_stat, key_line, udp_stats,
+    stat_increase, textfile_samples, wire_spi, xfrm_stat, key_line, udp_stats,
 )
 from traffic import Pings, Traffic
 
@@ -486,6 +489,55 @@ def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
     assert reported.returncode == 0, reported.explain()
     assert reported_json["problems"] == broken_json["problems"], reported_json["problems"]
     assert repair.returncode == 0 and changed_per_host(repair)["node2"] > 0, repair.recap()
+
+
+def _pings(lab_exec, node, address, count):
+    """How many of ``count`` quick pings from ``node`` to ``address`` were answered."""
+    out = lab_exec(node, "ping", "-c", str(count), "-i", "0.01", "-W", "1", "-q", address, check=False).stdout
+    match = re.search(r"(\d+) received", out)
+    return int(match.group(1)) if match else 0
+
+
+def test_a_re_added_out_sa_is_named_by_status_and_its_repair_works(mesh, lab_exec):
+    """The peer's IN SA keeps its replay window when the sender's OUT SA is deleted and the
+    mesh re-adds it under the same SPI and key: the peer drops everything as replays. status.yml
+    names the pair; the repair its reason gives (delete the peer's IN SA, run mesh.yml) works."""
+    ansible, work, addresses = mesh["ansible"], mesh["work"], mesh["addresses"]
+    sender, receiver = addresses["node3"], addresses["node1"]
+    spi = "0x%08x" % wire_spi(1, sender)
+    assert _pings(lab_exec, "node3", receiver, 300) == 300
+    lab_exec("node3", "ip", "xfrm", "state", "delete", "src", sender, "dst", receiver, "proto", "esp", "spi", spi)
+    readd = ansible.playbook("playbooks/mesh.yml", extra_vars=KEY)
+    before = xfrm_stat(lab_exec, ["node1"])
+    answered_after_readd = _pings(lab_exec, "node3", receiver, 20)
+    replay_drops = stat_increase(before, xfrm_stat(lab_exec, ["node1"])).get("node1", {}).get("XfrmInStateSeqError", 0)
+    flagged, flagged_json = _status(ansible, work, "status-sequence-restarted")
+    problem = [line for line in (flagged_json or {}).get("problems", []) if line.startswith("node3 -> node1 ")]
+    command = re.search(r"ip xfrm state delete (src \S+ dst \S+ proto esp spi 0x[0-9a-f]{8})", problem[0]) \
+        if problem else None
+    if command:
+        lab_exec("node1", "ip", "xfrm", "state", "delete", *command.group(1).split())
+    repair = ansible.playbook("playbooks/mesh.yml", extra_vars=KEY)
+    answered_after_repair = _pings(lab_exec, "node3", receiver, 20)
+    healthy, healthy_json = _status(ansible, work, "status-after-renewal")
+    report("edges 6b: a re-added OUT SA", {
+        "deleted": "node3 OUT SA to node1 spi %s" % spi, "readd_changed": changed_per_host(readd),
+        "answered_after_readd": answered_after_readd, "node1_XfrmInStateSeqError": replay_drops,
+        "status_rc": flagged.returncode, "problems": flagged_json and flagged_json["problems"],
+        "repair_changed": changed_per_host(repair), "answered_after_repair": answered_after_repair,
+        "status_after_rc": healthy.returncode})
+    assert readd.returncode == 0 and changed_per_host(readd)["node3"] > 0, readd.recap()
+    # What the mesh run alone leaves: every ping dropped on node1 as a replay.
+    assert answered_after_readd == 0 and replay_drops >= 20, (answered_after_readd, replay_drops)
+    assert flagged.returncode != 0, "status.yml exited 0 while node1 drops node3's packets as replays"
+    assert _verdicts(flagged_json)["node3->node1"] == "sequence restarted", flagged_json["summary"]
+    assert len(flagged_json["problems"]) == 1 and command, flagged_json["problems"]
+    assert command.group(1) == "src %s dst %s proto esp spi %s" % (sender, receiver, spi), problem
+    repaired = changed_per_host(repair)
+    assert repair.returncode == 0 and repaired["node1"] > 0 and repaired["node2"] == repaired["node3"] == 0, \
+        repair.recap()
+    assert answered_after_repair == 20
+    assert healthy.returncode == 0 and set(_verdicts(healthy_json).values()) == {"ok"}, healthy_json["summary"]
 
 
 # --------------------------------------------------------------------------- 7. node lock
