@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status import (
     VERDICT_KEY_MISMATCH,
     VERDICT_MISSING_SA,
@@ -112,16 +114,21 @@ def test_problems_name_every_pair_that_is_not_ok_and_why():
     assert problems(mesh_status(converged(), ADDRESSES)) == []
 
 
-def _sequences(nodes, sent, seen, replay_errors):
+def _sequences(nodes, sent, seen, replay_errors, integrity_errors=0):
     """node1's OUT SA has sent up to ``sent``; node2's IN SA from node1 has accepted up to
-    ``seen`` and dropped ``replay_errors`` packets as replays."""
+    ``seen`` and dropped ``replay_errors`` packets as replays, ``integrity_errors`` others."""
     nodes["node1"]["sas"][0].update(sequence_sent=sent, sequence_seen=0)
-    nodes["node2"]["sas"][1].update(sequence_sent=0, sequence_seen=seen, replay_errors=replay_errors)
+    nodes["node2"]["sas"][1].update(sequence_sent=0, sequence_seen=seen, replay_errors=replay_errors,
+                                    integrity_errors=integrity_errors)
     return nodes
 
 
-def test_an_out_sa_re_added_under_the_peers_replay_window_is_named():
-    nodes = _sequences(converged(), sent=12, seen=48213, replay_errors=12)
+@pytest.mark.parametrize("replay_errors, integrity_errors", [(12, 0), (0, 12), (5, 7)])
+def test_an_out_sa_re_added_under_the_peers_window_is_named(replay_errors, integrity_errors):
+    # Within the window the restarted numbers are replays; below it (ESN) the receiver takes
+    # them for the next cycle and their integrity check fails.
+    nodes = _sequences(converged(), sent=12, seen=48213, replay_errors=replay_errors,
+                       integrity_errors=integrity_errors)
     report = mesh_status(nodes, ADDRESSES)
     assert verdicts(nodes) == {"node1": [VERDICT_SEQUENCE_RESTARTED], "node2": [VERDICT_OK]}
     (line,) = problems(report)
@@ -133,7 +140,8 @@ def test_an_out_sa_re_added_under_the_peers_replay_window_is_named():
 def test_a_receiver_ahead_of_the_senders_read_without_replay_drops_is_ok():
     # Read one after the other under traffic: node2 accepted what node1 sent after it was read.
     assert verdicts(_sequences(converged(), sent=1000, seen=1040, replay_errors=0))["node1"] == [VERDICT_OK]
-    # Replay drops alone (reordering, a replayed packet) with the sender ahead: ok.
-    assert verdicts(_sequences(converged(), sent=5000, seen=4990, replay_errors=3))["node1"] == [VERDICT_OK]
+    # Drops alone (reordering, a replayed or forged packet) with the sender ahead: ok.
+    assert verdicts(_sequences(converged(), sent=5000, seen=4990, replay_errors=3,
+                               integrity_errors=2))["node1"] == [VERDICT_OK]
     # Counters of an xfrm_info without the sequence fields (an older collection on the node): ok.
     assert verdicts(converged())["node1"] == [VERDICT_OK]
