@@ -534,7 +534,7 @@ def test_a_re_added_out_sa_is_named_by_status_and_its_repair_works(mesh, lab_exe
     assert readd.returncode == 0 and changed_per_host(readd)["node3"] > 0, readd.recap()
     # What the mesh run alone leaves: every ping dropped on node1.
     assert answered_after_readd == 0 and drops >= 20, (answered_after_readd, increase)
-    assert flagged.returncode != 0, "status.yml exited 0 while node1 drops node3's packets as replays"
+    assert flagged.returncode != 0, "status.yml exited 0 while node1 drops node3's packets"
     assert _verdicts(flagged_json)["node3->node1"] == "sequence restarted", flagged_json["summary"]
     assert len(flagged_json["problems"]) == 1 and command, flagged_json["problems"]
     assert command.group(1) == "src %s dst %s proto esp spi %s" % (sender, receiver, spi), problem
