@@ -218,6 +218,18 @@ sas:
       description: Packets that failed the integrity check.
       type: int
       sample: 0
+    sequence_sent:
+      description:
+        - The highest ESP sequence number the SA has sent (0 for an SA that only receives).
+        - An SA re-added under the same SPI and key starts again from 1.
+      type: int
+      sample: 1042
+    sequence_seen:
+      description:
+        - The highest ESP sequence number the SA has accepted (the top of its replay window; 0
+          for an SA that only sends).
+      type: int
+      sample: 977
     line:
       description: The SA as an C(ip xfrm)-like line, key as fingerprint.
       type: str

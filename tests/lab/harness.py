@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import yaml
 
@@ -592,6 +592,40 @@ class Dump:
 
     def without_counters(self) -> "Dump":
         return replace(self, state=strip_counters(self.state))
+
+
+class PortBypasses(NamedTuple):
+    """The template-less TCP policies of one port, by side and direction (policy blocks as printed)."""
+
+    server_in: List[str]        # dir in, dport PORT: connections to this node's server
+    server_out: List[str]       # dir out, sport PORT: its replies
+    client_out: List[str]       # dir out, dport PORT: this node's connections to a server elsewhere
+    client_in: List[str]        # dir in, sport PORT: the replies to those
+
+    def count(self) -> int:
+        return sum(len(policies) for policies in self)
+
+
+def port_bypasses(policies: Iterable[str], port: int = 22) -> PortBypasses:
+    """The bypass policies of TCP ``port`` among printed policy blocks (``Dump.policies`` or
+    ``Dump.owned_policies()``)."""
+    def matching(direction: str, port_word: str) -> List[str]:
+        return [p for p in policies if "dir %s " % direction in p + " " and "proto tcp" in p
+                and "%s %d " % (port_word, port) in p + " " and "tmpl" not in p]
+    policies = list(policies)
+    return PortBypasses(matching("in", "dport"), matching("out", "sport"), matching("out", "dport"),
+                        matching("in", "sport"))
+
+
+def textfile_samples(text: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
+    """A Prometheus textfile parsed by prometheus_client (a real parser of the format):
+    sample name -> [(labels, value)]."""
+    from prometheus_client.parser import text_string_to_metric_families  # pylint: disable=import-outside-toplevel
+    samples: Dict[str, List[Tuple[Dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
 
 
 def dump(lab_exec, node: str) -> Dump:

@@ -24,8 +24,11 @@ no keys file, no boot unit) and leaves them so.
      none), while a plaintext TCP connection to node2's port 22 is served.
   6. status.yml: rc 0 and every pair ok on the converged mesh (JSON on the controller, textfile
      on the nodes parsed by prometheus_client); a deleted SA makes it exit non-zero naming the
-     pair, ipsec_status_fail_on_problems=false reports it with rc 0; mesh.yml repairs it (7 then
-     finds a converged mesh).
+     pair, ipsec_status_fail_on_problems=false reports it with rc 0; mesh.yml repairs it.
+     6b. node3's OUT SA to node1 deleted after 1100 pings and re-added by mesh.yml: node1 drops
+     node3's packets (XfrmInStateProtoError), status.yml exits non-zero with the pair
+     "sequence restarted"; the repair its reason gives (delete node1's IN SA, mesh.yml) makes
+     the pings pass and status.yml ok (7 then finds a converged mesh).
   7. The node lock: two mesh.yml at once both succeed and leave a converged mesh; mesh.yml
      started during rotate.yml (key 1 -> 2) under pings and UDP: 0 plaintext, nothing lost,
      and what the mesh run did is reported.
@@ -49,8 +52,8 @@ from pathlib import Path
 import pytest
 
 from harness import (
-    PYTHON, Ansible, WindowCapture, assert_esp_everywhere, comparable, dump, dumps, ping_all, report, wire_spi,
-    xfrm_stat, key_line, udp_stats,
+    PYTHON, Ansible, WindowCapture, assert_esp_everywhere, comparable, dump, dumps, ping_all, port_bypasses, report,
+    stat_increase, textfile_samples, wire_spi, xfrm_stat, key_line, udp_stats,
 )
 from traffic import Pings, Traffic
 
@@ -212,14 +215,6 @@ def owned_policies(node_dump):
     return sorted(re.sub(r" index \d+", "", block) for block in node_dump.owned_policies())
 
 
-def server_bypass(policies):
-    """(IN policies for tcp dport 22, OUT policies for tcp sport 22, OUT policies for tcp dport 22)."""
-    def matching(direction, port_word):
-        return [p for p in policies if "dir %s " % direction in p + " " and "proto tcp" in p and port_word in p
-                and "tmpl" not in p]
-    return matching("in", "dport 22 "), matching("out", "sport 22 "), matching("out", "dport 22 ")
-
-
 def flows(addresses):
     """Each pair of member addresses once (assert_esp_everywhere checks both directions)."""
     return [(addresses[a], addresses[b]) for i, a in enumerate(NODES) for b in NODES[i + 1:]]
@@ -276,7 +271,7 @@ def test_reboot_fails_closed_under_traffic(mesh, lab_exec, lab_reboot, lab_boot_
     after = dump(lab_exec, "node2")
     boot_after = lab_boot_id("node2")
     mesh["node2_after_reboot"] = after
-    in_bypass, out_bypass, client_bypass = server_bypass(after.owned_policies())
+    bypass = port_bypasses(after.owned_policies())
     listener = Listener("node2", ["tcp/22"])
     try:
         ssh = bypass_connect(lab_exec, "node1", addresses["node2"])
@@ -291,8 +286,8 @@ def test_reboot_fails_closed_under_traffic(mesh, lab_exec, lab_reboot, lab_boot_
         "pairs": wire_figures(figures), "node2_incarnations": [i["ended"] for i in window.traffic.ended["node2"]],
         "node2_owned_policies_before": len(before.owned_policies()),
         "node2_owned_policies_after": len(after.owned_policies()), "node2_owned_sas_after": len(after.owned_states()),
-        "bypass_in_dport22": len(in_bypass), "bypass_out_sport22": len(out_bypass),
-        "bypass_out_dport22": len(client_bypass), "ssh_port_after_reboot": ssh, "served": served,
+        "bypass_in_dport22": len(bypass.server_in), "bypass_out_sport22": len(bypass.server_out),
+        "bypass_out_dport22": len(bypass.client_out), "bypass_in_sport22": len(bypass.client_in), "ssh_port_after_reboot": ssh, "served": served,
         "xfrm_stat_increase": window.xfrm_stat_increase})
     assert boot_after != boot_before
     assert "node2 %s ok" % RESTORE_UNIT in rebooted.stdout, (rebooted.stdout, rebooted.stderr, unit)
@@ -308,8 +303,10 @@ def test_reboot_fails_closed_under_traffic(mesh, lab_exec, lab_reboot, lab_boot_
     # The boot unit put back every owned policy (bypass included), and no SA.
     assert after.owned_states() == [], after.state
     assert owned_policies(after) == owned_policies(before), (before.policy, after.policy)
-    assert in_bypass and out_bypass, after.policy
-    assert client_bypass == [], "default bypass must not let node2 out to port 22 elsewhere: %s" % client_bypass
+    assert bypass.server_in and bypass.server_out, after.policy
+    assert bypass.client_out == bypass.client_in == [], (
+        "the default bypass must not let node2 reach port 22 elsewhere, nor take in what comes from port 22: %s"
+        % (bypass.client_out + bypass.client_in,))
     # ... and the management bypass reaches it in plaintext.
     assert ssh.get("connected") and ssh.get("answer"), ssh
     assert served["received"].get("tcp/22", 0) + len(served["busy"]) >= 1, served
@@ -388,8 +385,9 @@ def test_two_members_rebooted_at_once(mesh, lab_exec, lab_reboot, lab_boot_id, u
 def test_spoofed_bypass_traffic_is_dropped(mesh, lab_exec, lab_capture):
     addresses = mesh["addresses"]
     node1, node2, node3 = (addresses[node] for node in NODES)
-    in_bypass, out_bypass, client_bypass = server_bypass(dump(lab_exec, "node2").owned_policies())
-    assert in_bypass and out_bypass and not client_bypass, "not the default bypass on node2"
+    bypass = port_bypasses(dump(lab_exec, "node2").owned_policies())
+    assert bypass.server_in and bypass.server_out and not (bypass.client_out or bypass.client_in), \
+        "not the default bypass on node2"
     attacks = {
         "udp to port 22 from node1": dict(src=node1, proto="udp", sport=40022, dport=22),
         "udp to the service from node1": dict(src=node1, proto="udp", sport=40022, dport=SERVICE_PORT),
@@ -456,14 +454,12 @@ def _verdicts(status):
 
 
 def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
-    from prometheus_client.parser import text_string_to_metric_families  # pylint: disable=import-outside-toplevel
     ansible, work, addresses = mesh["ansible"], mesh["work"], mesh["addresses"]
     healthy, healthy_json = _status(ansible, work, "status-healthy")
     pair_ok = {}
     for node in NODES:
-        families = {family.name: family for family in
-                    text_string_to_metric_families(lab_exec(node, "cat", STATUS_TEXTFILE).stdout)}
-        pair_ok[node] = sorted(sample.value for sample in families["netsec_ipsec_pair_ok"].samples)
+        samples = textfile_samples(lab_exec(node, "cat", STATUS_TEXTFILE).stdout)
+        pair_ok[node] = sorted(value for _labels, value in samples["netsec_ipsec_pair_ok"])
 
     # node2 loses its IN SA from node1 (an IN SA, not an OUT one: a re-added OUT SA restarts
     # its sequence numbers under the same SPI and key, and the peer's IN SA, which keeps its
@@ -493,6 +489,60 @@ def test_status_reports_and_fails_on_a_broken_pair(mesh, lab_exec):
     assert reported.returncode == 0, reported.explain()
     assert reported_json["problems"] == broken_json["problems"], reported_json["problems"]
     assert repair.returncode == 0 and changed_per_host(repair)["node2"] > 0, repair.recap()
+
+
+def _pings(lab_exec, node, address, count):
+    """How many of ``count`` quick pings from ``node`` to ``address`` were answered."""
+    out = lab_exec(node, "ping", "-c", str(count), "-i", "0.005", "-W", "2", "-q", address, check=False).stdout
+    match = re.search(r"(\d+) received", out)
+    return int(match.group(1)) if match else 0
+
+
+def test_a_re_added_out_sa_is_named_by_status_and_its_repair_works(mesh, lab_exec):
+    """The peer's IN SA keeps its replay window when the sender's OUT SA is deleted and the
+    mesh re-adds it under the same SPI and key: the peer drops everything. status.yml
+    names the pair; the repair its reason gives (delete the peer's IN SA, run mesh.yml) works."""
+    ansible, work, addresses = mesh["ansible"], mesh["work"], mesh["addresses"]
+    sender, receiver = addresses["node3"], addresses["node1"]
+    spi = "0x%08x" % wire_spi(1, sender)
+    # Over a replay window (1024) of packets on node3's OUT SA: node1's IN SA then refuses
+    # sequence numbers 1 to 20 below its window, whatever it received before.
+    assert _pings(lab_exec, "node3", receiver, 1100) >= 1050
+    lab_exec("node3", "ip", "xfrm", "state", "delete", "src", sender, "dst", receiver, "proto", "esp", "spi", spi)
+    readd = ansible.playbook("playbooks/mesh.yml", extra_vars=KEY)
+    before = xfrm_stat(lab_exec, ["node1"])
+    answered_after_readd = _pings(lab_exec, "node3", receiver, 20)
+    # Below node1's window, extended sequence numbers make node1 take 1-20 for the next 2^32
+    # cycle: the assumed high bits fail the integrity check (within it they would be replays).
+    increase = stat_increase(before, xfrm_stat(lab_exec, ["node1"])).get("node1", {})
+    drops = increase.get("XfrmInStateProtoError", 0) + increase.get("XfrmInStateSeqError", 0)
+    flagged, flagged_json = _status(ansible, work, "status-sequence-restarted")
+    problem = [line for line in (flagged_json or {}).get("problems", []) if line.startswith("node3 -> node1 ")]
+    command = re.search(r"ip xfrm state delete (src \S+ dst \S+ proto esp spi 0x[0-9a-f]{8})", problem[0]) \
+        if problem else None
+    if command:
+        lab_exec("node1", "ip", "xfrm", "state", "delete", *command.group(1).split())
+    repair = ansible.playbook("playbooks/mesh.yml", extra_vars=KEY)
+    answered_after_repair = _pings(lab_exec, "node3", receiver, 20)
+    healthy, healthy_json = _status(ansible, work, "status-after-renewal")
+    report("edges 6b: a re-added OUT SA", {
+        "deleted": "node3 OUT SA to node1 spi %s" % spi, "readd_changed": changed_per_host(readd),
+        "answered_after_readd": answered_after_readd, "node1_xfrm_stat_increase": increase,
+        "status_rc": flagged.returncode, "problems": flagged_json and flagged_json["problems"],
+        "repair_changed": changed_per_host(repair), "answered_after_repair": answered_after_repair,
+        "status_after_rc": healthy.returncode})
+    assert readd.returncode == 0 and changed_per_host(readd)["node3"] > 0, readd.recap()
+    # What the mesh run alone leaves: every ping dropped on node1.
+    assert answered_after_readd == 0 and drops >= 20, (answered_after_readd, increase)
+    assert flagged.returncode != 0, "status.yml exited 0 while node1 drops node3's packets"
+    assert _verdicts(flagged_json)["node3->node1"] == "sequence restarted", flagged_json["summary"]
+    assert len(flagged_json["problems"]) == 1 and command, flagged_json["problems"]
+    assert command.group(1) == "src %s dst %s proto esp spi %s" % (sender, receiver, spi), problem
+    repaired = changed_per_host(repair)
+    assert repair.returncode == 0 and repaired["node1"] > 0 and repaired["node2"] == repaired["node3"] == 0, \
+        repair.recap()
+    assert answered_after_repair == 20
+    assert healthy.returncode == 0 and set(_verdicts(healthy_json).values()) == {"ok"}, healthy_json["summary"]
 
 
 # --------------------------------------------------------------------------- 7. node lock

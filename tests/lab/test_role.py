@@ -21,7 +21,9 @@ from typing import Dict, List, Tuple
 import pytest
 import yaml
 
-from harness import KEYS_FILE, REPO, REQID, SA_HEAD, Ansible, Dump, Run, dump, entry_blocks, inventory_overlay, is_owned
+from harness import (
+    KEYS_FILE, REPO, REQID, SA_HEAD, Ansible, Dump, Run, dump, entry_blocks, inventory_overlay, is_owned, textfile_samples,
+)
 
 EXTRA_SUBNET = "10.99.1.0/24"       # node1 starts routing it in test_limit_changes_only_that_node
 LONG_HEX = re.compile(r"[0-9a-fA-F]{32,}")
@@ -279,13 +281,8 @@ PROM_FILE = "/tmp/netsec_ipsec.prom"      # on each node (its own /tmp)
 
 
 def _prometheus(lab_exec, node: str) -> Dict[str, List[Tuple[Dict[str, str], float]]]:
-    """The node's textfile, parsed by prometheus_client: sample name -> [(labels, value)]."""
-    from prometheus_client.parser import text_string_to_metric_families
-    samples: Dict[str, List[Tuple[Dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(lab_exec(node, "cat", PROM_FILE).stdout):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return samples
+    """The node's textfile, parsed: sample name -> [(labels, value)]."""
+    return textfile_samples(lab_exec(node, "cat", PROM_FILE).stdout)
 
 
 def test_status_reports_ok_then_the_breakage(converged, lab_exec, lab_nodes, lab_ansible, tmp_path):

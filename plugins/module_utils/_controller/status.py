@@ -15,6 +15,14 @@ For each ordered pair (A sends to B) and each address family both have, the verd
   no IN SA with that SPI from A (B drops);
 - ``key mismatch``: both SAs exist but their key fingerprints differ (B cannot decrypt:
   XfrmInStateProtoError);
+- ``sequence restarted``: B's IN SA has accepted a higher sequence number than A's OUT SA has
+  ever sent, and it has dropped packets: A's OUT SA was re-added (deleted by hand or by a
+  flush) under the same SPI and key and counts from 1 again, so B drops A's traffic until its
+  IN SA is renewed. Within B's replay window the old numbers are replays
+  (XfrmInStateSeqError); below it, extended sequence numbers make B take them for the next
+  2^32 cycle, whose high bits fail the integrity check (XfrmInStateProtoError). Both
+  conditions are needed: the nodes are read one after the other, so under traffic B may have
+  accepted packets A had not sent yet when A was read, but it then has no drops to show for it;
 - ``ok``.
 """
 
@@ -28,6 +36,7 @@ VERDICT_NO_POLICY = "plaintext policy missing"
 VERDICT_MISSING_SA = "missing SA"
 VERDICT_KEY_MISMATCH = "key mismatch"
 VERDICT_REBOOTED = "rebooted since keyed"
+VERDICT_SEQUENCE_RESTARTED = "sequence restarted"
 VERDICT_NO_DATA = "no data (node not read)"
 
 
@@ -65,6 +74,15 @@ def pair_verdict(sender_info: Mapping[str, Any], receiver_info: Optional[Mapping
     if sender_sa.get("fingerprint") != receiver_sa.get("fingerprint"):
         return VERDICT_KEY_MISMATCH, spi, "the SAs %s of %s and %s carry different keys: %s cannot decrypt" % (
             spi, sender, receiver, receiver)
+    sent, seen = sender_sa.get("sequence_sent"), receiver_sa.get("sequence_seen")
+    dropped = (receiver_sa.get("replay_errors") or 0) + (receiver_sa.get("integrity_errors") or 0)
+    if sent is not None and seen is not None and seen > sent and dropped > 0:
+        return VERDICT_SEQUENCE_RESTARTED, spi, (
+            "%s's OUT SA %s to %s has sent up to sequence number %d, but %s has accepted up to %d on it and "
+            "dropped %d packets (replays or failed integrity checks): the SA was re-added on %s and counts from 1 "
+            "again, so %s drops its traffic; renew the IN SA on %s (ip xfrm state delete src %s dst %s proto esp "
+            "spi %s, then run the mesh playbook)" % (sender, spi, receiver, sent, receiver, seen, dropped, sender,
+                                                     receiver, receiver, sender_address, receiver_address, spi))
     return VERDICT_OK, spi, ""
 
 

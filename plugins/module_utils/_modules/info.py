@@ -206,5 +206,7 @@ def _describe_state(state: XfrmState, counters: StateCounters, local_addresses: 
         bytes=counters.bytes,
         replay_errors=counters.replay,
         integrity_errors=counters.integrity_failed,
+        sequence_sent=counters.oseq,
+        sequence_seen=counters.seq,
         line=render(state),
     )

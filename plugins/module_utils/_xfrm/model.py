@@ -304,7 +304,10 @@ class XfrmState(NamedTuple):
         return (AF_INET6 if ":" in dst else AF_INET, dst, self.spi, self.proto, self.mark)
 
     def algorithms(self) -> Tuple[Algorithm, ...]:
-        return tuple(algorithm for algorithm in (self.aead, self.auth, self.crypt) if algorithm is not None)
+        aead = self.aead
+        if aead is not None and self.auth is None and self.crypt is None:
+            return (aead,)      # the common case, without building a filtered tuple
+        return tuple([algorithm for algorithm in (aead, self.auth, self.crypt) if algorithm is not None])
 
 
 class Template(NamedTuple):

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from ansible_collections.netsec.ipsec.plugins.module_utils._controller.status import (
     VERDICT_KEY_MISMATCH,
     VERDICT_MISSING_SA,
     VERDICT_NO_POLICY,
     VERDICT_OK,
     VERDICT_REBOOTED,
+    VERDICT_SEQUENCE_RESTARTED,
     mesh_status,
     problems,
     render_status,
@@ -109,3 +112,36 @@ def test_problems_name_every_pair_that_is_not_ok_and_why():
         "node1 -> node2 (10.77.0.1 -> 10.77.0.2): missing SA: node2 has no IN SA 0x3916badd from node1: it drops "
         "that traffic"]
     assert problems(mesh_status(converged(), ADDRESSES)) == []
+
+
+def _sequences(nodes, sent, seen, replay_errors, integrity_errors=0):
+    """node1's OUT SA has sent up to ``sent``; node2's IN SA from node1 has accepted up to
+    ``seen`` and dropped ``replay_errors`` packets as replays, ``integrity_errors`` others."""
+    nodes["node1"]["sas"][0].update(sequence_sent=sent, sequence_seen=0)
+    nodes["node2"]["sas"][1].update(sequence_sent=0, sequence_seen=seen, replay_errors=replay_errors,
+                                    integrity_errors=integrity_errors)
+    return nodes
+
+
+@pytest.mark.parametrize("replay_errors, integrity_errors", [(12, 0), (0, 12), (5, 7)])
+def test_an_out_sa_re_added_under_the_peers_window_is_named(replay_errors, integrity_errors):
+    # Within the window the restarted numbers are replays; below it (ESN) the receiver takes
+    # them for the next cycle and their integrity check fails.
+    nodes = _sequences(converged(), sent=12, seen=48213, replay_errors=replay_errors,
+                       integrity_errors=integrity_errors)
+    report = mesh_status(nodes, ADDRESSES)
+    assert verdicts(nodes) == {"node1": [VERDICT_SEQUENCE_RESTARTED], "node2": [VERDICT_OK]}
+    (line,) = problems(report)
+    assert line.startswith("node1 -> node2 (%s -> %s): sequence restarted: " % (A, B))
+    assert "up to sequence number 12" in line and "accepted up to 48213" in line and "dropped 12 packets" in line
+    assert "ip xfrm state delete src %s dst %s proto esp spi 0x%08x" % (A, B, SPI_AB) in line
+
+
+def test_a_receiver_ahead_of_the_senders_read_without_replay_drops_is_ok():
+    # Read one after the other under traffic: node2 accepted what node1 sent after it was read.
+    assert verdicts(_sequences(converged(), sent=1000, seen=1040, replay_errors=0))["node1"] == [VERDICT_OK]
+    # Drops alone (reordering, a replayed or forged packet) with the sender ahead: ok.
+    assert verdicts(_sequences(converged(), sent=5000, seen=4990, replay_errors=3,
+                               integrity_errors=2))["node1"] == [VERDICT_OK]
+    # Counters of an xfrm_info without the sequence fields (an older collection on the node): ok.
+    assert verdicts(converged())["node1"] == [VERDICT_OK]
