@@ -389,6 +389,24 @@ def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, l
         assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
 
 
+def test_a_play_in_batches_is_refused_and_changes_nothing(converged, keys, lab_exec, lab_nodes, lab_ansible, tmp_path):
+    """serial runs the three phases once per batch, while each phase vouches for every host of
+    the play: the role refuses such a play before any node is read, and nothing changes."""
+    before = {node: (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    batched = tmp_path / "mesh-in-batches.yml"
+    batched.write_text(yaml.safe_dump([{"name": "Mesh in batches of two", "hosts": "ipsec_mesh", "serial": 2,
+                                        "gather_facts": False, "become": True, "roles": ["netsec.ipsec.mesh"]}]))
+    run = lab_ansible.playbook(str(batched), args=("-e", "@%s" % keys["path"]), expect_rc=None)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and "this play runs them in batches (serial), 2 of %d now" % len(lab_nodes) in output, \
+        run.explain()
+    # The first batch failed as a whole, so Ansible ran no other batch; no node was read.
+    assert not run.statuses("Inspect each node"), run.explain()
+    assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
+    for node in lab_nodes:
+        assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+
+
 def test_role_documentation_renders():
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1")
     res = subprocess.run(["ansible-doc", "-t", "role", "netsec.ipsec.mesh"], capture_output=True, text=True,
