@@ -18,6 +18,7 @@ one key, then in this order:
 
   baseline  ``bench/controller_baseline.yml``: one trivial ``set_fact`` per host
   baseline2 the same play with that task twice
+  module    ``bench/controller_module_baseline.yml``: one trivial module run per host (ping)
   fresh     ``playbooks/mesh.yml`` on fresh nodes (keys, boot unit, the three phases)
   noop      ``playbooks/mesh.yml`` on converged nodes (must change nothing)
   baseline  again; the one-task figure is the mean of the two
@@ -28,7 +29,12 @@ strategy evaluates without a worker, and run-once tasks are the role's own cost)
 trivial: linear in K through the one-task and the two-task runs, ``one + (K - 1) * (two -
 one)``, so that the play's fixed cost (start-up, inventory) is counted once. The ratio of a
 run is its CPU over that (``*_cpu_vs_baseline``); its CPU over one trivial task per host is
-reported too (``*_cpu_vs_one_task``).
+reported too (``*_cpu_vs_one_task``). A module run costs the controller more than a
+``set_fact`` (templating its arguments, the AnsiballZ payload, the connection, the result):
+the module baseline of a run counts each of its module executions per host (M) as a trivial
+module run instead, ``trivial + M * (module - one)``, and the run's CPU over it is reported as
+``*_cpu_vs_module_baseline``: what the role costs beyond the Ansible work its tasks and module
+runs cannot avoid.
 
 Per run: wall time, controller CPU (user + system of ansible-playbook and all its children,
 ``getrusage(RUSAGE_CHILDREN)`` of this process around the run), the largest RSS, and from
@@ -65,6 +71,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MESH = os.path.join(ROOT, "playbooks", "mesh.yml")
 BASELINE = os.path.join(HERE, "controller_baseline.yml")
+MODULE_BASELINE = os.path.join(HERE, "controller_module_baseline.yml")
 sys.path.insert(0, os.path.join(HERE, "connection_plugins"))
 sys.path.insert(0, os.path.join(ROOT, "build", "collections"))
 
@@ -201,10 +208,12 @@ def bench_size(size: int, directory: str, log_dir: str, budget: float,
     if len(over) == len(projections):
         # Nothing of the role runs at this size: its baselines are projected too, rather than
         # spending the budget on the trivial plays alone (at 5000 members they take minutes).
-        first, two, second = (projected_baseline(key, size, measured) for key in ("first", "two", "second"))
+        first, two, module, second = (projected_baseline(key, size, measured)
+                                      for key in ("first", "two", "module", "second"))
     else:
         first = run_playbook("baseline", size, BASELINE, nodes, paths, directory, log_dir)
         two = run_playbook("baseline2", size, two_task_baseline(directory), nodes, paths, directory, log_dir)
+        module = run_playbook("module", size, MODULE_BASELINE, nodes, paths, directory, log_dir)
     runs: Dict[str, Dict[str, Any]] = {}
     for label in ("fresh", "noop"):
         projected = projections[label]
@@ -222,7 +231,9 @@ def bench_size(size: int, directory: str, log_dir: str, budget: float,
         raise SystemExit("the no-op run changed something at %d members" % size)
     unit = {"cpu": (first["cpu"] + second["cpu"]) / 2, "wall": (first["wall"] + second["wall"]) / 2}
     per_task = {key: max(0.0, two[key] - unit[key]) for key in ("cpu", "wall")}
+    module_extra = max(0.0, module["cpu"] - unit["cpu"])
     entry: Dict[str, Any] = {"members": size, "baseline": {"runs": [first, second], "two_tasks": two,
+                                                           "module": module, "module_cpu_extra": module_extra,
                                                            "cpu": unit["cpu"], "wall": unit["wall"],
                                                            "cpu_per_task": per_task["cpu"],
                                                            "wall_per_task": per_task["wall"]}}
@@ -235,6 +246,10 @@ def bench_size(size: int, directory: str, log_dir: str, budget: float,
         entry["%s_cpu_vs_baseline" % label] = run["cpu"] / floor["cpu"]
         entry["%s_wall_vs_baseline" % label] = run["wall"] / floor["wall"]
         entry["%s_cpu_vs_one_task" % label] = run["cpu"] / unit["cpu"]
+        module_floor = floor["cpu"] + run.get("executions_per_host", 0) * module_extra
+        entry["%s_module_baseline" % label] = {"executions_per_host": run.get("executions_per_host", 0),
+                                               "cpu": round(module_floor, 2)}
+        entry["%s_cpu_vs_module_baseline" % label] = run["cpu"] / module_floor
     return entry
 
 
@@ -279,12 +294,12 @@ def extrapolate(label: str, size: int, measured: Sequence[Dict[str, Any]]) -> Op
 
 
 def projected_baseline(which: str, size: int, measured: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """A baseline run (``first``, ``two`` or ``second``) at ``size`` members projected as in
+    """A baseline run (``first``, ``two``, ``module`` or ``second``) at ``size`` members projected as in
     ``extrapolate`` from the two largest sizes measured before, exponent between 1 and 2."""
     (small, large) = [entry["baseline"] for entry in measured][-2:]
     sizes = [entry["members"] for entry in measured][-2:]
     pick = {"first": lambda base: base["runs"][0], "two": lambda base: base["two_tasks"],
-            "second": lambda base: base["runs"][1]}[which]
+            "module": lambda base: base["module"], "second": lambda base: base["runs"][1]}[which]
     projected: Dict[str, Any] = {}
     exponents = {}
     for key in ("cpu", "wall"):

@@ -97,7 +97,8 @@ def main(directory):
 def controller_figures(controller):
     """The P5 figures of each size: per run (fresh and no-op, the worse of the two), the
     controller's CPU over the trivial baseline of the same number of tasks per host
-    (``..._vs_baseline_N``, see bench_controller.py) and over one trivial task per host
+    (``..._vs_baseline_N``, see bench_controller.py), over the same with each module execution
+    as a trivial module run (``..._vs_module_baseline_N``) and over one trivial task per host
     (``..._vs_one_task_N``), the module-argument bytes per host of the larger run, and how the
     endpoint's arguments add up over the phases of a fresh run (their sum over the largest
     phase's: 3 when each phase sends everything, near 1 when the later phases send only what
@@ -114,6 +115,9 @@ def controller_figures(controller):
                                                               entry["noop_cpu_vs_one_task"]),
             "p5_args_bytes_per_host_%d" % members: max(fresh["args_bytes_per_host"], noop["args_bytes_per_host"]),
         })
+        if "noop_cpu_vs_module_baseline" in entry:
+            figures["p5_controller_cpu_vs_module_baseline_%d" % members] = max(entry["fresh_cpu_vs_module_baseline"],
+                                                                               entry["noop_cpu_vs_module_baseline"])
         if phases:
             figures["p5_endpoint_args_phases_vs_one_%d" % members] = sum(phases.values()) / max(phases.values())
         if fresh.get("extrapolated") or noop.get("extrapolated"):
@@ -160,18 +164,22 @@ def print_table(results):
 def print_controller(controller):
     print("\ncontroller (forks %s, %s CPUs): CPU and wall in s; base = the trivial baseline of the same tasks per host"
           % (controller["forks"], controller["cpus"]))
-    print("%7s %-9s %9s %8s %6s %9s %9s %9s %12s %18s  %s" % (
-        "members", "run", "cpu", "wall", "tasks", "base cpu", "cpu/base", "cpu/1task", "args B/host",
+    print("%7s %-9s %9s %8s %6s %9s %9s %9s %9s %12s %18s  %s" % (
+        "members", "run", "cpu", "wall", "tasks", "base cpu", "cpu/base", "cpu/mbase", "cpu/1task", "args B/host",
         "endpoint B/phase", ""))
     for entry in controller["controller"]:
         base = entry["baseline"]
         print("%7d %-9s %9.1f %8.1f %6s" % (entry["members"], "baseline", base["cpu"], base["wall"], 1))
+        if "module" in base:
+            print("%7d %-9s %9.1f %8.1f %6s" % (entry["members"], "module", base["module"]["cpu"],
+                                                base["module"]["wall"], 1))
         for label in ("fresh", "noop"):
             run = entry[label]
             phases = run.get("endpoint_args_bytes_by_phase") or {}
-            print("%7d %-9s %9.1f %8.1f %6s %9.1f %9.2f %9.2f %12.0f %18s  %s" % (
+            print("%7d %-9s %9.1f %8.1f %6s %9.1f %9.2f %9s %9.2f %12.0f %18s  %s" % (
                 entry["members"], label, run["cpu"], run["wall"], run.get("tasks_per_host"),
                 entry["%s_baseline" % label]["cpu"], entry["%s_cpu_vs_baseline" % label],
+                fmt(entry.get("%s_cpu_vs_module_baseline" % label)),
                 entry["%s_cpu_vs_one_task" % label], run["args_bytes_per_host"],
                 "/".join("%.0f" % phases[phase] for phase in ("inbound", "outbound", "all") if phase in phases),
                 "extrapolated from %s" % run["extrapolated"]["from_members"] if run.get("extrapolated") else ""))
