@@ -263,6 +263,7 @@ def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, 
     # validation that ansible-core inserts for roles with meta/argument_specs.yml, and ours.
     always = ["netsec.ipsec.mesh : Validating arguments against arg spec 'main' - "
               "Mesh an inventory group with IPsec ESP by programming XFRM directly",
+              "netsec.ipsec.mesh : Refuse a play that runs the mesh in batches (serial)",
               "netsec.ipsec.mesh : Check the inventory contract of every host in the play, once"]
     keys_run = playbook(lab_ansible, "mesh.yml", "--tags", "keys", *common, overlays=[subnet_overlay])
     assert keys_run.returncode == 0, keys_run.explain()
