@@ -3,6 +3,7 @@
 #   make demo    boot the lab and show IPsec working (ESP on the wire)
 #   make test    unit tests, ansible-test sanity, ansible-lint, kernel and lab tests
 #   make bench   benchmarks in the lab (ratios against baselines run side by side)
+#   make bench-controller  the controller benchmark alone (250 / 1000 / 5000 simulated members, no lab)
 #
 # Everything lands under build/ (git-ignored): the virtualenv, the ansible_collections path
 # ansible-test needs, lab output, benchmark results.
@@ -31,7 +32,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 # Tools run from the venv find their siblings (ansible-config, ansible-playbook) on PATH.
 WITH_VENV := PATH="$(BIN):$$PATH"
 
-.PHONY: help deps venv collection unit netns sanity lint labtool lab test demo bench clean changelog-lint
+.PHONY: help deps venv collection unit netns sanity lint labtool lab test demo bench bench-controller clean changelog-lint
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -108,6 +109,11 @@ demo: deps venv
 
 bench: deps venv
 	cd $(ROOT) && $(WITH_VENV) BENCH_OUT=$(BUILD)/bench bench/run
+
+# The mesh role at 250 / 1000 / 5000 members with the nodes simulated where Ansible would
+# reach them (bench/bench_controller.py); part of make bench, and runnable alone: no lab.
+bench-controller: venv
+	cd $(ROOT) && $(WITH_VENV) BENCH_OUT=$(BUILD)/bench bench/run --controller-only
 
 clean:
 	rm -rf $(BUILD) tests/output

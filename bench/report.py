@@ -2,8 +2,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netsec.ipsec contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Merge the benchmark outputs (node.json, fleet-*.json, netlink.json in DIR) into
-DIR/results.json and print the table of ratios against the targets of issue 7."""
+"""Merge the benchmark outputs (node.json, fleet-*.json, netlink.json, controller.json in DIR)
+into DIR/results.json and print the table of ratios against the targets of issues 7 and 17."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ TARGETS = {
     "p3_fresh_vs_ping_round": ("<=", 8.0),
     "p3_noop_vs_ping_round": ("<=", 3.0),
     "p4_peak_rss_mb": ("<=", 100.0),
+    # Issue 17 (bench_controller.py): per run, the controller's CPU per task per host within
+    # twice a trivial task's, and the endpoint arguments not multiplied by the phases.
+    "p5_controller_cpu_vs_baseline_1000": ("<=", 2.0),
+    "p5_endpoint_args_phases_vs_one_1000": ("<=", 1.5),
 }
 
 
@@ -74,6 +78,10 @@ def main(directory):
             "naive_equals_mesh": entry.get("naive_equals_mesh"),
         } for entry in fleet]
         results["fleet_raw"] = fleet
+    controller_path = os.path.join(directory, "controller.json")
+    if os.path.exists(controller_path):
+        with open(controller_path) as stream:
+            results.update(controller_figures(json.load(stream)))
     netlink_path = os.path.join(directory, "netlink.json")
     if os.path.exists(netlink_path):
         with open(netlink_path) as stream:
@@ -84,6 +92,38 @@ def main(directory):
     print_table(results)
     print("wrote %s" % os.path.join(directory, "results.json"))
     return 0
+
+
+def controller_figures(controller):
+    """The P5 figures of each size: per run (fresh and no-op, the worse of the two), the
+    controller's CPU over the trivial baseline of the same number of tasks per host
+    (``..._vs_baseline_N``, see bench_controller.py), over the same with each module execution
+    as a trivial module run (``..._vs_module_baseline_N``) and over one trivial task per host
+    (``..._vs_one_task_N``), the module-argument bytes per host of the larger run, and how the
+    endpoint's arguments add up over the phases of a fresh run (their sum over the largest
+    phase's: 3 when each phase sends everything, near 1 when the later phases send only what
+    changed)."""
+    figures = {"controller": controller}
+    for entry in controller["controller"]:
+        members = entry["members"]
+        fresh, noop = entry["fresh"], entry["noop"]
+        phases = fresh.get("endpoint_args_bytes_by_phase") or {}
+        figures.update({
+            "p5_controller_cpu_vs_baseline_%d" % members: max(entry["fresh_cpu_vs_baseline"],
+                                                              entry["noop_cpu_vs_baseline"]),
+            "p5_controller_cpu_vs_one_task_%d" % members: max(entry["fresh_cpu_vs_one_task"],
+                                                              entry["noop_cpu_vs_one_task"]),
+            "p5_args_bytes_per_host_%d" % members: max(fresh["args_bytes_per_host"], noop["args_bytes_per_host"]),
+        })
+        if "noop_cpu_vs_module_baseline" in entry:
+            figures["p5_controller_cpu_vs_module_baseline_%d" % members] = max(entry["fresh_cpu_vs_module_baseline"],
+                                                                               entry["noop_cpu_vs_module_baseline"])
+        if phases:
+            figures["p5_endpoint_args_phases_vs_one_%d" % members] = sum(phases.values()) / max(phases.values())
+        if fresh.get("extrapolated") or noop.get("extrapolated"):
+            figures["p5_extrapolated_%d" % members] = [label for label, run in (("fresh", fresh), ("noop", noop))
+                                                       if run.get("extrapolated")]
+    return figures
 
 
 def fmt(value, digits=2):
@@ -106,6 +146,8 @@ def print_table(results):
             print("%7d %8d %9.3f %9.3f %9.3f %8.2f %8.2f" % (
                 entry["peers"], entry["objects"], entry["ours"], entry["noop"], entry["ip_batch"],
                 entry["ours"] / entry["ip_batch"], entry["noop"] / entry["ours"]))
+    if "controller" in results:
+        print_controller(results["controller"])
     if "fleet" in results:
         print("\n%5s %7s %8s %8s %7s %7s %11s %9s %9s %11s" % (
             "nodes", "ping s", "fresh s", "no-op s", "fresh/p", "noop/p", "tasks/host", "naive s", "naive/p",
@@ -117,6 +159,30 @@ def print_table(results):
                 "%s (%s ex)" % (entry["mesh_tasks_per_host"], entry["mesh_executions_per_host"]),
                 fmt(entry["naive_fresh"], 1), fmt(entry["naive_fresh_vs_ping_round"]),
                 entry["naive_executions_per_host"] if entry["naive_executions_per_host"] is not None else "-"))
+
+
+def print_controller(controller):
+    print("\ncontroller (forks %s, %s CPUs): CPU and wall in s; base = the trivial baseline of the same tasks per host"
+          % (controller["forks"], controller["cpus"]))
+    print("%7s %-9s %9s %8s %6s %9s %9s %9s %9s %12s %18s  %s" % (
+        "members", "run", "cpu", "wall", "tasks", "base cpu", "cpu/base", "cpu/mbase", "cpu/1task", "args B/host",
+        "endpoint B/phase", ""))
+    for entry in controller["controller"]:
+        base = entry["baseline"]
+        print("%7d %-9s %9.1f %8.1f %6s" % (entry["members"], "baseline", base["cpu"], base["wall"], 1))
+        if "module" in base:
+            print("%7d %-9s %9.1f %8.1f %6s" % (entry["members"], "module", base["module"]["cpu"],
+                                                base["module"]["wall"], 1))
+        for label in ("fresh", "noop"):
+            run = entry[label]
+            phases = run.get("endpoint_args_bytes_by_phase") or {}
+            print("%7d %-9s %9.1f %8.1f %6s %9.1f %9.2f %9s %9.2f %12.0f %18s  %s" % (
+                entry["members"], label, run["cpu"], run["wall"], run.get("tasks_per_host"),
+                entry["%s_baseline" % label]["cpu"], entry["%s_cpu_vs_baseline" % label],
+                fmt(entry.get("%s_cpu_vs_module_baseline" % label)),
+                entry["%s_cpu_vs_one_task" % label], run["args_bytes_per_host"],
+                "/".join("%.0f" % phases[phase] for phase in ("inbound", "outbound", "all") if phase in phases),
+                "extrapolated from %s" % run["extrapolated"]["from_members"] if run.get("extrapolated") else ""))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # Copyright: (c) 2026, netsec.ipsec contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark callback: per host, how many tasks ran and how many module executions they took
-(a loop item is one execution); per task, its wall time. Written as JSON to the file named
+(a loop item is one execution), how many were skipped, and the meta tasks apart (the strategy
+evaluates them without a worker); per task, its wall time. Written as JSON to the file named
 by ``BENCH_TALLY_OUT`` when the playbook ends. Enabled only by the benchmark
 (``ANSIBLE_CALLBACKS_ENABLED=bench_tally``)."""
 
@@ -23,6 +24,9 @@ requirements: []
 """
 
 
+META_ACTIONS = ("meta", "ansible.builtin.meta", "ansible.legacy.meta")
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "aggregate"
@@ -38,7 +42,8 @@ class CallbackModule(CallbackBase):
 
     def _host(self, result):
         name = result._host.get_name()  # pylint: disable=protected-access
-        return self.hosts.setdefault(name, {"tasks": 0, "executions": 0, "skipped": 0, "changed": 0, "failed": 0})
+        return self.hosts.setdefault(name, {"tasks": 0, "executions": 0, "skipped": 0, "meta": 0, "changed": 0,
+                                            "failed": 0})
 
     def _close_task(self):
         if self.current is not None:
@@ -55,6 +60,10 @@ class CallbackModule(CallbackBase):
 
     def _done(self, result, failed=False, skipped=False):
         host = self._host(result)
+        # A meta task is evaluated by the strategy, without a worker: counted apart.
+        if result._task.action in META_ACTIONS:  # pylint: disable=protected-access
+            host["meta"] += 1
+            return
         if skipped and not result._result.get("results"):  # pylint: disable=protected-access
             host["skipped"] += 1
             return

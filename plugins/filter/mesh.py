@@ -26,7 +26,9 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._controller.mesh impo
     keys_file_is_current,
     member_variables,
     mesh_peers,
+    peer_table,
     rebooted_member_problems,
+    untrusted_members,
 )
 
 
@@ -37,6 +39,17 @@ def _mesh_peers(members, hostvars, local_host, boot_ids, inbound_ready_hosts=(),
                           overrides, unmanaged_peers)
     except MeshInventoryError as error:
         raise AnsibleFilterError(str(error)) from None
+
+
+def _mesh_peer_table(members, hostvars, boot_ids, overrides=None, unmanaged_peers=None):
+    try:
+        return peer_table(members, hostvars, boot_ids, overrides, unmanaged_peers)
+    except MeshInventoryError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+def _mesh_untrusted(members, trusted):
+    return untrusted_members(members, trusted)
 
 
 def _mesh_boot_ids(play_hosts, hostvars, variable, outside_results=None):
@@ -95,6 +108,8 @@ class FilterModule:
     def filters(self):
         return {
             "mesh_peers": _mesh_peers,
+            "mesh_peer_table": _mesh_peer_table,
+            "mesh_untrusted": _mesh_untrusted,
             "mesh_boot_ids": _mesh_boot_ids,
             "mesh_current_keys": _mesh_current_keys,
             "mesh_members": _mesh_members,

@@ -85,6 +85,8 @@ options:
       - The peers of this node. A peer named like O(local.name) is this node and is left out;
         any other peer with one of this node's tunnel addresses is an error naming both, and
         so is a peer with no address family in common with this node.
+      - Mutually exclusive with O(peer_table), which gives the same peers without sending
+        them in every call.
     type: list
     elements: dict
     default: []
@@ -125,6 +127,60 @@ options:
         type: str
         choices: [enable, keep]
         default: enable
+  peer_table:
+    description:
+      - The peers as a table that the node keeps in O(state_dir) (file C(peer-table.json),
+        mode 0600; addresses, subnets and boot ids, nothing secret), so that the calls after
+        the first send only its fingerprint. This is how the mesh role sends the peers, once
+        per node when they change instead of in each rollout phase.
+      - The same table serves every node of a mesh; as with O(peers), the peer named like
+        O(local.name) is left out.
+      - In check mode the table is not written; a later call in check mode therefore finds the
+        table the node held before (RV(stored_peer_table) says which) and must be given the
+        text again.
+      - Mutually exclusive with O(peers).
+    type: dict
+    suboptions:
+      fingerprint:
+        description:
+          - C(sha256:) and the 64 hex digits of the SHA-256 of the table's text, as filter
+            P(netsec.ipsec.mesh_peer_table#filter) computes it.
+          - The call is refused, changing nothing, unless the table it uses (O(peer_table.peers),
+            or without it the one stored in O(state_dir)) has exactly this fingerprint; the
+            message names both.
+        type: str
+        required: true
+      peers:
+        description:
+          - The table's text, a JSON list of peers, each an object with the fields of a peer of
+            O(peers) (V(name) and V(addresses) required; V(subnets), V(boot_id),
+            V(inbound_level), V(outbound) optional), as filter
+            P(netsec.ipsec.mesh_peer_table#filter) renders it. An unknown field, a missing or
+            malformed one, or two peers of one name is an error naming the entry and the field.
+          - Stored in O(state_dir), where it replaces the table stored before, when the call
+            changes nothing else or anything else (not in check mode).
+          - Omit it to use the stored table of O(peer_table.fingerprint); there must be one.
+        type: str
+      keep_outbound:
+        description:
+          - Peers of the table whose OUT side is left as it is, as with C(outbound=keep) in
+            O(peers) (not known to accept ESP from this node yet), unless the table gives
+            their C(outbound). Every other peer of the table gets C(outbound=enable) unless the
+            table says otherwise.
+          - A name that is not in the table is an error.
+        type: list
+        elements: str
+        default: []
+      keep_inbound_level:
+        description:
+          - Peers of the table whose IN and FWD policies keep their level, as with
+            C(inbound_level=keep) in O(peers) (not known to send ESP yet), unless the table gives
+            their C(inbound_level). Every other peer of the table gets O(inbound_level) unless
+            the table says otherwise.
+          - A name that is not in the table is an error.
+        type: list
+        elements: str
+        default: []
   per_pair_keys:
     description:
       - Derive a distinct key per direction of each pair from the master key, both tunnel
@@ -255,7 +311,9 @@ options:
       - C(keying.json), the boot id this node's SAs were derived with and, per peer, the
         peer's boot id it keyed with; M(netsec.ipsec.xfrm_info) reports them, so the mesh can
         tell a member that rebooted since it was keyed.
-      - With O(state=absent) both files are removed. An empty value keeps no files.
+      - C(peer-table.json), the table of O(peer_table) when a call gives its text.
+      - With O(state=absent) the three files are removed. An empty value keeps no files (and
+        O(peer_table) must then give its text in every call).
     type: path
     default: /var/lib/netsec-ipsec
 notes:
@@ -289,6 +347,30 @@ EXAMPLES = r"""
       addresses: [10.77.0.1, "fd77::1"]
     peers: "{{ ipsec_peers }}"
     phase: inbound
+
+- name: First phase with a peer table (the text once; the filter renders it and its fingerprint)
+  netsec.ipsec.xfrm_endpoint:
+    local:
+      name: node1
+      addresses: [10.77.0.1]
+    peer_table:
+      fingerprint: "{{ ipsec_table.fingerprint }}"
+      peers: "{{ ipsec_table.peers }}"
+    phase: inbound
+  vars:
+    ipsec_table: "{{ ipsec_peers | netsec.ipsec.mesh_peer_table }}"
+
+- name: A later phase names the table the node stored; node3 is not known to accept ESP yet
+  netsec.ipsec.xfrm_endpoint:
+    local:
+      name: node1
+      addresses: [10.77.0.1]
+    peer_table:
+      fingerprint: "{{ ipsec_table.fingerprint }}"
+      keep_outbound: [node3]
+    phase: outbound
+  vars:
+    ipsec_table: "{{ ipsec_peers | netsec.ipsec.mesh_peer_table }}"
 
 - name: Remove everything this collection installed on the node
   netsec.ipsec.xfrm_endpoint:
@@ -351,20 +433,24 @@ policies:
       description: Owned policies that are not desired but stay as they are, in the cases RV(sas.kept) lists for SAs.
       type: int
 added:
-  description: Entries added, as C(ip xfrm)-like lines with keys replaced by fingerprints.
-  returned: always
+  description:
+    - Entries added, as C(ip xfrm)-like lines with keys replaced by fingerprints.
+    - Only with C(--diff) or C(-v) (any verbosity), like RV(updated) and RV(removed). A line per
+      SA and policy grows with the peers, and the controller reads and keeps every result;
+      without them RV(sas) and RV(policies) give the counts.
+  returned: with C(--diff) or C(-v)
   type: list
   elements: str
   sample: ["state 10.77.0.1 -> 10.77.0.2 esp spi 0x1a2b3c4d reqid 0x6e736563 tunnel aead rfc4106(gcm(aes)) key sha256:3f1c9a0b7e2d icv 128"]
 updated:
   description: Entries replaced in place, as lines in their new form.
-  returned: always
+  returned: with C(--diff) or C(-v)
   type: list
   elements: str
   sample: []
 removed:
   description: Entries removed, as lines.
-  returned: always
+  returned: with C(--diff) or C(-v)
   type: list
   elements: str
   sample: []
@@ -381,6 +467,14 @@ converged:
   returned: always
   type: bool
   sample: false
+stored_peer_table:
+  description:
+    - The fingerprint of the peer table that O(state_dir) holds after the call (in check mode,
+      the one it held before), V(null) when it holds none or the call failed. A later call
+      can name it in O(peer_table.fingerprint) without sending the table.
+  returned: always
+  type: str
+  sample: "sha256:8d2f1c0b9e7a6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c"
 state_files_changed:
   description:
     - Whether a file in O(state_dir) was written or removed (or would be, in check mode). The
@@ -423,6 +517,15 @@ def main() -> None:
                     outbound=dict(type="str", choices=["enable", "keep"], default="enable"),
                 ),
             ),
+            peer_table=dict(
+                type="dict",
+                options=dict(
+                    fingerprint=dict(type="str", required=True),
+                    peers=dict(type="str"),
+                    keep_outbound=dict(type="list", elements="str", default=[]),
+                    keep_inbound_level=dict(type="list", elements="str", default=[]),
+                ),
+            ),
             per_pair_keys=dict(type="bool", default=True),
             out_spi=dict(type="int"),
             outbound=dict(type="bool", default=True),
@@ -448,6 +551,7 @@ def main() -> None:
             state_dir=dict(type="path", default="/var/lib/netsec-ipsec"),
             lock_timeout=dict(type="float", default=DEFAULT_LOCK_TIMEOUT),
         ),
+        mutually_exclusive=[("peers", "peer_table")],
         supports_check_mode=True,
     )
     run_module(module)

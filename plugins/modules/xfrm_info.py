@@ -57,7 +57,8 @@ options:
     description:
       - The directory where M(netsec.ipsec.xfrm_endpoint) keeps its state files (its option
         O(netsec.ipsec.xfrm_endpoint#module:state_dir)). The keying record there gives
-        RV(keyed_boot_id) and, with O(entries=true), RV(keyed_peers).
+        RV(keyed_boot_id) and, with O(entries=true), RV(keyed_peers); the peer table there gives
+        RV(stored_peer_table).
     type: path
     default: /var/lib/netsec-ipsec
   boot_unit:
@@ -135,6 +136,15 @@ keyed_peers:
   returned: when O(entries=true)
   type: dict
   sample: {node2: 0b9e3c1d-5a6f-4e7d-8c9b-1a2b3c4d5e6f}
+stored_peer_table:
+  description:
+    - The fingerprint of the peer table that M(netsec.ipsec.xfrm_endpoint) stores in O(state_dir)
+      (O(netsec.ipsec.xfrm_endpoint#module:peer_table)), computed from the file's bytes; V(null)
+      when there is none. The mesh role sends the table's text only to a node whose stored
+      table is not the run's.
+  returned: always
+  type: str
+  sample: "sha256:8d2f1c0b9e7a6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c"
 boot_unit:
   description: The boot unit file of O(boot_unit), when it is given.
   returned: when O(boot_unit) is given

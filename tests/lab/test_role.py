@@ -174,10 +174,14 @@ def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab
     assert all(changed[node] > 0 for node in lab_nodes[1:]), changed
     diffs = run.diffs(FINAL_PHASE)
     print("delta:", json.dumps(diffs, indent=1))
-    # Each node's diff has two parts: its owned entries, then the boot restore file (its lines
-    # are ip commands, "xfrm policy ...") that follows them.
-    entries = {node: [line for line in lines if not line[1:].startswith("xfrm ")] for node, lines in diffs.items()}
+    # Each node's diff has three parts: its owned entries ("policy ..." / "state ..."), the
+    # boot restore file (ip commands, "xfrm policy ...") and the peer table the endpoint reads
+    # (peer-table.json, a JSON line per member).
+    entries = {node: [line for line in lines if line[1:].startswith(("policy ", "state "))]
+               for node, lines in diffs.items()}
     restore = {node: [line for line in lines if line[1:].startswith("xfrm ")] for node, lines in diffs.items()}
+    tables = {node: [line for line in lines if not line[1:].startswith(("policy ", "state ", "xfrm "))]
+              for node, lines in diffs.items()}
     # node1 (converged alone under --limit, when its peers could not vouch for each other)
     # only raises its new FWD policies from "use" to "required".
     assert all(re.search(r"^[+-]policy fwd ", line) for line in entries.get("node1", [])), entries.get("node1")
@@ -186,8 +190,13 @@ def test_check_diff_shows_exactly_the_delta(converged, keys, subnet_overlay, lab
         lines = entries[node]
         assert lines and all(line.startswith("+") and EXTRA_SUBNET in line for line in lines), lines
         assert len(lines) == 2 and {"out", "in"} == {re.search(r"^\+policy (\w+) ", line).group(1) for line in lines}, lines
-        # ...and so does the policy set they would restore at boot.
+        # ...and so does the policy set they would restore at boot...
         assert restore[node] and all(line.startswith("+") and EXTRA_SUBNET in line for line in restore[node]), restore[node]
+        # ...and the peer table they are given: node1's entry, now with the subnet.
+        added = [line for line in tables[node] if line.startswith("+")]
+        removed = [line for line in tables[node] if line.startswith("-")]
+        assert len(added) == len(removed) == 1 and '"name":"node1"' in added[0] and EXTRA_SUBNET in added[0] \
+            and EXTRA_SUBNET not in removed[0], tables[node]
     for node in lab_nodes:
         assert dump(lab_exec, node) == before[node], "check mode changed %s" % node
 
@@ -254,6 +263,7 @@ def test_tags_run_only_their_concern(converged, keys, subnet_overlay, lab_exec, 
     # validation that ansible-core inserts for roles with meta/argument_specs.yml, and ours.
     always = ["netsec.ipsec.mesh : Validating arguments against arg spec 'main' - "
               "Mesh an inventory group with IPsec ESP by programming XFRM directly",
+              "netsec.ipsec.mesh : Refuse a play that runs the mesh in batches (serial)",
               "netsec.ipsec.mesh : Check the inventory contract of every host in the play, once"]
     keys_run = playbook(lab_ansible, "mesh.yml", "--tags", "keys", *common, overlays=[subnet_overlay])
     assert keys_run.returncode == 0, keys_run.explain()
@@ -376,6 +386,24 @@ def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, l
     assert no_key.statuses(NO_KEY_TASK) == {node: ["fatal"] for node in lab_nodes}, no_key.explain()
     for bad in (run, no_key):
         assert all(counts["changed"] == 0 for counts in bad.recap().values()), bad.explain()
+    for node in lab_nodes:
+        assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+
+
+def test_a_play_in_batches_is_refused_and_changes_nothing(converged, keys, lab_exec, lab_nodes, lab_ansible, tmp_path):
+    """serial runs the three phases once per batch, while each phase vouches for every host of
+    the play: the role refuses such a play before any node is read, and nothing changes."""
+    before = {node: (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    batched = tmp_path / "mesh-in-batches.yml"
+    batched.write_text(yaml.safe_dump([{"name": "Mesh in batches of two", "hosts": "ipsec_mesh", "serial": 2,
+                                        "gather_facts": False, "become": True, "roles": ["netsec.ipsec.mesh"]}]))
+    run = lab_ansible.playbook(str(batched), args=("-e", "@%s" % keys["path"]), expect_rc=None)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0 and "this play runs them in batches (serial), 2 of %d now" % len(lab_nodes) in output, \
+        run.explain()
+    # The first batch failed as a whole, so Ansible ran no other batch; no node was read.
+    assert not run.statuses("Inspect each node"), run.explain()
+    assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
     for node in lab_nodes:
         assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
 

@@ -75,6 +75,18 @@ def test_check_mode_reports_the_delta_and_changes_nothing(netns_name: str, tmp_p
     assert_no_key_material(result)
 
 
+def test_the_lines_come_with_verbosity_or_diff_the_counts_always(netns_name: str, tmp_path: Path) -> None:
+    """The module run as Ansible runs it: without --diff and -v its result counts the entries
+    and lists none (issue 17); -v (verbosity 1) lists them."""
+    args = endpoint_args(tmp_path)
+    args["_ansible_diff"] = False
+    quiet = run_module(netns_name, tmp_path, _ansible_check_mode=True, **args)
+    verbose = run_module(netns_name, tmp_path, _ansible_check_mode=True, _ansible_verbosity=1, **args)
+    assert quiet["sas"] == verbose["sas"] and quiet["sas"]["added"] == 2 and quiet["policies"]["added"] == 4
+    assert not {"added", "updated", "removed", "diff"} & set(quiet)
+    assert len(verbose["added"]) == 6 and verbose["updated"] == verbose["removed"] == [] and "diff" not in verbose
+
+
 def test_a_node_locked_by_another_run_is_left_alone(netns_name: str, tmp_path: Path) -> None:
     """Another run holds the node lock (issue 16): after the bounded wait the task fails naming
     that process, and neither the kernel nor the state files changed."""

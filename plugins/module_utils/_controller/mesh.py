@@ -26,6 +26,9 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.model import KE
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import file_fingerprint
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import desired_keys
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.desired import tunnel_address_problem
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.peer_table import (
+    render_peer_table, table_fingerprint,
+)
 
 
 class MeshInventoryError(ValueError):
@@ -111,22 +114,55 @@ def mesh_peers(
     for member in members:
         if member == local_host:
             continue
-        variables = hostvars[member]
-        peer: Dict[str, Any] = {
-            "name": member,
-            "addresses": host_addresses(member, variables.get(ADDRESSES_VARIABLE)),
-            "inbound_level": LEVEL_REQUIRED if member in encrypting else LEVEL_KEEP,
-            "outbound": OUTBOUND_ENABLE if member in inbound_ready else OUTBOUND_KEEP,
-        }
-        subnets = host_subnets(member, variables.get(SUBNETS_VARIABLE))
-        if subnets:
-            peer["subnets"] = subnets
-        if boot_ids.get(member):
-            peer["boot_id"] = boot_ids[member]
-        peers.append(_with_override(peer, overrides.get(member), member))
+        trust = {"inbound_level": LEVEL_REQUIRED if member in encrypting else LEVEL_KEEP,
+                 "outbound": OUTBOUND_ENABLE if member in inbound_ready else OUTBOUND_KEEP}
+        peers.append(_member_peer(member, hostvars[member], boot_ids, overrides, trust))
     for position, unmanaged in enumerate(unmanaged_peers or ()):
         peers.append(_unmanaged_peer(unmanaged, position))
     return peers
+
+
+def peer_table(
+    members: Sequence[str],
+    hostvars: Mapping[str, Mapping[str, Any]],
+    boot_ids: Mapping[str, Optional[str]],
+    overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    unmanaged_peers: Optional[Sequence[Mapping[str, Any]]] = None,
+) -> Dict[str, Any]:
+    """The peer table of the mesh (``_planner.peer_table``), the same for every node: every
+    member as ``mesh_peers`` gives it, without the trust a run computes (the endpoint module
+    gets that with each call), and the unmanaged peers; ``peers`` is its text,
+    ``fingerprint`` names it. Built once per run on the controller: O(members)."""
+    overrides = overrides or {}
+    entries: List[Dict[str, Any]] = []
+    for member in members:
+        entries.append(_member_peer(member, hostvars[member], boot_ids, overrides))
+    for position, unmanaged in enumerate(unmanaged_peers or ()):
+        entries.append(_unmanaged_peer(unmanaged, position))
+    text = render_peer_table(entries)
+    return {"fingerprint": table_fingerprint(text), "peers": text}
+
+
+def untrusted_members(members: Sequence[str], trusted: Sequence[str]) -> List[str]:
+    """The members not in ``trusted``, in the members' order (the names a phase passes to the
+    endpoint module as ``keep_outbound`` or ``keep_inbound_level``)."""
+    vouched = set(trusted)
+    return [member for member in members if member not in vouched]
+
+
+def _member_peer(member: str, variables: Mapping[str, Any], boot_ids: Mapping[str, Optional[str]],
+                 overrides: Mapping[str, Mapping[str, Any]], trust: Optional[Mapping[str, str]] = None
+                 ) -> Dict[str, Any]:
+    """Inventory member ``member`` as a peer: its addresses, subnets and boot id from its host
+    variables, the ``trust`` fields a run gives it (none in the peer table), then its override."""
+    peer: Dict[str, Any] = {"name": member, "addresses": host_addresses(member, variables.get(ADDRESSES_VARIABLE))}
+    peer.update(trust or {})
+    subnets = host_subnets(member, variables.get(SUBNETS_VARIABLE))
+    if subnets:
+        peer["subnets"] = subnets
+    if boot_ids.get(member):
+        peer["boot_id"] = boot_ids[member]
+    return _with_override(peer, overrides.get(member), member)
 
 
 def _with_override(peer: Dict[str, Any], override: Optional[Mapping[str, Any]], name: str) -> Dict[str, Any]:

@@ -40,6 +40,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership im
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._files import FileError, remove_file, write_file
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import boot
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner import peer_table
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.reconcile import Plan, reconcile, rollback
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import (
     changed_lines, render_plan, secrets_of,
@@ -81,11 +82,33 @@ def local_node(params: Dict[str, Any], boot_id: str) -> LocalNode:
                      subnets=tuple(local.get("subnets") or ()), boot_id=boot_id)
 
 
-def peers_of(params: Dict[str, Any]) -> List[Peer]:
+def peers_of(params: Dict[str, Any], table: Optional[str] = None) -> List[Peer]:
+    """The call's peers: option ``peers``, or the peer table's (``table``, its text) with
+    the trust that ``peer_table`` gives."""
+    given = params["peers"]
+    if table is not None:
+        option = params["peer_table"]
+        given = peer_table.table_peers(peer_table.parse_peer_table(table), option.get("keep_outbound") or (),
+                                       option.get("keep_inbound_level") or ())
     return [Peer(name=peer["name"], addresses=tuple(peer["addresses"]),
                  subnets=tuple(peer.get("subnets") or ()), boot_id=peer.get("boot_id") or None,
                  inbound_level=peer.get("inbound_level"), outbound=peer.get("outbound") or "enable")
-            for peer in params["peers"]]
+            for peer in given]
+
+
+def peer_table_text(params: Dict[str, Any]) -> Optional[str]:
+    """The text of the peer table the call uses (``peer_table``: given, or stored in
+    ``state_dir`` under the fingerprint the call names); None when it gives ``peers``."""
+    option = params.get("peer_table")
+    if not option:
+        return None
+    state_dir = params.get("state_dir")
+    given = option.get("peers")
+    if given is None and not state_dir:
+        raise PlanError("peer_table gives no peers and state_dir is empty, so no table is stored: give peer_table.peers")
+    path = os.path.join(state_dir or "", peer_table.PEER_TABLE)
+    return peer_table.table_text(option.get("fingerprint"), given, None if given is not None else _read_text(path),
+                                 path)
 
 
 def plan_options(params: Dict[str, Any]) -> PlanOptions:
@@ -123,7 +146,8 @@ def _reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[s
         keys_file = load_keys_file(params["keys_file"])
         module.no_log_values.update(all_secrets(keys_file))
         keys = keys_file
-    local, peers = local_node(params, boot_id), peers_of(params)
+    table = peer_table_text(params)
+    local, peers = local_node(params, boot_id), peers_of(params, table)
     desired = build_desired(local, peers, keys, options)
     module.no_log_values.update(secrets_of(desired.states))
 
@@ -139,7 +163,7 @@ def _reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[s
             if not final_plan.changes:
                 # The node already holds the end state of the rollout: no phase changes it.
                 _warn_about_own_connection(module, final_desired.policies)
-                files = _keep_state_files(module, params, final_plan, final_desired, local, peers, options)
+                files = _keep_state_files(module, params, final_plan, final_desired, local, peers, options, table)
                 return _result(module, final_plan, boot_id, final_desired.frozen_peers, files, converged=True)
         plan = reconcile(desired, current_states, current_policies)
         for warning in plan.warnings:
@@ -148,44 +172,52 @@ def _reconcile_node(module: Any, params: Dict[str, Any], boot_id: str) -> Dict[s
         if plan.changes and not module.check_mode:
             _apply_or_roll_back(module, kernel, plan, boot_id, desired.frozen_peers, desired.reqid)
 
-    files = _keep_state_files(module, params, plan, desired, local, peers, options)
+    files = _keep_state_files(module, params, plan, desired, local, peers, options, table)
     return _result(module, plan, boot_id, desired.frozen_peers, files)
 
 
 class _StateFiles(NamedTuple):
-    """What ``_keep_state_files`` did: whether a file changed, and Ansible diffs of them."""
+    """What ``_keep_state_files`` did: whether a file changed, Ansible diffs of them, and the
+    fingerprint of the peer table the state directory holds afterwards (None: none)."""
 
     changed: bool
     diffs: List[Dict[str, str]]
+    stored_peer_table: Optional[str] = None
 
 
 def _keep_state_files(module: Any, params: Dict[str, Any], plan: Plan, desired: DesiredSet, local: LocalNode,
-                      peers: Sequence[Peer], options: PlanOptions) -> _StateFiles:
+                      peers: Sequence[Peer], options: PlanOptions, table: Optional[str] = None) -> _StateFiles:
     """Bring the node's state files (``_planner.boot``) in line with what it holds once
-    ``plan`` is applied: its owned policies for the boot unit, the boot ids it keyed with.
-    Without a ``state_dir`` there are none; with ``state: absent`` they are removed."""
+    ``plan`` is applied: its owned policies for the boot unit, the boot ids it keyed with,
+    and the peer table the call used (``table``, its text; ``_planner.peer_table``), which a
+    later call may name by its fingerprint. Without a ``state_dir`` there are none; with
+    ``state: absent`` they are removed. In check mode nothing is written: the stored table
+    is still the one the node held before, as a later call in check mode finds it."""
     state_dir = params.get("state_dir")
     if not state_dir:
         return _StateFiles(False, [])
     policies_path = os.path.join(state_dir, boot.BOOT_POLICIES)
     keying_path = os.path.join(state_dir, boot.KEYING)
+    table_path = os.path.join(state_dir, peer_table.PEER_TABLE)
     if options.state == STATE_ABSENT:
         changed = False
         diffs = []
-        for path in (policies_path, keying_path):
+        for path in (policies_path, keying_path, table_path):
             before = _read_text(path)
             if remove_file(module, path):
                 changed = True
                 diffs.append(_file_diff(path, before, None))
-        return _StateFiles(changed, diffs)
+        return _StateFiles(changed, diffs, _fingerprint_of(table_path) if module.check_mode else None)
     previous = boot.parse_keying(_read_text(keying_path) or "")
     keyed = {peer.name: peer.boot_id for peer in peers
              if peer.name != local.name and peer.name not in desired.frozen_peers}
     keying = boot.next_keying(local.name, local.boot_id or "", options.per_pair_keys, keyed, desired.frozen_peers,
                               previous)
-    contents = ((policies_path, boot.render_boot_policies([entry for entry in plan.after
+    contents = [(policies_path, boot.render_boot_policies([entry for entry in plan.after
                                                            if isinstance(entry, XfrmPolicy)])),
-                (keying_path, boot.render_keying(keying)))
+                (keying_path, boot.render_keying(keying))]
+    if table is not None:
+        contents.append((table_path, table))
     changed = False
     diffs = []
     for path, content in contents:
@@ -193,7 +225,17 @@ def _keep_state_files(module: Any, params: Dict[str, Any], plan: Plan, desired: 
         if write_file(module, path, content.encode("utf-8"), boot.STATE_FILE_MODE, boot.STATE_DIR_MODE):
             changed = True
             diffs.append(_file_diff(path, before, content))
-    return _StateFiles(changed, diffs)
+    if table is not None and not module.check_mode:
+        stored: Optional[str] = peer_table.table_fingerprint(table)
+    else:
+        stored = _fingerprint_of(table_path)
+    return _StateFiles(changed, diffs, stored)
+
+
+def _fingerprint_of(path: str) -> Optional[str]:
+    """The fingerprint of the peer table in ``path``, None when there is none."""
+    text = _read_text(path)
+    return None if text is None else peer_table.table_fingerprint(text)
 
 
 def _read_text(path: str) -> Optional[str]:
@@ -293,6 +335,15 @@ def _owned_difference(before: Sequence[XfrmEntry], states: Sequence[XfrmState], 
     return [entry for entry in before if entry not in now_set], [entry for entry in now if entry not in before_set]
 
 
+def reports_lines(module: Any) -> bool:
+    """Whether the result lists each changed entry (``added``, ``updated``, ``removed``): with
+    ``--diff`` or ``-v`` only. A line per SA and policy grows with the peers, and the controller
+    reads, queues and registers every result (at a thousand members, about 240 KB per node per
+    phase of a fresh mesh); the counts in ``sas`` and ``policies`` are always there."""
+    # pylint: disable-next=protected-access
+    return bool(module._diff) or getattr(module, "_verbosity", 0) >= 1
+
+
 def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
             files: Optional[_StateFiles] = None, changed: Optional[bool] = None,
             converged: bool = False) -> Dict[str, Any]:
@@ -306,8 +357,10 @@ def _result(module: Any, plan: Plan, boot_id: str, frozen_peers: Sequence[str],
         frozen_peers=list(frozen_peers),
         converged=converged,
     )
-    result.update(changed_lines(plan))
+    if reports_lines(module):
+        result.update(changed_lines(plan))
     result["state_files_changed"] = files.changed
+    result["stored_peer_table"] = files.stored_peer_table
     if module._diff:  # pylint: disable=protected-access
         result["diff"] = [render_plan(plan)] + files.diffs
     return result

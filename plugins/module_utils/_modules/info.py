@@ -23,6 +23,7 @@ from ansible_collections.netsec.ipsec.plugins.module_utils._keys.secrets import 
 )
 from ansible_collections.netsec.ipsec.plugins.module_utils._keys.sources import MISSING_FILE_REASON, read_keys_bytes
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner import boot
+from ansible_collections.netsec.ipsec.plugins.module_utils._planner.peer_table import PEER_TABLE, table_fingerprint
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.ownership import is_owned_policy, is_owned_state
 from ansible_collections.netsec.ipsec.plugins.module_utils._planner.report import secrets_of
 from ansible_collections.netsec.ipsec.plugins.module_utils._xfrm.model import (
@@ -51,6 +52,7 @@ def run_module(module: Any) -> None:
         result.update(keys_file_facts(module, params["keys_file"]))
     keying = read_keying(params.get("state_dir"))
     result["keyed_boot_id"] = keying.boot_id if keying is not None else None
+    result["stored_peer_table"] = stored_peer_table(params.get("state_dir"))
     if params.get("boot_unit"):
         result["boot_unit"] = unit_facts(params["boot_unit"])
     if params["entries"]:
@@ -110,6 +112,18 @@ def read_keying(state_dir: Optional[str]) -> Optional[boot.Keying]:
     except (OSError, UnicodeDecodeError):
         return None
     return boot.parse_keying(text)
+
+
+def stored_peer_table(state_dir: Optional[str]) -> Optional[str]:
+    """The fingerprint of the peer table the endpoint module stores in ``state_dir``, or None
+    (the mesh role sends the table to a node whose stored one is not this run's)."""
+    if not state_dir:
+        return None
+    try:
+        with open(os.path.join(state_dir, PEER_TABLE), "rb") as stream:
+            return table_fingerprint(stream.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def unit_facts(path: str) -> Dict[str, Any]:

@@ -40,10 +40,11 @@ class FakeModule:
     """What the modules' logic uses of AnsibleModule: parameters, check and diff mode, the
     values Ansible masks, warnings, and ``fail_json`` (raises ``ModuleFailed``)."""
 
-    def __init__(self, params: Any = None, check_mode: bool = False, diff: bool = False) -> None:
+    def __init__(self, params: Any = None, check_mode: bool = False, diff: bool = False, verbosity: int = 0) -> None:
         self.params = params
         self.check_mode = check_mode
         self._diff = diff
+        self._verbosity = verbosity
         self.no_log_values: set = set()
         self.warnings: List[str] = []
 
