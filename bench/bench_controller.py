@@ -37,7 +37,10 @@ module run instead, ``trivial + M * (module - one)``, and the run's CPU over it 
 runs cannot avoid.
 
 Per run: wall time, controller CPU (user + system of ansible-playbook and all its children,
-``getrusage(RUSAGE_CHILDREN)`` of this process around the run), the largest RSS, and from
+``getrusage(RUSAGE_CHILDREN)`` of this process around the run), the largest RSS, the strategy
+process's share (its own CPU, largest RSS and minor page faults, and the workers it forked, as
+the ``bench_tally`` callback reads them in that process; per fork: the strategy's CPU and the
+workers' CPU divided by the forks), and from
 the stub's log, per host: module executions, the bytes of the module arguments' JSON as
 Ansible sends it (all of a host's calls in the run added up; the mean and the largest host
 are reported), the whole payloads' bytes and the results' bytes. The ``bench_tally``
@@ -144,7 +147,19 @@ def run_playbook(label: str, size: int, playbook: str, nodes: str, paths: Dict[s
     result.update(stub_figures(stub_log, size))
     if os.path.exists(tally):
         with open(tally) as stream:
-            hosts = json.load(stream)["hosts"]
+            tally_figures = json.load(stream)
+        hosts = tally_figures["hosts"]
+        strategy = tally_figures.get("strategy")
+        if strategy:
+            # The strategy process (ansible-playbook itself) and the workers it forked, apart:
+            # every worker is a fork of the strategy process, and what a fork costs both of
+            # them grows with that process's memory.
+            strategy_cpu = strategy["user"] + strategy["sys"]
+            result.update(strategy_cpu=round(strategy_cpu, 2), strategy_max_rss_mb=strategy["max_rss_mb"],
+                          strategy_minor_faults=strategy["minor_faults"], forks=strategy["forks"])
+            if strategy["forks"]:
+                result["strategy_ms_per_fork"] = round(strategy_cpu * 1000 / strategy["forks"], 2)
+                result["worker_ms_per_fork"] = round((cpu - strategy_cpu) * 1000 / strategy["forks"], 2)
         # A task costs a worker per host whether it runs or is skipped; run_once tasks
         # count on one host only, so the median host has the per-host tasks.
         result["tasks_per_host"] = statistics.median(entry["tasks"] + entry["skipped"] for entry in hosts.values())
@@ -154,6 +169,10 @@ def run_playbook(label: str, size: int, playbook: str, nodes: str, paths: Dict[s
     if result.get("executions_per_host"):
         counts = ", args %.0f B/host, %s executions/host" % (result["args_bytes_per_host"],
                                                              result["executions_per_host"])
+    if result.get("forks"):
+        counts += ", strategy %.1f s cpu / %.0f MB, %d forks: %.1f + %.1f ms each" % (
+            result["strategy_cpu"], result["strategy_max_rss_mb"], result["forks"], result["strategy_ms_per_fork"],
+            result["worker_ms_per_fork"])
     print("  %-9s %5d members: wall %7.1f s, cpu %7.1f s%s" % (label, size, wall, cpu, counts), flush=True)
     return result
 

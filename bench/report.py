@@ -164,9 +164,9 @@ def print_table(results):
 def print_controller(controller):
     print("\ncontroller (forks %s, %s CPUs): CPU and wall in s; base = the trivial baseline of the same tasks per host"
           % (controller["forks"], controller["cpus"]))
-    print("%7s %-9s %9s %8s %6s %9s %9s %9s %9s %12s %18s  %s" % (
+    print("%7s %-9s %9s %8s %6s %9s %9s %9s %9s %12s %18s %15s  %s" % (
         "members", "run", "cpu", "wall", "tasks", "base cpu", "cpu/base", "cpu/mbase", "cpu/1task", "args B/host",
-        "endpoint B/phase", ""))
+        "endpoint B/phase", "strat+worker ms", ""))
     for entry in controller["controller"]:
         base = entry["baseline"]
         print("%7d %-9s %9.1f %8.1f %6s" % (entry["members"], "baseline", base["cpu"], base["wall"], 1))
@@ -176,12 +176,15 @@ def print_controller(controller):
         for label in ("fresh", "noop"):
             run = entry[label]
             phases = run.get("endpoint_args_bytes_by_phase") or {}
-            print("%7d %-9s %9.1f %8.1f %6s %9.1f %9.2f %9s %9.2f %12.0f %18s  %s" % (
+            per_fork = "%.1f+%.1f" % (run["strategy_ms_per_fork"], run["worker_ms_per_fork"]) \
+                if run.get("strategy_ms_per_fork") is not None else "-"
+            print("%7d %-9s %9.1f %8.1f %6s %9.1f %9.2f %9s %9.2f %12.0f %18s %15s  %s" % (
                 entry["members"], label, run["cpu"], run["wall"], run.get("tasks_per_host"),
                 entry["%s_baseline" % label]["cpu"], entry["%s_cpu_vs_baseline" % label],
                 fmt(entry.get("%s_cpu_vs_module_baseline" % label)),
                 entry["%s_cpu_vs_one_task" % label], run["args_bytes_per_host"],
                 "/".join("%.0f" % phases[phase] for phase in ("inbound", "outbound", "all") if phase in phases),
+                per_fork,
                 "extrapolated from %s" % run["extrapolated"]["from_members"] if run.get("extrapolated") else ""))
 
 

@@ -3,14 +3,17 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark callback: per host, how many tasks ran and how many module executions they took
 (a loop item is one execution), how many were skipped, and the meta tasks apart (the strategy
-evaluates them without a worker); per task, its wall time. Written as JSON to the file named
-by ``BENCH_TALLY_OUT`` when the playbook ends. Enabled only by the benchmark
-(``ANSIBLE_CALLBACKS_ENABLED=bench_tally``)."""
+evaluates them without a worker); per task, its wall time; and the strategy process's own share of the run: a callback runs in
+that process (ansible-playbook itself), so its ``getrusage(RUSAGE_SELF)`` at the end is the CPU,
+largest RSS and page faults of the strategy alone, and the forks it counts are the workers it
+started (one per host and task). Written as JSON to the file named by ``BENCH_TALLY_OUT`` when
+the playbook ends. Enabled only by the benchmark (``ANSIBLE_CALLBACKS_ENABLED=bench_tally``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 
 from ansible.plugins.callback import CallbackBase
@@ -39,6 +42,13 @@ class CallbackModule(CallbackBase):
         self.hosts = {}
         self.tasks = []
         self.current = None
+        self.forks = 0
+        self.pid = os.getpid()
+        os.register_at_fork(before=self._count_fork)
+
+    def _count_fork(self):
+        if os.getpid() == self.pid:
+            self.forks += 1
 
     def _host(self, result):
         name = result._host.get_name()  # pylint: disable=protected-access
@@ -98,6 +108,10 @@ class CallbackModule(CallbackBase):
         path = os.environ.get("BENCH_TALLY_OUT")
         if not path:
             return
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        strategy = {"user": round(usage.ru_utime, 3), "sys": round(usage.ru_stime, 3),
+                    "max_rss_mb": round(usage.ru_maxrss / 1024.0, 1), "minor_faults": usage.ru_minflt,
+                    "forks": self.forks}
         with open(path, "w") as out:
-            json.dump({"seconds": round(time.time() - self.started, 3), "hosts": self.hosts, "tasks": self.tasks}, out,
-                      indent=1, sort_keys=True)
+            json.dump({"seconds": round(time.time() - self.started, 3), "hosts": self.hosts, "tasks": self.tasks,
+                       "strategy": strategy}, out, indent=1, sort_keys=True)
