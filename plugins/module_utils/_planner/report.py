@@ -61,5 +61,6 @@ def secrets_of(states: Iterable[XfrmState]) -> List[str]:
     for state in states:
         for algorithm in state.algorithms():
             if algorithm.key:
-                secrets.update(dict.fromkeys(key_spellings(bytes(algorithm.key))))
+                for spelling in key_spellings(bytes(algorithm.key)):
+                    secrets[spelling] = None  # no throwaway dict per key (2000 keys at 1000 peers)
     return list(secrets)
