@@ -178,7 +178,9 @@ def reconcile(desired: DesiredSet, current_states: Iterable[XfrmState],
     installed_states = _by_identity(map(canonical_state, current_states))
     installed_policies = _by_identity(map(canonical_policy, current_policies))
     owned_ids = {id(state) for state in installed_states.values() if is_owned_state(state, reqid)}
+    owned_state_count = len(owned_ids)  # the installed entries are distinct objects: one id each
     owned_ids.update(id(policy) for policy in installed_policies.values() if is_owned_policy(policy, reqid))
+    owned_policy_count = len(owned_ids) - owned_state_count
     for policy in installed_policies.values():
         if policy.security_context is not None and id(policy) in owned_ids:
             _refuse_security_context(policy)  # type: ignore[arg-type]
@@ -231,8 +233,8 @@ def reconcile(desired: DesiredSet, current_states: Iterable[XfrmState],
         after=tuple(after),
         unchanged=tuple(unchanged),
         kept=tuple(kept),
-        foreign_states=sum(1 for state in installed_states.values() if id(state) not in owned_ids),
-        foreign_policies=sum(1 for policy in installed_policies.values() if id(policy) not in owned_ids),
+        foreign_states=len(installed_states) - owned_state_count,
+        foreign_policies=len(installed_policies) - owned_policy_count,
         warnings=tuple(desired.warnings),
     )
 
