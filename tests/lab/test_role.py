@@ -52,6 +52,15 @@ def work_tasks(run: Run) -> List[str]:
     return [task for task in run.tasks() if task not in END_ROLE_TASKS]
 
 
+def node_state(lab_exec, node: str) -> Tuple[Dump, str]:
+    """What a refused run must leave as it was on ``node``: its XFRM tables and keys file."""
+    return dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout
+
+
+def node_states(lab_exec, nodes: List[str]) -> Dict[str, Tuple[Dump, str]]:
+    return {node: node_state(lab_exec, node) for node in nodes}
+
+
 def owned_sas(lab_exec, node: str) -> List[Dict[str, str]]:
     """The node's owned SAs: src, dst, spi and the key (hex), from ip xfrm state."""
     sas = []
@@ -358,7 +367,7 @@ def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, lab_ans
     still holding the old bytes drop the traffic), is refused before anything changes."""
     new_key = tmp_path / "new-key.yml"
     new_key.write_text(yaml.safe_dump({"ipsec_keys_content": "%d+ rfc4106(gcm(aes)) 0x%s 128" % (key_id, os.urandom(20).hex())}))
-    before = {node: (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    before = node_states(lab_exec, lab_nodes)
     run = playbook(lab_ansible, "mesh.yml", "-e", "@%s" % new_key)
     assert run.returncode != 0, run.explain()
     assert "netsec.ipsec.rotate playbook" in run.stdout + run.stderr, run.explain()
@@ -367,13 +376,13 @@ def test_mesh_refuses_a_key_change(converged, keys, lab_exec, lab_nodes, lab_ans
                   if set(statuses) != {"skipping"}}
     assert not reconciled, reconciled
     for node in lab_nodes:
-        assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+        assert node_state(lab_exec, node) == before[node], node
 
 
 def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, lab_nodes, lab_ansible, tmp_path):
     """A member without addresses stops the play before any node is read (checked once, by
     the run_once assert); a run without a key stops every node that would need one."""
-    before = {node: (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    before = node_states(lab_exec, lab_nodes)
     no_addresses = inventory_overlay(tmp_path / "no-addresses.yml", host_vars={"node2": {"ipsec_addresses": None}})
     run = playbook(lab_ansible, "mesh.yml", "-e", "@%s" % keys["path"], overlays=[no_addresses])
     assert run.returncode != 0 and "node2: ipsec_addresses is not set" in run.stdout + run.stderr, run.explain()
@@ -387,13 +396,13 @@ def test_bad_inventory_is_named_and_changes_nothing(converged, keys, lab_exec, l
     for bad in (run, no_key):
         assert all(counts["changed"] == 0 for counts in bad.recap().values()), bad.explain()
     for node in lab_nodes:
-        assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+        assert node_state(lab_exec, node) == before[node], node
 
 
 def test_a_play_in_batches_is_refused_and_changes_nothing(converged, keys, lab_exec, lab_nodes, lab_ansible, tmp_path):
     """serial runs the three phases once per batch, while each phase vouches for every host of
     the play: the role refuses such a play before any node is read, and nothing changes."""
-    before = {node: (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) for node in lab_nodes}
+    before = node_states(lab_exec, lab_nodes)
     batched = tmp_path / "mesh-in-batches.yml"
     batched.write_text(yaml.safe_dump([{"name": "Mesh in batches of two", "hosts": "ipsec_mesh", "serial": 2,
                                         "gather_facts": False, "become": True, "roles": ["netsec.ipsec.mesh"]}]))
@@ -405,7 +414,7 @@ def test_a_play_in_batches_is_refused_and_changes_nothing(converged, keys, lab_e
     assert not run.statuses("Inspect each node"), run.explain()
     assert all(counts["changed"] == 0 for counts in run.recap().values()), run.explain()
     for node in lab_nodes:
-        assert (dump(lab_exec, node), lab_exec(node, "cat", KEYS_FILE).stdout) == before[node], node
+        assert node_state(lab_exec, node) == before[node], node
 
 
 def test_role_documentation_renders():
