@@ -59,7 +59,6 @@ extends_documentation_fragment:
 
 KEYS_FILE_MODE = "0600"
 ROLLOUT_PHASES = {"inbound": 1, "outbound": 2, "all": 3}
-# The lines of the AnsiballZ wrapper's final call that the stub reads (module_common.py).
 _TEMPORARY_DIRECTORY = re.compile(r"(ansible-tmp-[A-Za-z0-9._-]+)")
 # The counters /proc/net/xfrm_stat has on a 6.1 kernel (xfrm_info returns them all).
 _XFRM_STAT = ("XfrmInError XfrmInBufferError XfrmInHdrError XfrmInNoStates XfrmInStateProtoError XfrmInStateModeError "
@@ -287,8 +286,9 @@ def _bypass_lines() -> t.List[str]:
 
 
 def _wrapper_argument(payload: bytes, name: str) -> t.Optional[str]:
-    """The ``repr()`` text of the wrapper's keyword argument ``name``: each is one line of its
-    own, ``name=<repr>,`` (a repr holds no newline), after the module's code."""
+    """The ``repr()`` text of the AnsiballZ wrapper's keyword argument ``name`` (ansible-core's
+    module_common.py writes its final call with each on a line of its own, ``name=<repr>,``; a
+    repr holds no newline), after the module's code."""
     marker = b"\n" + name.encode("ascii") + b"="
     start = payload.find(marker)
     if start < 0:
