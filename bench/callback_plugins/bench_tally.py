@@ -3,11 +3,12 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark callback: per host, how many tasks ran and how many module executions they took
 (a loop item is one execution), how many were skipped, and the meta tasks apart (the strategy
-evaluates them without a worker); per task, its wall time; and the strategy process's own share of the run: a callback runs in
-that process (ansible-playbook itself), so its ``getrusage(RUSAGE_SELF)`` at the end is the CPU,
-largest RSS and page faults of the strategy alone, and the forks it counts are the workers it
-started (one per host and task). Written as JSON to the file named by ``BENCH_TALLY_OUT`` when
-the playbook ends. Enabled only by the benchmark (``ANSIBLE_CALLBACKS_ENABLED=bench_tally``)."""
+evaluates them without a worker); per task, its wall time; and the strategy process's own
+share of the run: a callback runs in that process (ansible-playbook itself), so its
+``getrusage(RUSAGE_SELF)`` at the end is the CPU, largest RSS and page faults of the strategy
+alone, and the forks it counts are the workers it started (one per host and task). Written as
+JSON to the file named by ``BENCH_TALLY_OUT`` when the playbook ends. Enabled only by the
+benchmark (``ANSIBLE_CALLBACKS_ENABLED=bench_tally``)."""
 
 from __future__ import annotations
 
